@@ -1,0 +1,105 @@
+"""Arrow schemas of the tables that flow through the pipeline.
+
+``sources → geocode → contributions → points → clusters → ranking → reports``
+
+* ``RAW_CONTRIBUTION`` is what every reader in :mod:`stclusters.sources` yields: one row per
+  (document, contributor, address), with address fields as printed and, where the source
+  already located it, a coordinate.
+* ``CONTRIBUTION`` is the canonical located table of methodology §1 (after geocoding).
+* ``DOCUMENT`` is one row per input document (patent, work, or document of a generic table).
+* ``QUARANTINE`` keeps every record that could not be used, with where it came from and why.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+#: Location precision, finest first. Only ``point``/``postcode``/``city`` cluster by default.
+PRECISIONS: tuple[str, ...] = ("point", "postcode", "city", "admin2", "admin1", "country")
+
+#: The metrics a contribution can feed (methodology §1).
+SOURCES: tuple[str, ...] = ("patent", "publication")
+
+RAW_CONTRIBUTION = pa.schema(
+    [
+        pa.field("doc_id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),  # 'patent' | 'publication' | …
+        pa.field("year", pa.int32()),  # publication / grant / filing year used for windows
+        pa.field("contributor_seq", pa.int32(), nullable=False),  # 0-based order on the document
+        pa.field("address_seq", pa.int32(), nullable=False),  # 0-based, >0 only for extra addresses
+        pa.field("city", pa.string()),
+        pa.field("admin1", pa.string()),  # state / province, as printed (US: 2-letter code)
+        pa.field("country", pa.string()),  # ISO 3166-1 alpha-2 where known
+        pa.field("postcode", pa.string()),
+        pa.field("address_raw", pa.string()),  # free text (OpenAlex raw affiliation string)
+        pa.field("org", pa.string()),  # institution / organisation name
+        pa.field("institution_id", pa.string()),
+        pa.field("applicant", pa.string()),
+        pa.field("tech_field", pa.string()),
+        pa.field("lat", pa.float64()),  # degrees, only when the source gives a coordinate
+        pa.field("lon", pa.float64()),
+        pa.field("precision", pa.string()),  # one of PRECISIONS when lat/lon are given
+        pa.field("record_ref", pa.string(), nullable=False),  # "<file>:<position>" of the record
+    ]
+)
+
+DOCUMENT = pa.schema(
+    [
+        pa.field("doc_id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("year", pa.int32()),
+        pa.field("doc_type", pa.string()),  # e.g. 'utility', 'article', 'journal-article'
+        pa.field("n_contributors", pa.int32(), nullable=False),
+        pa.field("record_ref", pa.string(), nullable=False),
+    ]
+)
+
+#: What the geocoder adds to a raw contribution.
+GEOCODE_FIELDS = pa.schema(
+    [
+        pa.field("lat", pa.float64()),
+        pa.field("lon", pa.float64()),
+        pa.field("precision", pa.string()),
+        pa.field("geoname_id", pa.int64()),
+        pa.field("geocode_status", pa.string()),  # 'given', 'matched:<how>' or 'unmatched:<why>'
+    ]
+)
+
+CONTRIBUTION = pa.schema(
+    [
+        pa.field("doc_id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("year", pa.int32()),
+        pa.field("contributor_seq", pa.int32(), nullable=False),
+        pa.field("address_seq", pa.int32(), nullable=False),
+        pa.field("lat", pa.float64()),
+        pa.field("lon", pa.float64()),
+        pa.field("precision", pa.string()),
+        pa.field("country", pa.string()),
+        pa.field("admin1", pa.string()),
+        pa.field("city", pa.string()),
+        pa.field("org", pa.string()),
+        pa.field("tech_field", pa.string()),
+        pa.field("applicant", pa.string()),
+        pa.field("institution_id", pa.string()),
+        pa.field("geoname_id", pa.int64()),
+        pa.field("geocode_status", pa.string()),
+        pa.field("record_ref", pa.string(), nullable=False),
+    ]
+)
+
+QUARANTINE = pa.schema(
+    [
+        pa.field("file", pa.string(), nullable=False),
+        pa.field("position", pa.string(), nullable=False),  # "line 12", "document 3 (line 40)"
+        pa.field("source", pa.string()),
+        pa.field("field", pa.string()),  # the offending field, where one is to blame
+        pa.field("reason", pa.string(), nullable=False),  # short, stable, groupable text
+        pa.field("excerpt", pa.string()),  # at most ~200 characters of the record
+    ]
+)
+
+
+def empty(schema: pa.Schema) -> pa.Table:
+    """An empty table of ``schema``."""
+    return schema.empty_table()

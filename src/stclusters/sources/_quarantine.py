@@ -1,0 +1,55 @@
+"""Where unusable records go: kept with their file, position and reason, never dropped."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pyarrow as pa
+
+from stclusters.schema import QUARANTINE
+
+_EXCERPT_CHARS = 200
+
+
+class Quarantine:
+    """Collects rejected records; every reader writes to one.
+
+    Examples
+    --------
+    >>> q = Quarantine()
+    >>> q.add("a.csv", "line 3", "bad latitude", field="lat", excerpt="x,91.5,…")
+    >>> q.count
+    1
+    """
+
+    def __init__(self) -> None:
+        self._rows: list[dict] = []
+
+    def add(
+        self,
+        file: str,
+        position: str,
+        reason: str,
+        *,
+        field: str | None = None,
+        excerpt: str | None = None,
+        source: str | None = None,
+    ) -> None:
+        """Keep one rejected record. ``reason`` should be short and stable (it is grouped on)."""
+        if excerpt is not None and len(excerpt) > _EXCERPT_CHARS:
+            excerpt = excerpt[: _EXCERPT_CHARS - 1] + "…"
+        self._rows.append(
+            {"file": str(file), "position": position, "source": source, "field": field,
+             "reason": reason, "excerpt": excerpt}
+        )
+
+    @property
+    def count(self) -> int:
+        return len(self._rows)
+
+    def reasons(self) -> dict[str, int]:
+        """Counts per reason, sorted by reason."""
+        return dict(sorted(Counter(r["reason"] for r in self._rows).items()))
+
+    def to_table(self) -> pa.Table:
+        return pa.Table.from_pylist(self._rows, schema=QUARANTINE)
