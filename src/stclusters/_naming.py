@@ -1,0 +1,129 @@
+"""Names and population of S&T clusters from GeoNames places (CC BY 4.0, geonames.org)."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+from scipy.spatial import cKDTree
+
+from stclusters.clusters.dbscan import nearest_core
+from stclusters.params import EARTH_RADIUS_KM
+
+#: A point is named after the place with the largest pull ``population / (d + d0)²``
+#: among places within this radius: a big city next door beats the small town underfoot,
+#: but not a bigger city an hour away.
+_NAME_RADIUS_KM = 60.0
+_NAME_D0_KM = 5.0
+_NAME_CANDIDATES = 12
+
+
+def _xyz(lat_deg: np.ndarray, lon_deg: np.ndarray) -> np.ndarray:
+    la, lo = np.radians(lat_deg), np.radians(lon_deg)
+    return np.column_stack((np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)))
+
+
+def _chord(km: float) -> float:
+    return 2.0 * np.sin(km / (2.0 * EARTH_RADIUS_KM))
+
+
+def _arrow(con, sql) -> pa.Table:
+    t = con.sql(sql).arrow()
+    return t.read_all() if hasattr(t, "read_all") else t
+
+
+def best_place(lat: np.ndarray, lon: np.ndarray, places: pa.Table, *, min_population: int) -> np.ndarray:
+    """Row index into ``places`` of the place naming each point (-1 if none within 60 km).
+
+    Shapes: ``lat``, ``lon`` (n,) degrees → (n,) int64.
+    """
+    out = np.full(len(lat), -1, dtype=np.int64)
+    if len(lat) == 0 or places.num_rows == 0:
+        return out
+    pop = places.column("population").to_numpy()
+    plat, plon = places.column("lat").to_numpy(), places.column("lon").to_numpy()
+    q = _xyz(lat, lon)
+    for threshold in (min_population, 0):  # big places first, any place as a fallback
+        cand = np.flatnonzero(pop >= threshold)
+        todo = np.flatnonzero(out < 0)
+        if len(cand) == 0 or len(todo) == 0:
+            continue
+        tree = cKDTree(_xyz(plat[cand], plon[cand]))
+        k = min(_NAME_CANDIDATES, len(cand))
+        dist, idx = tree.query(q[todo], k=k, distance_upper_bound=_chord(_NAME_RADIUS_KM))
+        dist, idx = dist.reshape(len(todo), k), idx.reshape(len(todo), k)
+        valid = np.isfinite(dist)
+        safe = np.where(valid, idx, 0)
+        km = 2 * EARTH_RADIUS_KM * np.arcsin(np.clip(np.where(valid, dist, 0) / 2, 0, 1))
+        pull = np.where(valid, pop[cand][safe] / (km + _NAME_D0_KM) ** 2, -1.0)
+        # Equal pull: the smaller geoname row wins, for determinism.
+        best = np.argmax(pull, axis=1)
+        has = valid.any(axis=1)
+        out[todo[has]] = cand[safe[has, best[has]]]
+    return out
+
+
+def _format_name(place_rows: list[int], places: pa.Table) -> str:
+    names = places.column("name").to_pylist()
+    countries = places.column("country").to_pylist()
+    admin1 = places.column("admin1").to_pylist()
+    us = [countries[i] == "US" for i in place_rows]
+    if not any(us):
+        return "–".join(names[i] for i in place_rows)
+    states = [admin1[i] for i in place_rows]
+    if all(us) and len(set(states)) == 1:  # 'San Jose–San Francisco, CA'
+        return "–".join(names[i] for i in place_rows) + f", {states[0]}"
+    return "–".join(f"{names[i]}, {admin1[i]}" if countries[i] == "US" else names[i]
+                    for i in place_rows)
+
+
+def cluster_names(con: duckdb.DuckDBPyConnection, places: pa.Table, world_totals: dict[str, float],
+                  *, max_places: int, min_share_pct: float, min_population: int,
+                  n_clusters: int) -> list[str]:
+    """Name every S&T cluster after the 1–3 places carrying most of its weight.
+
+    Each source's weight counts by its share of the world total, so patents and
+    publications pull equally, as in the score.
+    """
+    pts = _arrow(con, "SELECT source, lat, lon, weight, stc FROM points WHERE stc >= 0 "
+                      "ORDER BY source, lat, lon")
+    lat, lon = pts.column("lat").to_numpy(), pts.column("lon").to_numpy()
+    src = pts.column("source").to_numpy(zero_copy_only=False)
+    denom = np.array([world_totals.get(s, 1.0) or 1.0 for s in src])
+    share = pts.column("weight").to_numpy() / denom
+    stc = pts.column("stc").to_numpy()
+    place = best_place(lat, lon, places, min_population=min_population)
+    names = [f"Cluster {i}" for i in range(n_clusters)]
+    key = stc * (places.num_rows + 1) + (place + 1)
+    uniq, inv = np.unique(key, return_inverse=True)
+    sums = np.bincount(inv, weights=share)
+    u_stc, u_place = uniq // (places.num_rows + 1), uniq % (places.num_rows + 1) - 1
+    totals = np.bincount(stc, weights=share, minlength=n_clusters)
+    for c in range(n_clusters):
+        sel = np.flatnonzero((u_stc == c) & (u_place >= 0))
+        if len(sel) == 0:
+            continue
+        # Heaviest first; equal weights: the smaller place row (deterministic).
+        sel = sel[np.lexsort((u_place[sel], -sums[sel]))]
+        chosen = [int(u_place[sel[0]])]
+        for j in sel[1:max_places]:
+            if totals[c] > 0 and sums[j] / totals[c] * 100 >= min_share_pct:
+                chosen.append(int(u_place[j]))
+        names[c] = _format_name(chosen, places)
+    return names
+
+
+def footprint_population(con: duckdb.DuckDBPyConnection, places: pa.Table, *, eps_km: float,
+                         n_clusters: int) -> np.ndarray:
+    """Population (inhabitants) of GeoNames places inside each footprint, shape (n_clusters,)."""
+    out = np.zeros(n_clusters)
+    cores = _arrow(con, "SELECT lat, lon, stc FROM points WHERE is_core AND stc >= 0 ORDER BY lat, lon, stc")
+    if cores.num_rows == 0 or places.num_rows == 0:
+        return out
+    label, _ = nearest_core(places.column("lat").to_numpy(), places.column("lon").to_numpy(),
+                            cores.column("lat").to_numpy(), cores.column("lon").to_numpy(),
+                            cores.column("stc").to_numpy(), eps_km=eps_km)
+    inside = label >= 0
+    out += np.bincount(label[inside], weights=places.column("population").to_numpy()[inside],
+                       minlength=n_clusters)[:n_clusters]
+    return out

@@ -1,0 +1,180 @@
+"""The ``stclusters`` command line: ``demo`` and ``rank``."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from stclusters._version import __version__
+from stclusters.errors import StclustersError
+
+app = typer.Typer(
+    name="stclusters",
+    help="Find, rank and explain the world's science and technology clusters.\n\n"
+         "Example: stclusters demo",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(exc: StclustersError) -> None:
+    err.print(f"[bold red]error:[/] {exc}")
+    if exc.hint:
+        err.print(f"[dim]hint: {exc.hint}[/]")
+    raise typer.Exit(code=2)
+
+
+def print_ranking(ranking, *, title: str, top: int = 20) -> None:
+    """Print the top ``top`` rows of a ranking table (Arrow) as a rich table."""
+    rows = ranking.slice(0, top).to_pylist()
+    table = Table(title=title, title_justify="left", show_lines=False)
+    cols = [("Rank", "rank", "{:d}"), ("Cluster", "name", "{}"), ("Economy", "economy", "{}"),
+            ("Patents", "patent_weight", "{:,.1f}"), ("Pubs", "publication_weight", "{:,.1f}"),
+            ("Pat %", "patent_share_pct", "{:.2f}"), ("Pub %", "publication_share_pct", "{:.2f}"),
+            ("Score %", "score_pct", "{:.2f}")]
+    cols = [c for c in cols if c[1] in ranking.column_names]
+    for header, _, _ in cols:
+        table.add_column(header, justify="left" if header in ("Cluster", "Economy") else "right")
+    for r in rows:
+        table.add_row(*[fmt.format(r[key]) if r[key] is not None else "" for _, key, fmt in cols])
+    console.print(table)
+
+
+def _progress_printer(prefix: str):
+    def show(stage: str) -> None:
+        console.print(f"[dim]{prefix}{stage}…[/]")
+    return show
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the outputs.")] = Path("stclusters-demo"),
+    n_per_source: Annotated[int, typer.Option(help="Synthetic contributions per source.")] = 1_000_000,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic world.")] = 0,
+    top: Annotated[int, typer.Option(help="Rows to print.")] = 20,
+    synthetic_only: Annotated[bool, typer.Option("--synthetic-only", help="Skip the real samples.")] = False,
+) -> None:
+    """Run the whole pipeline on the real samples and on a seeded synthetic world.
+
+    Example: stclusters demo --out stclusters-demo
+    """
+    from stclusters import demo as d  # noqa: PLC0415
+    from stclusters.pipeline import rank  # noqa: PLC0415
+    from stclusters.synthetic import write_synthetic_world  # noqa: PLC0415
+
+    t_start = time.perf_counter()
+    try:
+        shared = None if synthetic_only else d.find_shared_data()
+        if shared is not None:
+            inputs = d.sample_inputs(shared)
+            console.print(f"[bold](a) Real samples[/] from {shared}: "
+                          f"{len(inputs.patents)} USPTO grant files, {len(inputs.publications)} OpenAlex file(s)")
+            res = rank([str(p) for p in inputs.all], params=d.sample_params(),
+                       progress=_progress_printer("  "),
+                       notes=[f"thresholds scaled to the samples' size: min_weight = "
+                              f"{d.SAMPLE_MIN_WEIGHT_SHARE_PCT}% of each source's world total"])
+            res.write(out / "samples")
+            mw = {s: c["min_weight"] for s, c in res.manifest["clustering"].items()}
+            console.print(f"  thresholds scaled to the samples' size: min_weight = "
+                          f"{d.SAMPLE_MIN_WEIGHT_SHARE_PCT}% of each source's world total "
+                          + ", ".join(f"{s} {w:.2f}" for s, w in mw.items()))
+            print_ranking(res.ranking, title="Real samples (USPTO grants 2005–2013, OpenAlex works "
+                                             "2017–2023): S&T clusters", top=top)
+            _print_accounting(res.manifest)
+        elif not synthetic_only:
+            console.print("[yellow]../shared/data not found: running the synthetic world only "
+                          "(set STCLUSTERS_SHARED_DATA to point at it).[/]")
+        console.print(f"[bold](b) SYNTHETIC world[/]: {n_per_source:,} contributions per source, seed {seed}")
+        world = out / "synthetic" / "SYNTHETIC_world.parquet"
+        write_synthetic_world(world, n_per_source=n_per_source, seed=seed)
+        res = rank([str(world)], label="SYNTHETIC", progress=_progress_printer("  "),
+                   notes=["SYNTHETIC data drawn around GeoNames places; not real activity"])
+        res.write(out / "synthetic")
+        print_ranking(res.ranking, title="SYNTHETIC world: S&T clusters (not real data)", top=top)
+        _print_accounting(res.manifest)
+    except StclustersError as exc:
+        _fail(exc)
+    console.print(f"Outputs in {out}/. Place names and populations: GeoNames (geonames.org), CC BY 4.0. "
+                  f"Wall time {time.perf_counter() - t_start:.1f} s.")
+
+
+def _print_accounting(manifest: dict) -> None:
+    for source, acc in manifest["accounting"].items():
+        r = acc.get("records")
+        if not r:
+            continue
+        console.print(f"  [dim]{source}: read {r['read']:,} {r['unit']}s = used {r['used']:,} + filtered "
+                      f"{sum(r['filtered'].values()):,} {r['filtered'] or ''} + rejected "
+                      f"{sum(r['rejected'].values()):,} {r['rejected'] or ''}[/]")
+
+
+@app.command("rank")
+def rank_cmd(
+    inputs: Annotated[list[Path], typer.Argument(help="USPTO XML, OpenAlex works, or contribution tables.")],
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("stclusters-out"),
+    eps_km: Annotated[float, typer.Option(help="DBSCAN radius for every source, km.")] = 13.0,
+    min_weight_patent: Annotated[float | None, typer.Option(help="Core threshold, patents (fractional count).")] = None,
+    min_weight_publication: Annotated[float | None, typer.Option(help="Core threshold, publications.")] = None,
+    min_weight_share_pct: Annotated[float, typer.Option(help="Threshold as % of the world total when no absolute one is given.")] = 0.02,
+    patent_years: Annotated[str | None, typer.Option(help="Patent window, e.g. 2019-2023.")] = None,
+    publication_years: Annotated[str | None, typer.Option(help="Publication window, e.g. 2018-2022.")] = None,
+    counting: Annotated[str, typer.Option(help="'located' (1/n_located) or 'all' (1/n_all).")] = "located",
+    top_n: Annotated[int, typer.Option(help="Clusters to publish.")] = 100,
+    kind: Annotated[str, typer.Option(help="Input kind: auto, uspto-xml, openalex, table.")] = "auto",
+    source: Annotated[str | None, typer.Option(help="Metric of a table without a 'source' column.")] = None,
+    top: Annotated[int, typer.Option(help="Rows to print.")] = 20,
+) -> None:
+    """Rank S&T clusters from your own records and write ranking, footprints, points, manifest.
+
+    Example: stclusters rank grants.xml.gz works.jsonl.gz --out out --patent-years 2019-2023
+    """
+    from stclusters.params import RankParams  # noqa: PLC0415
+    from stclusters.pipeline import Input, rank  # noqa: PLC0415
+
+    try:
+        params = RankParams(counting=counting, top_n=top_n)
+        for s, mw, years in (("patent", min_weight_patent, patent_years),
+                             ("publication", min_weight_publication, publication_years)):
+            first, last = _years(years)
+            params = params.with_source(s, eps_km=eps_km, min_weight=mw, first_year=first,
+                                        last_year=last, min_weight_share_pct=min_weight_share_pct)
+        res = rank([Input(str(p), kind=kind, source=source) for p in inputs], params=params,
+                   progress=_progress_printer(""))
+        paths = res.write(out)
+    except StclustersError as exc:
+        _fail(exc)
+    print_ranking(res.ranking, title="S&T clusters", top=top)
+    _print_accounting(res.manifest)
+    console.print(f"Wrote {', '.join(sorted(p.name for p in paths.values()))} to {out}/. "
+                  "Place names: GeoNames (geonames.org), CC BY 4.0.")
+
+
+def _years(text: str | None) -> tuple[int | None, int | None]:
+    if not text:
+        return None, None
+    from stclusters.errors import ParameterError  # noqa: PLC0415
+
+    try:
+        a, _, b = text.partition("-")
+        return int(a), int(b or a)
+    except ValueError:
+        raise ParameterError(f"bad year window {text!r}", hint="write it as 2019-2023") from None
+
+
+@app.command()
+def version() -> None:
+    """Print the version.
+
+    Example: stclusters version
+    """
+    console.print(f"stclusters {__version__}")
+
+
+def main() -> None:  # pragma: no cover
+    sys.exit(app())

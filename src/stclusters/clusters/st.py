@@ -1,0 +1,145 @@
+"""S&T clusters (methodology §4–5): per-source DBSCAN, merged across sources, footprints.
+
+Reads table ``points`` and writes back, per point, its source cluster (``src_label``), whether
+it is core, and the S&T cluster of the footprint it falls in (``stc``, -1 outside every
+footprint). S&T cluster numbers are canonical: ordered by content (the heaviest core point),
+never by input order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from stclusters.clusters.dbscan import dbscan_sphere, link_clusters, nearest_core
+from stclusters.params import RankParams
+
+
+@dataclass(frozen=True)
+class SourceClustering:
+    """What DBSCAN found in one source."""
+
+    source: str
+    eps_km: float
+    min_weight: float
+    n_points: int
+    n_core: int
+    n_clusters: int
+
+
+def _arrow(rel) -> pa.Table:
+    t = rel.arrow()
+    return t.read_all() if hasattr(t, "read_all") else t
+
+
+def _find(parent: np.ndarray, i: int) -> int:
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+def _components(n_nodes: int, edges: list[tuple[int, int]]) -> np.ndarray:
+    """Connected components (root per node) of a small graph: union-find."""
+    parent = np.arange(n_nodes)
+    for a, b in edges:
+        ra, rb = _find(parent, a), _find(parent, b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return np.array([_find(parent, i) for i in range(n_nodes)], dtype=np.int64)
+
+
+def cluster_points(con: duckdb.DuckDBPyConnection, params: RankParams,
+                   world_totals: dict[str, float]) -> list[SourceClustering]:
+    """Run DBSCAN per source and build S&T clusters and footprints into ``points``.
+
+    Adds columns ``src_label`` (int, -1 noise), ``is_core`` (bool), ``stc`` (int, -1 none)
+    and ``stc_dist_km`` (distance to the nearest core point of that S&T cluster, km).
+    """
+    pts = _arrow(con.sql("SELECT source, lat, lon, weight FROM points ORDER BY source, lat, lon"))
+    source = pts.column("source").to_numpy(zero_copy_only=False)
+    lat = pts.column("lat").to_numpy()
+    lon = pts.column("lon").to_numpy()
+    weight = pts.column("weight").to_numpy()
+    n = len(lat)
+    src_label = np.full(n, -1, dtype=np.int64)
+    is_core = np.zeros(n, dtype=bool)
+    report: list[SourceClustering] = []
+    names = sorted(set(source.tolist()))
+    for name in names:
+        idx = np.flatnonzero(source == name)
+        sp = params.source(name)
+        min_weight = sp.resolved_min_weight(world_totals.get(name, 0.0))
+        res = dbscan_sphere(lat[idx], lon[idx], weight[idx], eps_km=sp.eps_km, min_weight=min_weight)
+        src_label[idx] = res.labels
+        is_core[idx] = res.is_core
+        report.append(SourceClustering(name, sp.eps_km, min_weight, len(idx),
+                                       int(res.is_core.sum()), int(res.n_clusters)))
+
+    node = _node_ids(names, source, src_label, report)
+    stc_of_node = _merge_sources(names, source, lat, lon, weight, node, is_core,
+                                 src_label=src_label, eps_km=params.footprint_eps_km)
+    core_idx = np.flatnonzero(is_core)
+    core_stc = stc_of_node[node[core_idx]]
+    if len(core_idx):
+        stc, dist_km = nearest_core(lat, lon, lat[core_idx], lon[core_idx], core_stc,
+                                    eps_km=params.footprint_eps_km)
+    else:
+        stc, dist_km = np.full(n, -1, dtype=np.int64), np.full(n, np.inf)
+    labels = pa.table({"source": pts.column("source"), "lat": pts.column("lat"),
+                       "lon": pts.column("lon"), "src_label": src_label, "is_core": is_core,
+                       "stc": stc, "stc_dist_km": dist_km})
+    con.register("_labels", labels)
+    con.execute("""
+        CREATE OR REPLACE TABLE points AS
+        SELECT p.*, l.src_label, l.is_core, l.stc, l.stc_dist_km
+        FROM points p JOIN _labels l USING (source, lat, lon)
+        ORDER BY p.source, p.lat, p.lon""")
+    con.unregister("_labels")
+    return report
+
+
+def _node_ids(names, source, src_label, report) -> np.ndarray:
+    """One graph node per (source, cluster): source offset + label; -1 for noise."""
+    node = np.full(len(source), -1, dtype=np.int64)
+    offset = 0
+    for name, rep in zip(names, report):
+        sel = (source == name) & (src_label >= 0)
+        node[sel] = offset + src_label[sel]
+        offset += rep.n_clusters
+    return node
+
+
+def _merge_sources(names, source, lat, lon, weight, node, is_core, *, src_label, eps_km):
+    """Link source clusters whose core points come within ``eps_km``; number components.
+
+    Returns the S&T number of every node. S&T numbers are 0..k-1 ordered by each
+    component's heaviest core point (weight desc, then lat, lon, source), so they depend on
+    content only.
+    """
+    n_nodes = int(node.max()) + 1 if len(node) else 0
+    edges: list[tuple[int, int]] = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            ca = np.flatnonzero((source == a) & is_core)
+            cb = np.flatnonzero((source == b) & is_core)
+            if len(ca) == 0 or len(cb) == 0:
+                continue
+            pairs = link_clusters(lat[ca], lon[ca], src_label[ca], lat[cb], lon[cb], src_label[cb],
+                                  eps_km=eps_km)
+            first_a = node[ca].min() - src_label[ca].min()
+            first_b = node[cb].min() - src_label[cb].min()
+            edges += [(int(first_a + la), int(first_b + lb)) for la, lb in pairs]
+    root = _components(n_nodes, edges)
+    core_idx = np.flatnonzero(is_core)
+    # Heaviest core point first: lexsort's last key is the primary one.
+    order = np.lexsort((source[core_idx], lon[core_idx], lat[core_idx], -weight[core_idx]))
+    comp = root[node[core_idx[order]]]
+    _, first = np.unique(comp, return_index=True)
+    ranked_roots = comp[np.sort(first)]
+    stc_of_root = np.full(n_nodes, -1, dtype=np.int64)
+    stc_of_root[ranked_roots] = np.arange(len(ranked_roots))
+    return stc_of_root[root]

@@ -1,0 +1,193 @@
+"""Located contributions and fractional counting (methodology §1–3), in SQL on DuckDB.
+
+The SQL sticks to what Spark SQL also speaks (GROUP BY + joins, no DISTINCT window
+aggregates), so the same plan can run on a cluster later.
+
+Weights are summed exactly: every weight is also kept as a fixed-point integer
+``weight_fx = round(weight · 2^52)`` and sums are taken over those integers. Integer sums do
+not depend on the order of the rows, so totals are byte-identical whatever the input order or
+the number of threads (a float sum is not).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from stclusters.params import RankParams
+from stclusters.schema import GEOCODE_FIELDS, PRECISIONS, RAW_CONTRIBUTION
+
+#: Fixed-point scale of ``weight_fx``; weights are ≤ 1, so ``weight_fx`` fits in a BIGINT and
+#: sums of up to 2^75 contributions fit DuckDB's HUGEINT.
+WEIGHT_SCALE = float(2**52)
+
+#: Why a contribution does not take part in clustering (in the order they are tested).
+FILTER_REASONS = ("out_of_window", "doc_type_excluded", "unlocated", "coarse_precision")
+
+_ADDRESS_KEY = ("city", "admin1", "country", "postcode", "address_raw")
+
+
+def fx_to_weight(expr: str) -> str:
+    """SQL turning a fixed-point sum back into a weight (DOUBLE)."""
+    return f"(CAST({expr} AS DOUBLE) / {WEIGHT_SCALE!r})"
+
+
+def locate(con: duckdb.DuckDBPyConnection, get_geocoder: Callable[[], Any]) -> dict[str, int]:
+    """Geocode every distinct address that has no coordinate, into table ``geocodes``.
+
+    Parameters
+    ----------
+    get_geocoder : callable
+        Returns a :class:`stclusters.geocode.Geocoder`; called only if some address needs
+        geocoding (loading the gazetteer costs a second), and then once per distinct key.
+
+    Returns
+    -------
+    dict
+        ``{"distinct_addresses": n, "matched": m}``.
+    """
+    keys = ", ".join(_ADDRESS_KEY)
+    distinct = con.execute(
+        f"SELECT DISTINCT {keys} FROM raw_contributions WHERE lat IS NULL ORDER BY ALL"
+    ).arrow()
+    if hasattr(distinct, "read_all"):
+        distinct = distinct.read_all()
+    n = distinct.num_rows
+    # The geocoder takes raw-contribution rows; give the key columns and blank the rest.
+    cols = {}
+    for f in RAW_CONTRIBUTION:
+        if f.name in _ADDRESS_KEY:
+            cols[f.name] = distinct.column(f.name)
+        elif not f.nullable:
+            fill = 0 if pa.types.is_integer(f.type) else "key"
+            cols[f.name] = pa.array([fill] * n, type=f.type)
+        else:
+            cols[f.name] = pa.nulls(n, type=f.type)
+    located = get_geocoder().geocode_table(pa.table(cols, schema=RAW_CONTRIBUTION)) if n else None
+    geo = GEOCODE_FIELDS
+    table = pa.table(
+        {**{k: distinct.column(k) for k in _ADDRESS_KEY},
+         **{f.name: (located.column(f.name) if located is not None else pa.array([], f.type))
+            for f in geo}})
+    con.register("_geocodes", table)
+    con.execute("CREATE OR REPLACE TABLE geocodes AS SELECT * FROM _geocodes")
+    con.unregister("_geocodes")
+    matched = con.execute("SELECT count(*) FROM geocodes WHERE lat IS NOT NULL").fetchone()[0]
+    return {"distinct_addresses": n, "matched": int(matched)}
+
+
+def _source_params_sql(params: RankParams, sources: list[str]) -> str:
+    rows = []
+    for s in sources:
+        sp = params.source(s)
+        types = ("NULL" if sp.doc_types is None
+                 else "[" + ", ".join("'" + t.replace("'", "''") + "'" for t in sp.doc_types) + "]")
+        fy = "NULL" if sp.first_year is None else str(int(sp.first_year))
+        ly = "NULL" if sp.last_year is None else str(int(sp.last_year))
+        rows.append(f"('{s}', {fy}::INTEGER, {ly}::INTEGER, {types}::VARCHAR[])")
+    return "SELECT * FROM (VALUES " + ", ".join(rows) + ") AS t(source, first_year, last_year, doc_types)"
+
+
+def count_fractional(con: duckdb.DuckDBPyConnection, params: RankParams) -> None:
+    """Build table ``contributions``: status and fractional weight of every contribution.
+
+    ``status`` is ``used`` or one of :data:`FILTER_REASONS`. A used contribution of document
+    ``d`` by contributor ``c`` at one of its ``k`` used addresses weighs
+    ``1 / n(d) / k`` with ``n(d)`` the number of contributors of ``d`` that have a used
+    address (``counting="located"``) or all its contributors (``counting="all"``).
+    Rows of one document therefore sum to 1 (or to ``n_located/n_all``).
+    """
+    sources = [r[0] for r in con.execute(
+        "SELECT DISTINCT source FROM raw_contributions ORDER BY 1").fetchall()] or ["patent"]
+    min_rank = PRECISIONS.index(params.min_precision)
+    prec_case = "CASE precision_ " + " ".join(
+        f"WHEN '{p}' THEN {i}" for i, p in enumerate(PRECISIONS)) + " ELSE 99 END"
+    n_denominator = "n_all" if params.counting == "all" else "n_located"
+    geo_join = "LEFT JOIN geocodes g ON r.lat IS NULL AND " + " AND ".join(
+        f"g.{k} IS NOT DISTINCT FROM r.{k}" for k in _ADDRESS_KEY)
+    con.execute(f"""
+    CREATE OR REPLACE TABLE contributions AS
+    WITH sp AS ({_source_params_sql(params, sources)}),
+    located AS (
+        SELECT r.input_id, r.doc_id, r.source, r.year, r.contributor_seq, r.address_seq,
+               coalesce(r.lat, g.lat) AS lat,
+               coalesce(r.lon, g.lon) AS lon,
+               CASE WHEN r.lat IS NOT NULL THEN coalesce(r.precision, 'point')
+                    ELSE g.precision END AS precision_,
+               r.country, r.admin1, r.city, r.org, r.tech_field, r.applicant, r.institution_id,
+               g.geoname_id,
+               CASE WHEN r.lat IS NOT NULL THEN 'given'
+                    ELSE coalesce(g.geocode_status, 'unmatched:not-geocoded') END AS geocode_status,
+               r.record_ref, d.doc_type
+        FROM raw_contributions r
+        {geo_join}
+        LEFT JOIN documents d
+          ON d.input_id = r.input_id AND d.source = r.source AND d.doc_id = r.doc_id
+    ),
+    st AS (
+        SELECT l.*,
+          CASE
+            WHEN (sp.first_year IS NOT NULL OR sp.last_year IS NOT NULL) AND (l.year IS NULL
+                  OR l.year < coalesce(sp.first_year, l.year)
+                  OR l.year > coalesce(sp.last_year, l.year)) THEN 'out_of_window'
+            WHEN sp.doc_types IS NOT NULL AND l.doc_type IS NOT NULL
+                  AND NOT list_contains(sp.doc_types, l.doc_type) THEN 'doc_type_excluded'
+            WHEN l.lat IS NULL OR l.lon IS NULL THEN 'unlocated'
+            WHEN ({prec_case}) > {min_rank} THEN 'coarse_precision'
+            ELSE 'used'
+          END AS status
+        FROM located l LEFT JOIN sp ON sp.source = l.source
+    ),
+    doc_counts AS (
+        SELECT source, doc_id,
+               count(DISTINCT contributor_seq) AS n_all,
+               count(DISTINCT CASE WHEN status = 'used' THEN contributor_seq END) AS n_located
+        FROM st GROUP BY source, doc_id
+    ),
+    addr_counts AS (
+        SELECT source, doc_id, contributor_seq, count(*) AS n_addr
+        FROM st WHERE status = 'used' GROUP BY source, doc_id, contributor_seq
+    )
+    SELECT st.input_id, st.doc_id, st.source, st.year, st.contributor_seq, st.address_seq,
+           st.lat, st.lon, st.precision_ AS precision, st.country, st.admin1, st.city, st.org,
+           st.tech_field, st.applicant, st.institution_id, st.geoname_id, st.geocode_status,
+           st.record_ref, st.doc_type, st.status,
+           CASE WHEN st.status = 'used' THEN 1.0 / dc.{n_denominator} / ac.n_addr ELSE 0.0 END AS weight,
+           CASE WHEN st.status = 'used'
+                THEN CAST(round({WEIGHT_SCALE!r} / dc.{n_denominator} / ac.n_addr) AS BIGINT)
+                ELSE 0 END AS weight_fx
+    FROM st
+    JOIN doc_counts dc ON dc.source = st.source AND dc.doc_id = st.doc_id
+    LEFT JOIN addr_counts ac ON ac.source = st.source AND ac.doc_id = st.doc_id
+                            AND ac.contributor_seq = st.contributor_seq
+    """)
+
+
+def aggregate_points(con: duckdb.DuckDBPyConnection) -> None:
+    """Build table ``points``: used weight summed per ``(source, lat, lon)`` (methodology §3).
+
+    Columns: ``source, lat, lon, weight`` (DOUBLE), ``weight_fx`` (exact HUGEINT sum),
+    ``n_contributions``. Sorted by ``(source, lat, lon)``, so its order does not depend on
+    the input order.
+    """
+    con.execute(f"""
+    CREATE OR REPLACE TABLE points AS
+    SELECT source, lat, lon,
+           {fx_to_weight('sum(weight_fx)')} AS weight,
+           sum(weight_fx) AS weight_fx,
+           count(*) AS n_contributions
+    FROM contributions WHERE status = 'used'
+    GROUP BY source, lat, lon
+    ORDER BY source, lat, lon
+    """)
+
+
+def world_totals(con: duckdb.DuckDBPyConnection) -> dict[str, float]:
+    """Sum of used weight per source (= documents with a located contributor, by default)."""
+    rows = con.execute(
+        f"SELECT source, {fx_to_weight('sum(weight_fx)')} FROM contributions "
+        "WHERE status = 'used' GROUP BY source ORDER BY source").fetchall()
+    return {s: float(w) for s, w in rows}

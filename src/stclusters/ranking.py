@@ -1,0 +1,131 @@
+"""Score, rank, economies, names and S&T intensity of S&T clusters (methodology §6).
+
+Input: table ``points`` with ``stc`` (from :mod:`stclusters.clusters.st`) and table
+``contributions``. Output: tables ``clusters`` (every S&T cluster) and ``ranking`` (top N).
+"""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from stclusters import _naming as _names
+from stclusters.contributions import fx_to_weight
+from stclusters.params import RankParams
+
+POPULATION_SOURCE = (
+    "GeoNames cities500 (geonames.org, CC BY 4.0): sum of the populations of GeoNames places "
+    "inside the footprint. Limits: places are points with administrative populations, which "
+    "can overlap (a city and its districts) or miss rural population; treat as indicative."
+)
+
+
+def score(shares_pct: dict[str, np.ndarray], source_weights: dict[str, float]) -> np.ndarray:
+    """``score = Σ_s weight_s · share_s`` over the sources in use (methodology §6), in %."""
+    total = None
+    for s, share in shares_pct.items():
+        term = source_weights.get(s, 1.0) * np.asarray(share, dtype=np.float64)
+        total = term if total is None else total + term
+    return total if total is not None else np.zeros(0)
+
+
+def rank_order(score_pct: np.ndarray, patent_share_pct: np.ndarray, names: list[str]) -> np.ndarray:
+    """Indices in rank order: score desc, then patent share desc, then name."""
+    return np.lexsort((np.asarray(names, dtype=object), -np.asarray(patent_share_pct),
+                       -np.asarray(score_pct)))
+
+
+def _fetch(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    t = con.sql(sql).arrow()
+    return t.read_all() if hasattr(t, "read_all") else t
+
+
+def economy_labels(con: duckdb.DuckDBPyConnection, *, min_share_pct: float) -> dict[int, str]:
+    """ISO codes of each cluster's contributions by weight, joined with '/'."""
+    rows = con.execute(f"""
+        WITH w AS (
+          SELECT p.stc, coalesce(c.country, '??') AS country, sum(c.weight_fx) AS fx
+          FROM contributions c JOIN points p USING (source, lat, lon)
+          WHERE c.status = 'used' AND p.stc >= 0 GROUP BY 1, 2),
+        t AS (SELECT stc, sum(fx) AS total FROM w GROUP BY stc)
+        SELECT w.stc, w.country, {fx_to_weight('w.fx')} / {fx_to_weight('t.total')} * 100 AS pct
+        FROM w JOIN t USING (stc)
+        ORDER BY w.stc, w.fx DESC, w.country""").fetchall()
+    labels: dict[int, list[str]] = {}
+    for stc, country, pct in rows:
+        codes = labels.setdefault(int(stc), [])
+        if (not codes or pct >= min_share_pct) and country != "??":
+            codes.append(country)
+    return {k: "/".join(v) if v else "??" for k, v in labels.items()}
+
+
+def build_ranking(con: duckdb.DuckDBPyConnection, params: RankParams, world_totals: dict[str, float],
+                  *, places: pa.Table | None = None) -> pa.Table:
+    """Build tables ``clusters`` and ``ranking``; return the ranking (top N) as Arrow.
+
+    Parameters
+    ----------
+    world_totals : dict
+        Sum of used weight per source (the denominators of the shares).
+    places : pyarrow.Table, optional
+        GeoNames places (geoname_id, name, lat, lon, country, admin1, population) for names
+        and population; without it clusters are named by their heaviest point's city field.
+    """
+    sources = sorted(world_totals)
+    w = _fetch(con, f"""
+        SELECT stc, source, {fx_to_weight('sum(weight_fx)')} AS weight
+        FROM points WHERE stc >= 0 GROUP BY stc, source ORDER BY stc, source""")
+    cores = _fetch(con, """
+        SELECT stc, count(*) AS n_core,
+               sum(lat * weight) / sum(weight) AS lat, sum(lon * weight) / sum(weight) AS lon
+        FROM points WHERE is_core AND stc >= 0 GROUP BY stc ORDER BY stc""")
+    n_stc = int(con.execute("SELECT coalesce(max(stc), -1) + 1 FROM points").fetchone()[0])
+    weights = {s: np.zeros(n_stc) for s in sources}
+    for stc, s, val in zip(w.column("stc").to_pylist(), w.column("source").to_pylist(),
+                           w.column("weight").to_pylist()):
+        weights[s][stc] = val
+    shares = {s: weights[s] / world_totals[s] * 100 if world_totals[s] > 0 else weights[s] * 0
+              for s in sources}
+    sc = score(shares, dict(params.source_weights))
+    economies = economy_labels(con, min_share_pct=params.economy_min_share_pct)
+    naming = _names.cluster_names(con, places, world_totals, max_places=params.name_max_places,
+                                  min_share_pct=params.name_min_share_pct,
+                                  min_population=params.name_min_population, n_clusters=n_stc)
+    population = _names.footprint_population(con, places, eps_km=params.footprint_eps_km,
+                                             n_clusters=n_stc)
+    # The id is the heaviest core point, ordered as in the S&T numbering: content, not input.
+    heaviest = _fetch(con, """
+        SELECT stc, lat AS lat0, lon AS lon0 FROM (
+          SELECT stc, lat, lon, row_number() OVER (
+              PARTITION BY stc ORDER BY weight DESC, lat, lon, source) AS k
+          FROM points WHERE is_core AND stc >= 0) WHERE k = 1 ORDER BY stc""")
+    cluster_id = [f"stc{la:+.4f}{lo:+.4f}" for la, lo in zip(
+        heaviest.column("lat0").to_pylist(), heaviest.column("lon0").to_pylist())]
+    total_weight = sum(weights[s] for s in sources) if sources else np.zeros(n_stc)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        intensity = np.where(population > 0, total_weight / population * 1e6, np.nan)
+    patent_share = shares.get("patent", np.zeros(n_stc))
+    order = rank_order(sc, patent_share, naming)
+    rank = np.empty(n_stc, dtype=np.int64)
+    rank[order] = np.arange(1, n_stc + 1)
+    cols: dict[str, object] = {
+        "rank": rank, "cluster_id": cluster_id, "name": naming,
+        "economy": [economies.get(i, "??") for i in range(n_stc)],
+    }
+    for s in sources:
+        cols[f"{s}_weight"] = weights[s]
+    for s in sources:
+        cols[f"{s}_share_pct"] = shares[s]
+    cols.update({
+        "score_pct": sc, "n_core_points": cores.column("n_core").to_numpy(),
+        "lat": cores.column("lat").to_numpy(), "lon": cores.column("lon").to_numpy(),
+        "population": population.astype(np.int64),
+        "weight_per_million_pop": intensity, "stc": np.arange(n_stc),
+    })
+    clusters = pa.table(cols).take(pa.array(order))
+    con.register("_clusters", clusters)
+    con.execute("CREATE OR REPLACE TABLE clusters AS SELECT * FROM _clusters ORDER BY rank")
+    con.execute(f"CREATE OR REPLACE TABLE ranking AS SELECT * FROM _clusters WHERE rank <= {int(params.top_n)} ORDER BY rank")
+    con.unregister("_clusters")
+    return clusters.slice(0, min(params.top_n, clusters.num_rows))

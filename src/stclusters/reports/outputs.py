@@ -1,0 +1,110 @@
+"""Files a run writes, each atomically; the manifest last, so its presence means complete.
+
+=================== =====================================================================
+file                content
+=================== =====================================================================
+ranking.csv         the published clusters (top N), one row per cluster, rank order
+ranking.parquet     the same, typed
+clusters.parquet    every S&T cluster found, ranked or not
+footprints.geojson  footprint polygons (RFC 7946, lon/lat) of the ranked clusters
+points.parquet      weighted points with source cluster, core flag and S&T cluster id
+quarantine.csv      rejected records: file, position, source, field, reason, excerpt
+manifest.json       inputs (size, sha256), parameters, version, accounting, outputs
+workspace.duckdb    the embedded store with every table of the run (not byte-stable)
+=================== =====================================================================
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from stclusters.reports._atomic import atomic_path, write_text
+from stclusters.reports.geojson import footprints_feature_collection, write_geojson
+from stclusters.store import file_sha256
+
+
+def _arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    t = con.sql(sql).arrow()
+    return t.read_all() if hasattr(t, "read_all") else t
+
+
+def _write_parquet(table: pa.Table, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        # No statistics timestamps in Parquet; fixed compression: byte-identical reruns.
+        pq.write_table(table, tmp, compression="zstd")
+
+
+def _write_csv(table: pa.Table, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        pacsv.write_csv(table, tmp)
+
+
+def _label(table: pa.Table, label: str | None) -> pa.Table:
+    """Prefix a ``data_label`` column (e.g. SYNTHETIC) so no row can be mistaken for real."""
+    if not label:
+        return table
+    return table.add_column(0, "data_label", pa.array([label] * table.num_rows, pa.string()))
+
+
+def write_outputs(con: duckdb.DuckDBPyConnection, out_dir: str | Path, manifest: dict[str, Any],
+                  *, eps_km: float, label: str | None = None,
+                  workspace_path: Path | None = None) -> dict[str, Path]:
+    """Write every output file of a run into ``out_dir``; return name → path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    ranking = _label(_arrow(con, "SELECT * EXCLUDE (stc) FROM ranking ORDER BY rank"), label)
+    clusters = _label(_arrow(con, "SELECT * EXCLUDE (stc) FROM clusters ORDER BY rank"), label)
+    points = _label(_arrow(con, """
+        SELECT p.source, p.lat, p.lon, p.weight, p.n_contributions, p.src_label, p.is_core,
+               c.cluster_id, c.rank AS cluster_rank
+        FROM points p LEFT JOIN clusters c ON c.stc = p.stc
+        ORDER BY p.source, p.lat, p.lon"""), label)
+    quarantine = _arrow(con, "SELECT file, position, source, field, reason, excerpt FROM quarantine "
+                             "ORDER BY file, position, reason")
+    for name, table, writer in (("ranking.csv", ranking, _write_csv),
+                                ("ranking.parquet", ranking, _write_parquet),
+                                ("clusters.parquet", clusters, _write_parquet),
+                                ("points.parquet", points, _write_parquet),
+                                ("quarantine.csv", quarantine, _write_csv)):
+        writer(table, out / name)
+        paths[name] = out / name
+    paths["footprints.geojson"] = out / "footprints.geojson"
+    write_geojson(paths["footprints.geojson"], _footprints(con, eps_km=eps_km, label=label))
+    if workspace_path is not None:
+        with atomic_path(out / "workspace.duckdb") as tmp:
+            shutil.copyfile(workspace_path, tmp)
+        paths["workspace.duckdb"] = out / "workspace.duckdb"
+    manifest = dict(manifest)
+    manifest["outputs"] = {
+        name: {"path": name, "size_bytes": p.stat().st_size,
+               "sha256": None if name == "workspace.duckdb" else file_sha256(p)}
+        for name, p in sorted(paths.items())}
+    write_text(out / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True,
+                                                 ensure_ascii=False, default=str) + "\n")
+    paths["manifest.json"] = out / "manifest.json"
+    return paths
+
+
+def _footprints(con: duckdb.DuckDBPyConnection, *, eps_km: float, label: str | None) -> dict:
+    cores = _arrow(con, """
+        SELECT p.lat, p.lon, c.cluster_id FROM points p JOIN ranking c ON c.stc = p.stc
+        WHERE p.is_core ORDER BY c.cluster_id, p.lat, p.lon""")
+    props = {}
+    for row in _arrow(con, "SELECT * EXCLUDE (stc) FROM ranking ORDER BY rank").to_pylist():
+        if label:
+            row = {"data_label": label, **row}
+        props[row["cluster_id"]] = {k: (None if isinstance(v, float) and v != v else v)
+                                    for k, v in row.items()}
+    return footprints_feature_collection(
+        cores.column("lat").to_numpy(), cores.column("lon").to_numpy(),
+        cores.column("cluster_id").to_numpy(zero_copy_only=False),
+        eps_km=eps_km, properties=props)
