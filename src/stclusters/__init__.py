@@ -8,7 +8,17 @@
 from stclusters._version import __version__
 from stclusters.errors import InputFormatError, ParameterError, StclustersError
 from stclusters.params import RankParams, SourceParams
-from stclusters.pipeline import Input, RankResult, rank
 
 __all__ = ["Input", "InputFormatError", "ParameterError", "RankParams", "RankResult",
            "SourceParams", "StclustersError", "__version__", "rank"]
+
+_LAZY = {"Input", "RankResult", "rank"}
+
+
+def __getattr__(name: str):
+    # The pipeline pulls in numba and DuckDB: load it on first use, not on `import stclusters`.
+    if name in _LAZY:
+        from stclusters import pipeline  # noqa: PLC0415
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'stclusters' has no attribute {name!r}")

@@ -8,6 +8,7 @@ import pyarrow as pa
 from scipy.spatial import cKDTree
 
 from stclusters.clusters.dbscan import nearest_core
+from stclusters.store import fetch_arrow
 from stclusters.params import EARTH_RADIUS_KM
 
 #: A point is named after the place with the largest pull ``population / (d + d0)²``
@@ -25,11 +26,6 @@ def _xyz(lat_deg: np.ndarray, lon_deg: np.ndarray) -> np.ndarray:
 
 def _chord(km: float) -> float:
     return 2.0 * np.sin(km / (2.0 * EARTH_RADIUS_KM))
-
-
-def _arrow(con, sql) -> pa.Table:
-    t = con.sql(sql).arrow()
-    return t.read_all() if hasattr(t, "read_all") else t
 
 
 def best_place(lat: np.ndarray, lon: np.ndarray, places: pa.Table, *, min_population: int) -> np.ndarray:
@@ -85,7 +81,7 @@ def cluster_names(con: duckdb.DuckDBPyConnection, places: pa.Table, world_totals
     Each source's weight counts by its share of the world total, so patents and
     publications pull equally, as in the score.
     """
-    pts = _arrow(con, "SELECT source, lat, lon, weight, stc FROM points WHERE stc >= 0 "
+    pts = fetch_arrow(con, "SELECT source, lat, lon, weight, stc FROM points WHERE stc >= 0 "
                       "ORDER BY source, lat, lon")
     lat, lon = pts.column("lat").to_numpy(), pts.column("lon").to_numpy()
     src = pts.column("source").to_numpy(zero_copy_only=False)
@@ -117,7 +113,7 @@ def footprint_population(con: duckdb.DuckDBPyConnection, places: pa.Table, *, ep
                          n_clusters: int) -> np.ndarray:
     """Population (inhabitants) of GeoNames places inside each footprint, shape (n_clusters,)."""
     out = np.zeros(n_clusters)
-    cores = _arrow(con, "SELECT lat, lon, stc FROM points WHERE is_core AND stc >= 0 ORDER BY lat, lon, stc")
+    cores = fetch_arrow(con, "SELECT lat, lon, stc FROM points WHERE is_core AND stc >= 0 ORDER BY lat, lon, stc")
     if cores.num_rows == 0 or places.num_rows == 0:
         return out
     label, _ = nearest_core(places.column("lat").to_numpy(), places.column("lon").to_numpy(),

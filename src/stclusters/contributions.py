@@ -18,6 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from stclusters.params import RankParams
+from stclusters.store import fetch_arrow
 from stclusters.schema import GEOCODE_FIELDS, PRECISIONS, RAW_CONTRIBUTION
 
 #: Fixed-point scale of ``weight_fx``; weights are ≤ 1, so ``weight_fx`` fits in a BIGINT and
@@ -50,11 +51,8 @@ def locate(con: duckdb.DuckDBPyConnection, get_geocoder: Callable[[], Any]) -> d
         ``{"distinct_addresses": n, "matched": m}``.
     """
     keys = ", ".join(_ADDRESS_KEY)
-    distinct = con.execute(
-        f"SELECT DISTINCT {keys} FROM raw_contributions WHERE lat IS NULL ORDER BY ALL"
-    ).arrow()
-    if hasattr(distinct, "read_all"):
-        distinct = distinct.read_all()
+    distinct = fetch_arrow(
+        con, f"SELECT DISTINCT {keys} FROM raw_contributions WHERE lat IS NULL ORDER BY ALL")
     n = distinct.num_rows
     # The geocoder takes raw-contribution rows; give the key columns and blank the rest.
     cols = {}

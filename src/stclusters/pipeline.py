@@ -67,8 +67,7 @@ class RankResult:
 
     def table(self, name: str) -> pa.Table:
         """Any workspace table (``points``, ``clusters``, ``contributions``, ``quarantine``…)."""
-        t = self.con.sql(f"SELECT * FROM {name}").arrow()
-        return t.read_all() if hasattr(t, "read_all") else t
+        return store.fetch_arrow(self.con, f"SELECT * FROM {name}")
 
     @property
     def clusters(self) -> pa.Table:

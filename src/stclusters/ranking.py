@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from stclusters import _naming as _names
 from stclusters.contributions import fx_to_weight
+from stclusters.store import fetch_arrow
 from stclusters.params import RankParams
 
 POPULATION_SOURCE = (
@@ -34,11 +35,6 @@ def rank_order(score_pct: np.ndarray, patent_share_pct: np.ndarray, names: list[
     """Indices in rank order: score desc, then patent share desc, then name."""
     return np.lexsort((np.asarray(names, dtype=object), -np.asarray(patent_share_pct),
                        -np.asarray(score_pct)))
-
-
-def _fetch(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
-    t = con.sql(sql).arrow()
-    return t.read_all() if hasattr(t, "read_all") else t
 
 
 def economy_labels(con: duckdb.DuckDBPyConnection, *, min_share_pct: float) -> dict[int, str]:
@@ -73,10 +69,10 @@ def build_ranking(con: duckdb.DuckDBPyConnection, params: RankParams, world_tota
         and population; without it clusters are named by their heaviest point's city field.
     """
     sources = sorted(world_totals)
-    w = _fetch(con, f"""
+    w = fetch_arrow(con, f"""
         SELECT stc, source, {fx_to_weight('sum(weight_fx)')} AS weight
         FROM points WHERE stc >= 0 GROUP BY stc, source ORDER BY stc, source""")
-    cores = _fetch(con, """
+    cores = fetch_arrow(con, """
         SELECT stc, count(*) AS n_core,
                sum(lat * weight) / sum(weight) AS lat, sum(lon * weight) / sum(weight) AS lon
         FROM points WHERE is_core AND stc >= 0 GROUP BY stc ORDER BY stc""")
@@ -95,7 +91,7 @@ def build_ranking(con: duckdb.DuckDBPyConnection, params: RankParams, world_tota
     population = _names.footprint_population(con, places, eps_km=params.footprint_eps_km,
                                              n_clusters=n_stc)
     # The id is the heaviest core point, ordered as in the S&T numbering: content, not input.
-    heaviest = _fetch(con, """
+    heaviest = fetch_arrow(con, """
         SELECT stc, lat AS lat0, lon AS lon0 FROM (
           SELECT stc, lat, lon, row_number() OVER (
               PARTITION BY stc ORDER BY weight DESC, lat, lon, source) AS k

@@ -78,6 +78,12 @@ def connect(path: str | Path | None = None) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def fetch_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    """Run a query and return the whole result as an Arrow table (DuckDB 1.x and 2.x)."""
+    rel = con.sql(sql)
+    return rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
+
+
 def add_input(con: duckdb.DuckDBPyConnection, item: InputFile) -> None:
     con.execute("INSERT INTO inputs VALUES (?, ?, ?, ?, ?)",
                 [item.input_id, item.path, item.kind, item.size_bytes, item.sha256])

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from stclusters.clusters.dbscan import dbscan_sphere, link_clusters, nearest_core
+from stclusters.store import fetch_arrow
 from stclusters.params import RankParams
 
 
@@ -28,11 +29,6 @@ class SourceClustering:
     n_points: int
     n_core: int
     n_clusters: int
-
-
-def _arrow(rel) -> pa.Table:
-    t = rel.arrow()
-    return t.read_all() if hasattr(t, "read_all") else t
 
 
 def _find(parent: np.ndarray, i: int) -> int:
@@ -59,7 +55,7 @@ def cluster_points(con: duckdb.DuckDBPyConnection, params: RankParams,
     Adds columns ``src_label`` (int, -1 noise), ``is_core`` (bool), ``stc`` (int, -1 none)
     and ``stc_dist_km`` (distance to the nearest core point of that S&T cluster, km).
     """
-    pts = _arrow(con.sql("SELECT source, lat, lon, weight FROM points ORDER BY source, lat, lon"))
+    pts = fetch_arrow(con, "SELECT source, lat, lon, weight FROM points ORDER BY source, lat, lon")
     source = pts.column("source").to_numpy(zero_copy_only=False)
     lat = pts.column("lat").to_numpy()
     lon = pts.column("lon").to_numpy()

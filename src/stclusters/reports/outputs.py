@@ -28,12 +28,7 @@ import pyarrow.parquet as pq
 
 from stclusters.reports._atomic import atomic_path, write_text
 from stclusters.reports.geojson import footprints_feature_collection, write_geojson
-from stclusters.store import file_sha256
-
-
-def _arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
-    t = con.sql(sql).arrow()
-    return t.read_all() if hasattr(t, "read_all") else t
+from stclusters.store import fetch_arrow, file_sha256
 
 
 def _write_parquet(table: pa.Table, path: Path) -> None:
@@ -61,14 +56,14 @@ def write_outputs(con: duckdb.DuckDBPyConnection, out_dir: str | Path, manifest:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
-    ranking = _label(_arrow(con, "SELECT * EXCLUDE (stc) FROM ranking ORDER BY rank"), label)
-    clusters = _label(_arrow(con, "SELECT * EXCLUDE (stc) FROM clusters ORDER BY rank"), label)
-    points = _label(_arrow(con, """
+    ranking = _label(fetch_arrow(con, "SELECT * EXCLUDE (stc) FROM ranking ORDER BY rank"), label)
+    clusters = _label(fetch_arrow(con, "SELECT * EXCLUDE (stc) FROM clusters ORDER BY rank"), label)
+    points = _label(fetch_arrow(con, """
         SELECT p.source, p.lat, p.lon, p.weight, p.n_contributions, p.src_label, p.is_core,
                c.cluster_id, c.rank AS cluster_rank
         FROM points p LEFT JOIN clusters c ON c.stc = p.stc
         ORDER BY p.source, p.lat, p.lon"""), label)
-    quarantine = _arrow(con, "SELECT file, position, source, field, reason, excerpt FROM quarantine "
+    quarantine = fetch_arrow(con, "SELECT file, position, source, field, reason, excerpt FROM quarantine "
                              "ORDER BY file, position, reason")
     for name, table, writer in (("ranking.csv", ranking, _write_csv),
                                 ("ranking.parquet", ranking, _write_parquet),
@@ -95,11 +90,11 @@ def write_outputs(con: duckdb.DuckDBPyConnection, out_dir: str | Path, manifest:
 
 
 def _footprints(con: duckdb.DuckDBPyConnection, *, eps_km: float, label: str | None) -> dict:
-    cores = _arrow(con, """
+    cores = fetch_arrow(con, """
         SELECT p.lat, p.lon, c.cluster_id FROM points p JOIN ranking c ON c.stc = p.stc
         WHERE p.is_core ORDER BY c.cluster_id, p.lat, p.lon""")
     props = {}
-    for row in _arrow(con, "SELECT * EXCLUDE (stc) FROM ranking ORDER BY rank").to_pylist():
+    for row in fetch_arrow(con, "SELECT * EXCLUDE (stc) FROM ranking ORDER BY rank").to_pylist():
         if label:
             row = {"data_label": label, **row}
         props[row["cluster_id"]] = {k: (None if isinstance(v, float) and v != v else v)

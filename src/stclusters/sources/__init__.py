@@ -1,0 +1,115 @@
+"""Input readers: every supported file kind becomes a stream of :class:`ReadBatch`.
+
+Kinds: ``uspto-xml`` (USPTO grant full text), ``openalex`` (works: JSON list, JSON Lines or a
+snapshot folder) and ``table`` (the generic contributions table, CSV or Parquet). See
+``docs/inputs.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from stclusters.errors import InputFormatError, ParameterError
+from stclusters.sources._batch import ReadBatch, first_significant, sniff
+from stclusters.sources._quarantine import Quarantine
+from stclusters.sources.openalex import read_openalex_institutions, read_openalex_works
+from stclusters.sources.table import read_table
+from stclusters.sources.uspto_xml import read_uspto_xml
+
+__all__ = ["KINDS", "Quarantine", "ReadBatch", "detect_kind", "read_openalex_institutions",
+           "read_openalex_works", "read_source", "read_table", "read_uspto_xml"]
+
+#: The input kinds :func:`read_source` accepts (besides ``"auto"``).
+KINDS: tuple[str, ...] = ("uspto-xml", "openalex", "table")
+
+_TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
+
+
+def _base_name(path: Path) -> str:
+    name = path.name.lower()
+    return name[:-3] if name.endswith(".gz") else name
+
+
+def detect_kind(path: str | Path) -> str:
+    """Guess the input kind of ``path`` from its first bytes, then its name.
+
+    Content wins over the name: ``<?xml``/``<!DOCTYPE``/``<us-patent-grant`` → ``uspto-xml``;
+    ``[`` or ``{`` → ``openalex``; ``PAR1`` → ``table`` (Parquet); other text → ``table``
+    (CSV). A folder is an OpenAlex snapshot.
+
+    Raises
+    ------
+    InputFormatError
+        Missing path, unreadable gzip, empty or binary content of no known kind.
+    """
+    p = Path(path)
+    if p.is_dir():
+        return "openalex"
+    head = sniff(p, expected="a supported input", n=4096)
+    sig = first_significant(head)
+    if sig.startswith((b"<?xml", b"<!DOCTYPE", b"<us-patent-grant")):
+        return "uspto-xml"
+    if sig.startswith((b"[", b"{")):
+        return "openalex"
+    if head.startswith(b"PAR1"):
+        return "table"
+    if not sig:
+        raise InputFormatError(p, "a supported input", "file is empty")
+    if b"\x00" in head:
+        raise InputFormatError(p, "a supported input", "binary content of no known kind")
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # a cut multi-byte character at the end is fine
+            raise InputFormatError(p, "a supported input", "neither XML, JSON, Parquet nor "
+                                   "UTF-8 text") from exc
+    if _base_name(p).endswith(_TABLE_SUFFIXES) or any(d in sig.split(b"\n", 1)[0]
+                                                      for d in (b",", b"\t", b";")):
+        return "table"
+    raise InputFormatError(p, "a supported input",
+                           "cannot tell the kind (not XML, JSON, Parquet or delimited text)")
+
+
+def read_source(
+    path: str | Path, *, kind: str = "auto", quarantine: Quarantine, source: str | None = None,
+    batch_size: int | None = None,
+) -> Iterator[ReadBatch]:
+    """Read any supported input as a stream of :class:`ReadBatch`.
+
+    Parameters
+    ----------
+    path : str or Path
+        Input file (plain or gzip) or OpenAlex snapshot folder.
+    kind : str
+        One of :data:`KINDS`, or ``"auto"`` to use :func:`detect_kind`.
+    quarantine : Quarantine
+        Receives every record that cannot be used.
+    source : str, optional
+        For ``table`` only: the source of rows that have none.
+    batch_size : int, optional
+        Documents per batch (``uspto-xml``, ``openalex``; default 5000) or contributions
+        per batch (``table``; default 200000).
+
+    Raises
+    ------
+    InputFormatError
+        Raised here, before the iterator is returned, when the file is missing, not
+        readable gzip, or of no detectable kind.
+    ParameterError
+        Unknown ``kind``, or ``source`` given for a kind that fixes its own source.
+    """
+    if kind != "auto" and kind not in KINDS:
+        raise ParameterError(f"kind must be 'auto' or one of {', '.join(KINDS)}, got {kind!r}")
+    p = Path(path)
+    if not p.exists():
+        raise InputFormatError(p, kind if kind != "auto" else "a supported input", "file not found")
+    resolved = detect_kind(p) if kind == "auto" else kind
+    if source is not None and resolved != "table":
+        raise ParameterError(f"source= applies to tables only; {resolved} inputs are "
+                             f"{'patents' if resolved == 'uspto-xml' else 'publications'}")
+    if resolved == "uspto-xml":
+        return read_uspto_xml(p, quarantine=quarantine, batch_size=batch_size or 5000)
+    if resolved == "openalex":
+        return read_openalex_works(p, quarantine=quarantine, batch_size=batch_size or 5000)
+    return read_table(p, quarantine=quarantine, source=source, batch_size=batch_size or 200_000)

