@@ -66,7 +66,6 @@ def demo(
     """
     from stclusters import demo as d  # noqa: PLC0415
     from stclusters.pipeline import rank  # noqa: PLC0415
-    from stclusters.synthetic import write_synthetic_world  # noqa: PLC0415
 
     t_start = time.perf_counter()
     try:
@@ -76,20 +75,20 @@ def demo(
             console.print(f"[bold](a) Real samples[/] from {shared}: "
                           f"{len(inputs.patents)} USPTO grant files, {len(inputs.publications)} OpenAlex file(s)")
             res = rank([str(p) for p in inputs.all], params=d.sample_params(),
-                       progress=_progress_printer("  "),
-                       notes=[f"thresholds scaled to the samples' size: min_weight = "
-                              f"{d.SAMPLE_MIN_WEIGHT_SHARE_PCT}% of each source's world total"])
+                       progress=_progress_printer("  "), notes=d.SAMPLE_NOTES)
             res.write(out / "samples")
             mw = {s: c["min_weight"] for s, c in res.manifest["clustering"].items()}
-            console.print(f"  thresholds scaled to the samples' size: min_weight = "
-                          f"{d.SAMPLE_MIN_WEIGHT_SHARE_PCT}% of each source's world total "
-                          + ", ".join(f"{s} {w:.2f}" for s, w in mw.items()))
+            for note in d.SAMPLE_NOTES:
+                console.print(f"  [yellow]{note}[/]")
+            console.print("  min_weight used: " + ", ".join(f"{s} {w:.2f}" for s, w in mw.items()))
             print_ranking(res.ranking, title="Real samples (USPTO grants 2005–2013, OpenAlex works "
                                              "2017–2023): S&T clusters", top=top)
             _print_accounting(res.manifest)
         elif not synthetic_only:
             console.print("[yellow]../shared/data not found: running the synthetic world only "
                           "(set STCLUSTERS_SHARED_DATA to point at it).[/]")
+        from stclusters.synthetic import write_synthetic_world  # noqa: PLC0415
+
         console.print(f"[bold](b) SYNTHETIC world[/]: {n_per_source:,} contributions per source, seed {seed}")
         world = out / "synthetic" / "SYNTHETIC_world.parquet"
         write_synthetic_world(world, n_per_source=n_per_source, seed=seed)

@@ -18,7 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from stclusters.params import RankParams
-from stclusters.store import fetch_arrow
+from stclusters.store import fetch_arrow, scalar
 from stclusters.schema import GEOCODE_FIELDS, PRECISIONS, RAW_CONTRIBUTION
 
 #: Fixed-point scale of ``weight_fx``; weights are ≤ 1, so ``weight_fx`` fits in a BIGINT and
@@ -73,7 +73,7 @@ def locate(con: duckdb.DuckDBPyConnection, get_geocoder: Callable[[], Any]) -> d
     con.register("_geocodes", table)
     con.execute("CREATE OR REPLACE TABLE geocodes AS SELECT * FROM _geocodes")
     con.unregister("_geocodes")
-    matched = con.execute("SELECT count(*) FROM geocodes WHERE lat IS NOT NULL").fetchone()[0]
+    matched = scalar(con, "SELECT count(*) FROM geocodes WHERE lat IS NOT NULL")
     return {"distinct_addresses": n, "matched": int(matched)}
 
 

@@ -46,9 +46,17 @@ def sample_inputs(shared: Path) -> SampleInputs:
                         sorted((shared / "samples" / "openalex").glob("*.json*")))
 
 
+#: What the sample run changes from the defaults, said in its output.
+SAMPLE_NOTES = (
+    f"thresholds scaled to the samples' size: min_weight = {SAMPLE_MIN_WEIGHT_SHARE_PCT}% of "
+    "each source's world total",
+    "all publication types kept: the OpenAlex sample holds books, proceedings and "
+    "dissertations but no journal articles, which the default (GII: articles only) keeps",
+)
+
+
 def sample_params() -> RankParams:
-    """Default parameters with thresholds scaled to the samples' size."""
-    p = RankParams()
-    for s in ("patent", "publication"):
-        p = p.with_source(s, min_weight_share_pct=SAMPLE_MIN_WEIGHT_SHARE_PCT)
-    return p
+    """Default parameters with thresholds scaled to the samples' size, all work types."""
+    p = RankParams().with_source("patent", min_weight_share_pct=SAMPLE_MIN_WEIGHT_SHARE_PCT)
+    return p.with_source("publication", min_weight_share_pct=SAMPLE_MIN_WEIGHT_SHARE_PCT,
+                         doc_types=None)

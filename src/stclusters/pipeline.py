@@ -181,7 +181,8 @@ def rank(inputs, *, params: RankParams | None = None, workspace: str | Path | No
         A whole input cannot be read (missing, not gzip, unknown format), before any output.
     """
     params = params or RankParams()
-    checked = _check_inputs(_as_inputs(inputs))
+    # Path order, not the caller's order: outputs must not depend on how inputs were listed.
+    checked = _check_inputs(sorted(_as_inputs(inputs), key=lambda i: (str(i.path), i.kind)))
     timings: dict[str, float] = {}
     if workspace is None:
         tmpdir = tempfile.mkdtemp(prefix="stclusters-")
@@ -208,7 +209,7 @@ def rank(inputs, *, params: RankParams | None = None, workspace: str | Path | No
 
 
 def _needs_places(con) -> bool:
-    return con.execute("SELECT count(*) FROM points WHERE stc >= 0").fetchone()[0] > 0
+    return store.scalar(con, "SELECT count(*) FROM points WHERE stc >= 0") > 0
 
 
 def _manifest(recorded, params, report: list[SourceClustering], accounting, totals, geocoding,

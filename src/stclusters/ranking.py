@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from stclusters import _naming as _names
 from stclusters.contributions import fx_to_weight
-from stclusters.store import fetch_arrow
+from stclusters.store import fetch_arrow, scalar
 from stclusters.params import RankParams
 
 POPULATION_SOURCE = (
@@ -68,7 +68,9 @@ def build_ranking(con: duckdb.DuckDBPyConnection, params: RankParams, world_tota
         GeoNames places (geoname_id, name, lat, lon, country, admin1, population) for names
         and population; without it clusters are named by their heaviest point's city field.
     """
-    sources = sorted(world_totals)
+    # Every configured source gets its columns, even with no data: stable output layout.
+    sources = sorted(set(world_totals) | set(params.sources))
+    world_totals = {s: world_totals.get(s, 0.0) for s in sources}
     w = fetch_arrow(con, f"""
         SELECT stc, source, {fx_to_weight('sum(weight_fx)')} AS weight
         FROM points WHERE stc >= 0 GROUP BY stc, source ORDER BY stc, source""")
@@ -76,7 +78,7 @@ def build_ranking(con: duckdb.DuckDBPyConnection, params: RankParams, world_tota
         SELECT stc, count(*) AS n_core,
                sum(lat * weight) / sum(weight) AS lat, sum(lon * weight) / sum(weight) AS lon
         FROM points WHERE is_core AND stc >= 0 GROUP BY stc ORDER BY stc""")
-    n_stc = int(con.execute("SELECT coalesce(max(stc), -1) + 1 FROM points").fetchone()[0])
+    n_stc = int(scalar(con, "SELECT coalesce(max(stc), -1) + 1 FROM points"))
     weights = {s: np.zeros(n_stc) for s in sources}
     for stc, s, val in zip(w.column("stc").to_pylist(), w.column("source").to_pylist(),
                            w.column("weight").to_pylist()):

@@ -84,6 +84,11 @@ def fetch_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
     return rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
 
 
+def scalar(con: duckdb.DuckDBPyConnection, sql: str):
+    """The single value of a one-row, one-column query (the result is fully consumed)."""
+    return con.execute(sql).fetchall()[0][0]
+
+
 def add_input(con: duckdb.DuckDBPyConnection, item: InputFile) -> None:
     con.execute("INSERT INTO inputs VALUES (?, ?, ?, ?, ?)",
                 [item.input_id, item.path, item.kind, item.size_bytes, item.sha256])

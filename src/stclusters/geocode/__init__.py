@@ -26,7 +26,6 @@ place's own name wins unless the alternate is a much larger place).
 from __future__ import annotations
 
 import difflib
-import math
 import os
 import re
 from typing import NamedTuple
@@ -683,10 +682,3 @@ def _unglue_country(raw: str) -> str:
         return f"{raw[:m.start()]}, {m.group(1)}"
     return raw
 
-
-def _haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in km between two points given in degrees."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))

@@ -49,7 +49,8 @@ _ASCII_KEY = re.compile(r"^[a-z0-9 ]+$")
 
 
 def cache_dir(override: str | os.PathLike | None = None) -> Path:
-    """The cache directory: ``override``, else ``$STCLUSTERS_CACHE_DIR``, else ``~/.cache/stclusters``."""
+    """The cache directory: ``override``, else ``$STCLUSTERS_CACHE_DIR``, else
+    ``~/.cache/stclusters``."""
     if override is not None:
         return Path(override)
     env = os.environ.get("STCLUSTERS_CACHE_DIR")

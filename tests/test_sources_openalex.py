@@ -1,0 +1,187 @@
+"""OpenAlex works reader: 2022 sample, today's shape, list/JSONL/gzip/folder, malformed input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from stclusters.errors import InputFormatError
+from stclusters.sources import Quarantine, detect_kind, read_source
+from stclusters.sources.openalex import read_openalex_institutions, read_openalex_works
+
+SAMPLE = (Path(__file__).resolve().parents[2] / "shared" / "data" / "samples" / "openalex"
+          / "openalex_works_tu9_sample_410.json.gz")
+FIXTURE = Path(__file__).parent / "fixtures" / "openalex_works_2024_synthetic.jsonl"
+
+
+def _read(path, **kw):
+    q = kw.pop("quarantine", None) or Quarantine()
+    batches = list(read_openalex_works(path, quarantine=q, **kw))
+    docs = pa.concat_tables([b.documents for b in batches])
+    cons = pa.concat_tables([b.contributions for b in batches])
+    return batches, docs, cons, q
+
+
+@pytest.mark.skipif(not SAMPLE.exists(), reason="shared sample not available")
+def test_sample_2022_shape_counts_match_json_load():
+    works = json.load(gzip.open(SAMPLE))
+    batches, docs, cons, q = _read(SAMPLE, batch_size=100)
+    assert q.count == 0
+    assert len(batches) == 5  # 410 works in batches of 100
+    assert docs["doc_id"].to_pylist() == [w["id"].rsplit("/", 1)[1] for w in works]
+    assert docs["n_contributors"].to_pylist() == [len(w["authorships"]) for w in works]
+    assert docs["year"].to_pylist() == [w["publication_year"] for w in works]
+    # one row per real institution, or one row for an authorship without any
+    expected_rows = sum(max(1, sum(1 for i in a["institutions"] if i))
+                        for w in works for a in w["authorships"])
+    assert cons.num_rows == expected_rows
+    # every authorship is present: unlocated ones too (they count for n_all)
+    pairs = set(zip(cons["doc_id"].to_pylist(), cons["contributor_seq"].to_pylist()))
+    assert len(pairs) == sum(len(w["authorships"]) for w in works)
+    first = cons.slice(0, 1).to_pylist()[0]
+    a0 = works[0]["authorships"][0]
+    assert first["institution_id"] == a0["institutions"][0]["id"].rsplit("/", 1)[1]
+    assert first["org"] == a0["institutions"][0]["display_name"]
+    assert first["country"] == a0["institutions"][0]["country_code"]
+    assert first["address_raw"] == a0["raw_affiliation_string"]
+    assert first["record_ref"] == f"{SAMPLE.name}:element 1"
+
+
+def test_today_shape_fixture():
+    _, docs, cons, q = _read(FIXTURE)
+    assert docs["doc_id"].to_pylist() == ["W9000000001", "W9000000002", "W9000000004"]
+    assert docs["doc_type"].to_pylist() == ["article", "preprint", "review"]
+    assert docs["n_contributors"].to_pylist() == [3, 1, 0]
+    rows = {(r["doc_id"], r["contributor_seq"], r["address_seq"]): r for r in cons.to_pylist()}
+    assert len(rows) == cons.num_rows == 5
+    a = rows[("W9000000001", 0, 0)]
+    b = rows[("W9000000001", 0, 1)]
+    assert (a["institution_id"], a["country"], a["address_raw"]) == (
+        "I9000000001", "DE", "Example University, Berlin, Germany")
+    assert (b["institution_id"], b["country"], b["address_raw"]) == (
+        "I9000000002", "CH", "Example Institute, Zurich, Switzerland")
+    c = rows[("W9000000001", 1, 0)]  # no institution: raw string + its single country
+    assert (c["org"], c["country"], c["address_raw"]) == (None, "JP", "Sample Lab, Kyoto, Japan")
+    d = rows[("W9000000001", 2, 0)]  # nothing at all: still one row
+    assert all(d[k] is None for k in ("org", "institution_id", "country", "address_raw", "city"))
+    e = rows[("W9000000002", 0, 0)]  # two countries: not unique, so unknown
+    assert e["country"] is None and "Somewhere, USA" in e["address_raw"]
+    # topic field with string ids, integer ids, and the level-0 concept fallback
+    fields = dict(zip(cons["doc_id"].to_pylist(), cons["tech_field"].to_pylist()))
+    assert fields["W9000000001"] == "Engineering"
+    assert fields["W9000000002"] == "Biochemistry, Genetics and Molecular Biology"
+    # the malformed line 3 is quarantined with its line number
+    assert [(r["position"], r["reason"]) for r in q.to_table().to_pylist()] == [
+        ("line 3", "malformed JSON")]
+
+
+def test_list_jsonl_gzip_plain_give_the_same_rows(tmp_path):
+    good = [json.loads(line) for line in FIXTURE.read_text().splitlines()
+            if line.strip() and "BROKEN" not in line]
+    variants = {
+        "w.json": json.dumps(good, indent=2).encode(),
+        "w.jsonl": "\n".join(json.dumps(w) for w in good).encode(),
+    }
+    results = []
+    for name, data in variants.items():
+        (tmp_path / name).write_bytes(data)
+        (tmp_path / (name + ".gz")).write_bytes(gzip.compress(data))
+        for n in (name, name + ".gz"):
+            _, docs, cons, q = _read(tmp_path / n, batch_size=2)
+            assert q.count == 0, n
+            results.append((docs.drop(["record_ref"]), cons.drop(["record_ref"])))
+    for docs, cons in results[1:]:
+        assert docs.equals(results[0][0]) and cons.equals(results[0][1])
+    assert results[0][0].num_rows == 3
+
+
+def test_malformed_list_element_is_quarantined_and_reading_goes_on(tmp_path):
+    text = ('[{"id": "W1", "authorships": []},\n {"id": "W2", "authorships": [}, '
+            '{"id": "W3", "authorships": []}, 42, {"authorships": []}, {"id": "W6"}]')
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    _, docs, _, q = _read(path)
+    assert docs["doc_id"].to_pylist() == ["W1", "W3", "W6"]
+    assert [(r["position"], r["reason"]) for r in q.to_table().to_pylist()] == [
+        ("element 2", "malformed JSON"), ("element 4", "not a JSON object"),
+        ("element 5", "work without id")]
+
+
+def test_truncated_list_quarantines_the_tail_and_stops(tmp_path):
+    works = [{"id": f"W{i}", "authorships": [{"institutions": []}]} for i in range(1, 6)]
+    text = json.dumps(works)
+    cut = text[: text.index('{"id": "W4"') + 20]
+    path = tmp_path / "cut.json.gz"
+    path.write_bytes(gzip.compress(cut.encode()))
+    _, docs, _, q = _read(path)
+    assert docs["doc_id"].to_pylist() == ["W1", "W2", "W3"]
+    assert [(r["position"], r["reason"]) for r in q.to_table().to_pylist()] == [
+        ("element 4 to end of file", "truncated JSON list")]
+
+
+def test_snapshot_folder_with_manifest(tmp_path):
+    root = tmp_path / "openalex-snapshot"
+    lines = FIXTURE.read_text().splitlines()
+    for date, part in (("2024-01-01", lines[:2]), ("2024-02-01", lines[2:])):
+        d = root / "data" / "works" / f"updated_date={date}"
+        d.mkdir(parents=True)
+        (d / "part_000.gz").write_bytes(gzip.compress("\n".join(part).encode()))
+    (root / "data" / "works" / "manifest").write_text('{"entries": []}')
+    assert detect_kind(root) == "openalex"
+    q = Quarantine()
+    batches = list(read_source(root, quarantine=q))
+    ids = [i for b in batches for i in b.documents["doc_id"].to_pylist()]
+    assert ids == ["W9000000001", "W9000000002", "W9000000004"]
+    assert [(r["file"], r["position"]) for r in q.to_table().to_pylist()] == [
+        ("part_000.gz", "line 1")]
+
+
+def test_streaming_many_works(tmp_path):
+    path = tmp_path / "many.jsonl.gz"
+    n = 20_000
+    with gzip.open(path, "wt", compresslevel=1) as f:
+        for i in range(n):
+            f.write(json.dumps({"id": f"https://openalex.org/W{i}", "publication_year": 2020,
+                                "authorships": [{"institutions": [], "countries": ["FR"]}]}))
+            f.write("\n")
+    batches, docs, cons, q = _read(path, batch_size=6000)
+    assert [b.documents.num_rows for b in batches] == [6000, 6000, 6000, 2000]
+    assert docs.num_rows == cons.num_rows == n and q.count == 0
+
+
+def test_unreadable_inputs_raise(tmp_path):
+    with pytest.raises(InputFormatError, match="not found"):
+        list(read_openalex_works(tmp_path / "nope.json", quarantine=Quarantine()))
+    (tmp_path / "x.json.gz").write_bytes(b"[]")
+    with pytest.raises(InputFormatError, match="not gzip"):
+        list(read_openalex_works(tmp_path / "x.json.gz", quarantine=Quarantine()))
+    (tmp_path / "x.txt").write_text("hello")
+    with pytest.raises(InputFormatError, match="neither"):
+        list(read_openalex_works(tmp_path / "x.txt", quarantine=Quarantine()))
+    (tmp_path / "empty_dir").mkdir()
+    with pytest.raises(InputFormatError, match="no \\*.gz"):
+        list(read_openalex_works(tmp_path / "empty_dir", quarantine=Quarantine()))
+
+
+def test_institutions_with_geo(tmp_path):
+    recs = [
+        {"id": "https://openalex.org/I1", "display_name": "A", "country_code": "DE",
+         "geo": {"city": "Berlin", "geonames_city_id": "2950159", "region": None,
+                 "country_code": "DE", "country": "Germany", "latitude": 52.52,
+                 "longitude": 13.40}},
+        {"id": "https://openalex.org/I2", "display_name": "B", "country_code": "US",
+         "geo": {"city": "Boston", "geonames_city_id": 4930956, "region": "Massachusetts",
+                 "country_code": "US", "latitude": 42.36, "longitude": -71.06}},
+        {"id": "https://openalex.org/I3", "display_name": "no geo"},
+    ]
+    path = tmp_path / "inst.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in recs))
+    t = read_openalex_institutions(path).to_pylist()
+    assert [r["id"] for r in t] == ["I1", "I2", "I3"]
+    assert (t[0]["lat"], t[0]["lon"], t[0]["geonames_city_id"]) == (52.52, 13.40, "2950159")
+    assert t[1]["geonames_city_id"] == "4930956" and t[1]["region"] == "Massachusetts"
+    assert t[2]["lat"] is None and t[2]["country_code"] is None
