@@ -321,11 +321,11 @@ def test_link_clusters_brute_force(scene, seed):
 
 def test_validation_lists_every_problem():
     with pytest.raises(ParameterError) as err:
-        dbscan_sphere([0.0, 91.0, np.nan], [0.0, 181.0], [1.0, -1.0, np.inf], eps_km=-1.0,
+        dbscan_sphere([0.0, 91.0, np.nan], [0.0, 181.0], [1.0, -1.0, np.inf, 2.0], eps_km=-1.0,
                       min_weight=0.0, n_threads=0)
     msg = str(err.value)
     for part in ("lat_deg and lon_deg differ in length", "lat_deg has 1 non-finite",
-                 "outside [-90, 90]", "outside [-180, 180]", "weight length 3",
+                 "outside [-90, 90]", "outside [-180, 180]", "weight length 4",
                  "weight has 2 negative or non-finite", "eps_km must be", "min_weight must be",
                  "n_threads must be"):
         assert part in msg, (part, msg)

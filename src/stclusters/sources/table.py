@@ -362,6 +362,7 @@ def read_table(
     if not first_significant(head):
         raise InputFormatError(p, _EXPECTED, "file is empty")
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     try:
         con.register("_iso", pa.table({"code": sorted(iso_country_codes())}))
         if head.startswith(PARQUET_MAGIC):
