@@ -152,7 +152,7 @@ def test_single_disc_on_the_antimeridian_has_full_area() -> None:
     assert geometry_area_km2(g) == pytest.approx(math.pi * 13**2, rel=0.01)
 
 
-@pytest.mark.parametrize("lat", [89.99, -89.99, 89.95])
+@pytest.mark.parametrize("lat", [89.99, -89.99, 89.95, 90.0, -90.0])
 def test_disc_containing_a_pole_is_a_cap(lat: float) -> None:
     g = footprint_geometry([lat], [10.0], eps_km=13.0)
     assert_rfc7946(g)

@@ -354,8 +354,8 @@ def core_flags(xyz, latr, lonr, cl, w, cell_start, cell_k, cell_w, col_start, co
                h, reach, c_lo2, c_hi2, s2, m):
     """Core flag per (sorted) point: weight within eps (itself included) >= m.
 
-    Deterministic sum order: own cell total, totals of cells wholly inside the eps ball (by
-    cell key), then points of partially covered cells. Early exits: a cell whose total
+    Deterministic sum order: own cell total, totals of cells wholly inside the eps ball
+    (nearest cell offsets first, then cell key), then points of partially covered cells. Early exits: a cell whose total
     reaches m makes all its points core; a cell whose whole neighbourhood cannot reach m has
     none; per point, stop as soon as m is reached or can no longer be reached.
     """
@@ -371,39 +371,44 @@ def core_flags(xyz, latr, lonr, cl, w, cell_start, cell_k, cell_w, col_start, co
             for i in range(s, e):
                 core[i] = True
             continue
-        nb = np.empty(maxnb, np.int64)
-        part = np.empty(maxnb, np.int64)
+        raw = np.empty(maxnb, np.int64)
         cnt = neighbour_cells(cell_k[c, 0], cell_k[c, 1], cell_k[c, 2], reach, cell_k,
-                              col_start, col_k, table, nb)
+                              col_start, col_k, table, raw)
         total = 0.0
         npts = 0
         for j in range(cnt):
-            total += cell_w[nb[j]]
-            npts += cell_start[nb[j] + 1] - cell_start[nb[j]]
+            total += cell_w[raw[j]]
+            npts += cell_start[raw[j] + 1] - cell_start[raw[j]]
         guard = total * (npts + 4 * maxnb) * _SUM_ULP
         if total + guard < m:
             continue
+        nb = np.empty(maxnb, np.int64)
+        _by_offset(c, raw, cnt, cell_k, reach, nb)
+        part = np.empty(maxnb, np.int64)
         for i in range(s, e):
             acc = cell_w[c]
-            rem = 0.0
+            rem = total - cell_w[c]  # not yet added, not yet ruled out
             npart = 0
-            for j in range(cnt):
+            decided = False
+            for j in range(1, cnt):  # nb[0] is c itself
                 d = nb[j]
-                if d == c:
-                    continue
                 dmin2, dmax2 = _box_d2(xyz, i, cell_k, d, h)
                 if dmin2 > c_hi2:
-                    continue
-                if dmax2 <= c_lo2:
+                    rem -= cell_w[d]
+                    if acc + rem + guard < m:
+                        decided = True
+                        break
+                elif dmax2 <= c_lo2:
                     acc += cell_w[d]
+                    rem -= cell_w[d]
+                    if acc >= m:
+                        core[i] = True
+                        decided = True
+                        break
                 else:
                     part[npart] = d
                     npart += 1
-                    rem += cell_w[d]
-            if acc >= m:
-                core[i] = True
-                continue
-            if acc + rem + guard < m:
+            if decided:
                 continue
             found = False
             for jj in range(npart):
@@ -425,6 +430,30 @@ def core_flags(xyz, latr, lonr, cl, w, cell_start, cell_k, cell_w, col_start, co
 
 
 @njit(cache=True)
+def _by_offset(c, raw, cnt, cell_k, reach, out):
+    """Counting sort of neighbour cells by squared offset from cell c (c itself first).
+
+    Nearer cells first makes the early exits fire sooner; ties keep cell-key order, so the
+    order (and any float sum over it) is still content-derived.
+    """
+    nbucket = 3 * reach * reach + 1
+    counts = np.zeros(nbucket + 1, np.int64)
+    for j in range(cnt):
+        d = raw[j]
+        o = ((cell_k[d, 0] - cell_k[c, 0]) ** 2 + (cell_k[d, 1] - cell_k[c, 1]) ** 2
+             + (cell_k[d, 2] - cell_k[c, 2]) ** 2)
+        counts[o + 1] += 1
+    for b in range(nbucket):
+        counts[b + 1] += counts[b]
+    for j in range(cnt):
+        d = raw[j]
+        o = ((cell_k[d, 0] - cell_k[c, 0]) ** 2 + (cell_k[d, 1] - cell_k[c, 1]) ** 2
+             + (cell_k[d, 2] - cell_k[c, 2]) ** 2)
+        out[counts[o]] = d
+        counts[o] += 1
+
+
+@njit(cache=True)
 def _cells_linked(c, d, xyz, latr, lonr, cl, core, cell_start, cell_k, h, c_lo2, c_hi2, s2):
     """Whether some core point of cell c is within eps of some core point of cell d."""
     for p in range(cell_start[c], cell_start[c + 1]):
@@ -440,53 +469,127 @@ def _cells_linked(c, d, xyz, latr, lonr, cl, core, cell_start, cell_k, h, c_lo2,
     return False
 
 
-@njit(cache=True, parallel=True)
-def core_edges(xyz, latr, lonr, cl, core, ncore, cell_start, cell_k, col_start, col_k, table,
-               h, reach, c_lo2, c_hi2, s2):
-    """Edges (c, d), c < d, between cells holding core points within eps of each other.
+@njit(cache=True)
+def _cells_linked_budget(c, d, xyz, latr, lonr, cl, core, cell_start, cell_k, h, c_lo2, c_hi2,
+                         s2, budget):
+    """Like :func:`_cells_linked` with at most ``budget`` point tests: 1, 0, or -1 (gave up)."""
+    work = 0
+    for p in range(cell_start[c], cell_start[c + 1]):
+        if not core[p]:
+            continue
+        dmin2, _ = _box_d2(xyz, p, cell_k, d, h)
+        work += 1
+        if dmin2 > c_hi2:
+            continue
+        for q in range(cell_start[d], cell_start[d + 1]):
+            if core[q]:
+                if _within(xyz, latr, lonr, cl, p, xyz, latr, lonr, cl, q, c_lo2, c_hi2, s2):
+                    return 1
+                work += 1
+        if work > budget:
+            return -1
+    return 0
 
-    Two passes over cells: the first does the distance checks (early exit per pair) and keeps
-    a bit per neighbour slot (<= 128 slots); the second only re-enumerates neighbours to write
-    the edges, so no variable-length lists are held per cell.
-    """
+
+_KEEP = 4  # linked neighbours remembered per cell by the parallel pass
+
+
+@njit(cache=True, parallel=True)
+def _cheap_links(xyz, latr, lonr, cl, core, ncore, cell_start, cell_k, col_start, col_k, table,
+                 h, reach, c_lo2, c_hi2, s2, budget, max_off2):
+    """Parallel pass: up to _KEEP linked neighbour cells (d > c) per cell, and a flag for cells
+    with pairs left to decide (over budget, linked beyond _KEEP, or offset beyond max_off2).
+
+    Only near pairs are tried here: they link cheaply and merge dense areas into few
+    components, so the serial pass can skip most far pairs."""
     ncell = cell_start.shape[0] - 1
     side = 2 * reach + 1
     maxnb = side * side * side
-    masks = np.zeros((ncell, 2), np.uint64)
-    nedge = np.zeros(ncell, np.int64)
+    keep = np.full((ncell, _KEEP), -1, np.int64)
+    more = np.zeros(ncell, np.bool_)
     for c in prange(ncell):
         if ncore[c] == 0:
             continue
         nb = np.empty(maxnb, np.int64)
         cnt = neighbour_cells(cell_k[c, 0], cell_k[c, 1], cell_k[c, 2], reach, cell_k,
                               col_start, col_k, table, nb)
+        k = 0
         for j in range(cnt):
             d = nb[j]
             if d <= c or ncore[d] == 0:
                 continue
-            if _cells_linked(c, d, xyz, latr, lonr, cl, core, cell_start, cell_k, h,
-                             c_lo2, c_hi2, s2):
-                masks[c, j >> 6] |= np.uint64(1) << np.uint64(j & 63)
-                nedge[c] += 1
-    off = np.empty(ncell + 1, np.int64)
-    off[0] = 0
+            off2 = ((cell_k[d, 0] - cell_k[c, 0]) ** 2 + (cell_k[d, 1] - cell_k[c, 1]) ** 2
+                    + (cell_k[d, 2] - cell_k[c, 2]) ** 2)
+            if off2 > max_off2:
+                more[c] = True
+                continue
+            r = _cells_linked_budget(c, d, xyz, latr, lonr, cl, core, cell_start, cell_k, h,
+                                     c_lo2, c_hi2, s2, budget)
+            if r == 1 and k < _KEEP:
+                keep[c, k] = d
+                k += 1
+            elif r != 0:
+                more[c] = True
+    return keep, more
+
+
+@njit(cache=True)
+def _union(parent, a, b):
+    a = _find(parent, a)
+    b = _find(parent, b)
+    if a != b:
+        if a < b:
+            parent[b] = a
+        else:
+            parent[a] = b
+
+
+@njit(cache=True)
+def _finish_links(keep, more, xyz, latr, lonr, cl, core, ncore, cell_start, cell_k, col_start,
+                  col_k, table, h, reach, c_lo2, c_hi2, s2):
+    """Serial pass: union remembered links, then test the remaining pairs only when their
+    cells are not yet in one component (most are, in dense areas). Root per cell, -1 if no
+    core point."""
+    ncell = cell_start.shape[0] - 1
+    side = 2 * reach + 1
+    nb = np.empty(side * side * side, np.int64)
+    parent = np.arange(ncell)
     for c in range(ncell):
-        off[c + 1] = off[c] + nedge[c]
-    src = np.empty(off[ncell], np.int64)
-    dst = np.empty(off[ncell], np.int64)
-    for c in prange(ncell):
-        if nedge[c] == 0:
+        for k in range(keep.shape[1]):
+            if keep[c, k] >= 0:
+                _union(parent, c, keep[c, k])
+    for c in range(ncell):
+        if not more[c]:
             continue
-        nb = np.empty(maxnb, np.int64)
         cnt = neighbour_cells(cell_k[c, 0], cell_k[c, 1], cell_k[c, 2], reach, cell_k,
                               col_start, col_k, table, nb)
-        k = off[c]
         for j in range(cnt):
-            if (masks[c, j >> 6] >> np.uint64(j & 63)) & np.uint64(1):
-                src[k] = c
-                dst[k] = nb[j]
-                k += 1
-    return src, dst
+            d = nb[j]
+            if d <= c or ncore[d] == 0:
+                continue
+            if _find(parent, c) == _find(parent, d):
+                continue
+            if _cells_linked(c, d, xyz, latr, lonr, cl, core, cell_start, cell_k, h,
+                             c_lo2, c_hi2, s2):
+                _union(parent, c, d)
+    root = np.full(ncell, -1, np.int64)
+    for c in range(ncell):
+        if ncore[c] > 0:
+            root[c] = _find(parent, c)
+    return root
+
+
+def core_components(xyz, latr, lonr, cl, core, ncore, cell_start, cell_k, col_start, col_k,
+                    table, h, reach, c_lo2, c_hi2, s2, budget=16, max_off2=2):
+    """Connected components of core cells (a cell's core points are one clique).
+
+    Root cell id per cell (-1 without core points). Cheap pair tests run in parallel; the
+    expensive leftovers run serially and are skipped once both cells share a component.
+    """
+    keep, more = _cheap_links(xyz, latr, lonr, cl, core, ncore, cell_start, cell_k, col_start,
+                              col_k, table, h, reach, c_lo2, c_hi2, s2, budget, max_off2)
+    return _finish_links(keep, more, xyz, latr, lonr, cl, core, ncore, cell_start, cell_k,
+                         col_start, col_k, table, h, reach, c_lo2, c_hi2, s2)
 
 
 @njit(cache=True)
@@ -495,25 +598,6 @@ def _find(parent, a):
         parent[a] = parent[parent[a]]
         a = parent[a]
     return a
-
-
-@njit(cache=True)
-def components(ncell, src, dst, ncore):
-    """Union-find over core cells; root (a cell id) per cell, -1 for cells without cores."""
-    parent = np.arange(ncell)
-    for k in range(src.shape[0]):
-        a = _find(parent, src[k])
-        b = _find(parent, dst[k])
-        if a != b:
-            if a < b:
-                parent[b] = a
-            else:
-                parent[a] = b
-    root = np.full(ncell, -1, np.int64)
-    for c in range(ncell):
-        if ncore[c] > 0:
-            root[c] = _find(parent, c)
-    return root
 
 
 @njit(cache=True)

@@ -253,18 +253,19 @@ def dbscan_sphere(lat_deg, lon_deg, weight=None, *, eps_km: float, min_weight: f
     eps_rad = eps_km / EARTH_RADIUS_KM  # same expression the oracle is given
     h, inv_h, c_lo2, c_hi2, s2, reach = _grid.grid_geometry(eps_rad)
     with _Threads(n_threads):
-        g = _Grid(la, lo, inv_h, canonical_weight=w)
+        # Integer weights sum exactly in any order: then the canonical order is not needed.
+        exact = bool(np.all(w == np.floor(w))) and float(w.sum()) < 2.0 ** 53
+        g = _Grid(la, lo, inv_h, canonical_weight=None if exact else w)
         ws = _grid.gather(w, g.order)
         cell_w = _grid.cell_sums(ws, g.cell_start)
         core = _grid.core_flags(g.xyz, g.latr, g.lonr, g.cl, ws, g.cell_start, g.cell_k, cell_w,
                                 g.col_start, g.col_k, g.table, h, reach, c_lo2, c_hi2, s2,
                                 min_weight)
         ncore = _grid.count_per_cell(core, g.cell_start)
-        src, dst = _grid.core_edges(g.xyz, g.latr, g.lonr, g.cl, core, ncore, g.cell_start,
-                                    g.cell_k, g.col_start, g.col_k, g.table, h, reach,
-                                    c_lo2, c_hi2, s2)
         ncell = g.cell_start.shape[0] - 1
-        root = _grid.components(ncell, src, dst, ncore)
+        root = _grid.core_components(g.xyz, g.latr, g.lonr, g.cl, core, ncore, g.cell_start,
+                                     g.cell_k, g.col_start, g.col_k, g.table, h, reach,
+                                     c_lo2, c_hi2, s2)
         rep = _grid.representatives(root, core, g.cell_start, g.order, w, la, lo)
         roots = np.flatnonzero(rep >= 0)
         reps = rep[roots]

@@ -91,7 +91,10 @@ def _destination(lat_rad: np.ndarray, lon_rad: np.ndarray, delta: float,
     sin_d, cos_d = math.sin(delta), math.cos(delta)
     sin_lat2 = np.clip(sin_lat * cos_d + cos_lat * sin_d * np.cos(azimuth_rad), -1.0, 1.0)
     lat2 = np.arcsin(sin_lat2)
-    dlon = np.arctan2(np.sin(azimuth_rad) * sin_d * cos_lat, cos_d - sin_lat * sin_lat2)
+    # the usual atan2(sin θ·sin δ·cos φ1, cos δ - sin φ1·sin φ2) divided through by cos φ1:
+    # the same angle, without cancellation near a pole and defined at it
+    dlon = np.arctan2(np.sin(azimuth_rad) * sin_d,
+                      cos_d * cos_lat - sin_lat * sin_d * np.cos(azimuth_rad))
     return lat2, dlon
 
 
