@@ -214,9 +214,16 @@ def blob(seed: int, n: int, lat0: float, lon0: float, r_deg: float):
     return lat0 + r_deg * r * np.sin(a), lon0 + 1.4 * r_deg * r * np.cos(a)
 
 
-@pytest.mark.parametrize("case", ["blob", "blob_and_ring", "two_blobs_antimeridian"])
+@pytest.mark.parametrize("case", ["blob", "blob_and_ring", "two_blobs_antimeridian", "metro"])
 def test_pruning_gives_the_same_footprint(case: str) -> None:
-    if case == "blob":
+    eps_km = 5.0
+    if case == "metro":
+        # dense core (grid certificate), clumpy periphery (neighbour sectors), sparse edge
+        rng = np.random.default_rng(8)
+        lat = np.r_[37.5 + rng.normal(0, 0.15, 20000), 37.5 + rng.normal(0, 0.6, 3000)]
+        lon = np.r_[127.0 + rng.normal(0, 0.2, 20000), 127.0 + rng.normal(0, 0.8, 3000)]
+        eps_km = 13.0
+    elif case == "blob":
         lat, lon = blob(1, 4000, 50.0, 8.0, 1.0)
     elif case == "blob_and_ring":
         lat, lon = blob(2, 3000, 50.0, 8.0, 0.8)
@@ -227,8 +234,8 @@ def test_pruning_gives_the_same_footprint(case: str) -> None:
         la1, lo1 = blob(4, 2000, -17.0, 179.5, 0.6)
         la2, lo2 = blob(5, 2000, -18.0, -179.0, 0.4)
         lat, lon = np.r_[la1, la2], (np.r_[lo1, lo2] + 180) % 360 - 180
-    fast = footprint_shape(lat, lon, eps_km=5.0)
-    slow = footprint_shape(lat, lon, eps_km=5.0, prune=False)
+    fast = footprint_shape(lat, lon, eps_km=eps_km)
+    slow = footprint_shape(lat, lon, eps_km=eps_km, prune=False)
     assert fast.is_valid and slow.is_valid
     # same outline up to the 1e-6° snapping grid
     assert shapely.symmetric_difference(fast, slow).area < 1e-9 * max(slow.area, 1.0) + 1e-8

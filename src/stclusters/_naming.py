@@ -59,10 +59,7 @@ def best_place(lat: np.ndarray, lon: np.ndarray, places: pa.Table, *, min_popula
     return out
 
 
-def _format_name(place_rows: list[int], places: pa.Table) -> str:
-    names = places.column("name").to_pylist()
-    countries = places.column("country").to_pylist()
-    admin1 = places.column("admin1").to_pylist()
+def _format_name(place_rows: list[int], names: list, countries: list, admin1: list) -> str:
     us = [countries[i] == "US" for i in place_rows]
     if not any(us):
         return "–".join(names[i] for i in place_rows)
@@ -82,31 +79,37 @@ def cluster_names(con: duckdb.DuckDBPyConnection, places: pa.Table, world_totals
     publications pull equally, as in the score.
     """
     pts = fetch_arrow(con, "SELECT source, lat, lon, weight, stc FROM points WHERE stc >= 0 "
-                      "ORDER BY source, lat, lon")
+                           "ORDER BY source, lat, lon")
     lat, lon = pts.column("lat").to_numpy(), pts.column("lon").to_numpy()
     src = pts.column("source").to_numpy(zero_copy_only=False)
-    denom = np.array([world_totals.get(s, 1.0) or 1.0 for s in src])
+    denom = np.ones(len(src))
+    for s, total in world_totals.items():
+        denom[src == s] = total or 1.0
     share = pts.column("weight").to_numpy() / denom
     stc = pts.column("stc").to_numpy()
     place = best_place(lat, lon, places, min_population=min_population)
-    names = [f"Cluster {i}" for i in range(n_clusters)]
-    key = stc * (places.num_rows + 1) + (place + 1)
-    uniq, inv = np.unique(key, return_inverse=True)
-    sums = np.bincount(inv, weights=share)
-    u_stc, u_place = uniq // (places.num_rows + 1), uniq % (places.num_rows + 1) - 1
+    named = place >= 0
+    # Weight per (cluster, place), then per cluster: heaviest first, ties → smaller place row.
+    n_places = places.num_rows
+    uniq, inv = np.unique(stc[named] * n_places + place[named], return_inverse=True)
+    sums = np.bincount(inv, weights=share[named])
+    u_stc, u_place = uniq // n_places, uniq % n_places
+    order = np.lexsort((u_place, -sums, u_stc))
     totals = np.bincount(stc, weights=share, minlength=n_clusters)
+    starts = np.searchsorted(u_stc[order], np.arange(n_clusters + 1))
+    names_col = places.column("name").to_pylist()
+    countries = places.column("country").to_pylist()
+    admin1 = places.column("admin1").to_pylist()
+    out = [f"Cluster {i}" for i in range(n_clusters)]
     for c in range(n_clusters):
-        sel = np.flatnonzero((u_stc == c) & (u_place >= 0))
-        if len(sel) == 0:
+        group = order[starts[c]:starts[c + 1]][:max_places]
+        if len(group) == 0:
             continue
-        # Heaviest first; equal weights: the smaller place row (deterministic).
-        sel = sel[np.lexsort((u_place[sel], -sums[sel]))]
-        chosen = [int(u_place[sel[0]])]
-        for j in sel[1:max_places]:
-            if totals[c] > 0 and sums[j] / totals[c] * 100 >= min_share_pct:
-                chosen.append(int(u_place[j]))
-        names[c] = _format_name(chosen, places)
-    return names
+        chosen = [int(u_place[group[0]])] + [
+            int(u_place[j]) for j in group[1:]
+            if totals[c] > 0 and sums[j] / totals[c] * 100 >= min_share_pct]
+        out[c] = _format_name(chosen, names_col, countries, admin1)
+    return out
 
 
 def footprint_population(con: duckdb.DuckDBPyConnection, places: pa.Table, *, eps_km: float,

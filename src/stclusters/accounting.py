@@ -31,29 +31,29 @@ def account(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     doc_inputs = [i for i, k in kinds.items() if k in DOCUMENT_KINDS] or [-1]
     row_inputs = [i for i, k in kinds.items() if k not in DOCUMENT_KINDS] or [-1]
     doc_status = con.execute(f"""
-        SELECT d.source, CASE
+        WITH d AS (
+          SELECT d.source, CASE
             WHEN bool_or(c.status = 'used') THEN 'used'
             WHEN count(c.status) = 0 THEN 'no_contributors'
             WHEN bool_or(c.status = 'out_of_window') THEN 'out_of_window'
             WHEN bool_or(c.status = 'doc_type_excluded') THEN 'doc_type_excluded'
             ELSE 'no_located_contributor' END AS status
-        FROM documents d LEFT JOIN contributions c
-          ON c.input_id = d.input_id AND c.source = d.source AND c.doc_id = d.doc_id
-        WHERE d.input_id IN ({", ".join(map(str, doc_inputs))})
-        GROUP BY d.input_id, d.source, d.doc_id, d.record_ref""").fetchall()
-    units = {"document": doc_status}
+          FROM documents d LEFT JOIN contributions c
+            ON c.input_id = d.input_id AND c.source = d.source AND c.doc_id = d.doc_id
+          WHERE d.input_id IN ({", ".join(map(str, doc_inputs))})
+          GROUP BY d.input_id, d.source, d.doc_id, d.record_ref)
+        SELECT source, status, count(*) FROM d GROUP BY ALL ORDER BY ALL""").fetchall()
     row_status = con.execute(f"""
-        SELECT source, status FROM contributions
-        WHERE input_id IN ({", ".join(map(str, row_inputs))})""").fetchall()
-    units["row"] = row_status
-    for unit, rows in units.items():
-        for source, status in rows:
+        SELECT source, status, count(*) FROM contributions
+        WHERE input_id IN ({", ".join(map(str, row_inputs))}) GROUP BY ALL ORDER BY ALL""").fetchall()
+    for unit, rows in (("document", doc_status), ("row", row_status)):
+        for source, status, n in rows:
             b = _bucket(acc, source, unit)["records"]
-            b["read"] += 1
+            b["read"] += n
             if status == "used":
-                b["used"] += 1
+                b["used"] += n
             else:
-                b["filtered"][status] = b["filtered"].get(status, 0) + 1
+                b["filtered"][status] = b["filtered"].get(status, 0) + n
     for input_id, source, reason, n in con.execute("""
             SELECT q.input_id, coalesce(q.source, 'unknown'), q.reason, count(*)
             FROM quarantine q GROUP BY ALL ORDER BY ALL""").fetchall():

@@ -29,7 +29,8 @@ Approximations (stated, bounded)
 * **Pruning, for speed.** For clusters with thousands of core points, a disc that cannot
   reach the footprint's outline is skipped: in an azimuthal-equidistant frame around the
   cluster, a point whose Voronoi cell lies well inside its own disc (every cell vertex within
-  ``0.95·eps·cos(π/n)``) contributes no boundary. The union of the remaining discs has the
+  ``0.95·eps·cos(π/n)``; certified by a grid test in dense areas, by the Voronoi diagram
+  elsewhere) contributes no boundary. The union of the remaining discs has the
   same outline; the holes that dropping interior discs opens (if any) are told from true
   holes by their distance to the nearest core point and filled. The argument is exact in the
   plane; on the sphere it holds while the frame's distortion stays well under the 5 % margin,
@@ -61,12 +62,15 @@ __all__ = [
     "footprint_geometry",
     "footprint_shape",
     "footprints_feature_collection",
+    "geojson_bytes",
+    "shape_to_geojson",
     "write_geojson",
 ]
 
 #: Decimals of written coordinates (1e-6° ≈ 0.11 m); geometry is snapped to this grid.
 COORDINATE_DECIMALS = 6
 _GRID = 10.0 ** -COORDINATE_DECIMALS
+_MIN_EPS_KM = 0.05
 
 #: Pruning margin: a point is dropped only if its Voronoi cell lies within (1 - margin) of the
 #: inscribed radius of its disc polygon. Must exceed twice the lon/lat frame's distortion.
@@ -200,34 +204,112 @@ def _lonlat_distortion(lat_deg: float, delta: float, n_vertices: int) -> float:
     return max(0.0, 1.0 - d_min / ideal)
 
 
+def _grid_interior(frame_xy: np.ndarray, radius_km: float) -> np.ndarray:
+    """Mask of points whose Voronoi cell is certainly within ``radius_km``, from a grid alone.
+
+    Cells of side ``s = radius_km / 2``. If all 24 cells around a point's cell (its 5×5
+    block) hold a point, then for any ``x`` farther than ``1.5·s`` from ``p``, the point
+    ``z`` at ``1.5·s`` from ``p`` towards ``x`` lies in another cell of the block, whose
+    point ``q`` is within ``s·√2 < 1.5·s`` of ``z``, hence nearer to ``x`` than ``p``: the
+    cell of ``p`` lies within ``1.5·s = 0.75·radius_km``. Linear time, where the Voronoi
+    diagram of tens of thousands of points takes seconds.
+    """
+    s = radius_km / 2.0
+    ij = np.floor(frame_xy / s).astype(np.int64)
+    ij -= ij.min(axis=0) - 2  # 2 cells of padding: neighbours never wrap between rows
+    width = int(ij[:, 1].max()) + 3
+    keys = ij[:, 0] * width + ij[:, 1]
+    cells, inverse = np.unique(keys, return_inverse=True)
+    ok = np.ones(len(cells), dtype=bool)
+    for di in range(-2, 3):
+        for dj in range(-2, 3):
+            if di or dj:
+                nb = cells + (di * width + dj)
+                pos = np.minimum(np.searchsorted(cells, nb), len(cells) - 1)
+                ok &= cells[pos] == nb
+    return ok[inverse.ravel()]
+
+
+def _sector_interior(frame_xy: np.ndarray, cand: np.ndarray, radius_km: float,
+                     *, k: int = 32, n_sectors: int = 6) -> np.ndarray:
+    """For points ``cand``: is the Voronoi cell certainly within ``radius_km``? (neighbours)
+
+    If each of ``n_sectors`` fixed angular sectors (width ``w``) around ``p`` holds a point
+    ``q`` with ``|q - p| < 2·cos(w)·radius_km``, then any ``x`` in direction ``u`` from ``p``
+    and farther than ``|q - p| / (2·cos∠(q - p, u))`` (``q`` in the sector of ``u``, so the
+    angle is at most ``w``) is nearer to ``q`` than to ``p``: the cell lies within
+    ``radius_km``. Only the ``k`` nearest neighbours are looked at (fewer only certify less).
+    """
+    tree = cKDTree(frame_xy)
+    w = 2.0 * math.pi / n_sectors
+    reach = 2.0 * math.cos(w) * radius_km
+    kk = min(k + 1, len(frame_xy))
+    dist, idx = tree.query(frame_xy[cand], k=kk, distance_upper_bound=reach)
+    dist, idx = dist.reshape(len(cand), kk), idx.reshape(len(cand), kk)
+    ok = (idx < len(frame_xy)) & (dist > 0.0) & (dist < reach)
+    vec = frame_xy[np.minimum(idx, len(frame_xy) - 1)] - frame_xy[cand][:, None, :]
+    sector = np.floor((np.arctan2(vec[..., 1], vec[..., 0]) + math.pi) / w).astype(np.int64)
+    sector = np.clip(sector, 0, n_sectors - 1)
+    occ = np.zeros((len(cand), n_sectors), dtype=bool)
+    rows = np.broadcast_to(np.arange(len(cand))[:, None], ok.shape)
+    occ[rows[ok], sector[ok]] = True
+    return occ.all(axis=1)
+
+
 def _prune(frame_xy: np.ndarray, radius_km: float) -> np.ndarray:
     """Mask of points to keep: those whose planar Voronoi cell is not well inside their disc.
 
     ``radius_km`` is the disc polygon's inscribed radius scaled by ``1 - margin``. A dropped
     point's cell lies inside its own disc, so it carries none of the union's outline.
+
+    Points in densely filled areas are certified by a grid (:func:`_grid_interior`), then by
+    their nearest neighbours (:func:`_sector_interior`); the rest by the Voronoi diagram of
+    themselves plus one certified point per grid cell. A Voronoi cell computed among a subset
+    of the points contains the true one, so a point certified on the subset is certified for
+    the whole set.
     """
-    n = len(frame_xy)
-    keep = np.ones(n, dtype=bool)
-    try:
-        vor = Voronoi(frame_xy)
-    except Exception:  # degenerate (collinear / near-duplicate) input: no pruning, still exact
+    keep = ~_grid_interior(frame_xy, radius_km)
+    cand = np.flatnonzero(keep)
+    if cand.size == 0:
         return keep
-    rp = vor.ridge_points  # (m, 2) point pairs
+    keep[cand] = ~_sector_interior(frame_xy, cand, radius_km)
+    cand = np.flatnonzero(keep)
+    if cand.size == 0:
+        return keep
+    # helpers: one certified point per grid cell, so that candidates at the edge of a dense
+    # area still have bounded cells on its side
+    inner = np.flatnonzero(~keep)
+    if inner.size:
+        s = radius_km / 2.0
+        cell = np.floor(frame_xy[inner] / s).astype(np.int64)
+        _, first = np.unique(cell, axis=0, return_index=True)
+        helpers = inner[np.sort(first)]
+    else:
+        helpers = inner
+    sub = np.concatenate([cand, helpers])
+    xy = frame_xy[sub]
+    m = len(sub)
+    try:
+        vor = Voronoi(xy)
+    except Exception:  # degenerate (collinear / near-duplicate) input: keep the candidates
+        return keep
+    rp = vor.ridge_points  # (r, 2) point pairs, indices into sub
     rv = np.array([v if len(v) == 2 else [-1, -1] for v in vor.ridge_vertices], dtype=np.int64)
     unbounded = (rv < 0).any(axis=1)
-    verts = vor.vertices[np.where(rv < 0, 0, rv)]  # (m, 2, 2)
-    far = np.zeros(n, dtype=bool)
+    verts = vor.vertices[np.where(rv < 0, 0, rv)]  # (r, 2, 2)
+    far = np.zeros(m, dtype=bool)
     np.logical_or.at(far, rp[:, 0], unbounded)
     np.logical_or.at(far, rp[:, 1], unbounded)
     for side in (0, 1):
-        p = frame_xy[rp[:, side]]
+        p = xy[rp[:, side]]
         d = np.maximum(np.linalg.norm(verts[:, 0] - p, axis=1),
                        np.linalg.norm(verts[:, 1] - p, axis=1))
         np.logical_or.at(far, rp[:, side], d >= radius_km)
     # a point with no ridge at all (qhull dropped it as a near duplicate) is kept
-    has_ridge = np.zeros(n, dtype=bool)
+    has_ridge = np.zeros(m, dtype=bool)
     has_ridge[rp.ravel()] = True
-    keep = far | ~has_ridge
+    keep_sub = far | ~has_ridge
+    keep[cand] = keep_sub[: cand.size]
     return keep
 
 
@@ -295,8 +377,11 @@ def _check_inputs(lat, lon, eps_km: float, n_vertices: int) -> tuple[np.ndarray,
         raise ValueError("core point coordinates must be finite")
     if (np.abs(lat) > 90.0).any():
         raise ValueError("latitudes must lie in [-90, 90]")
-    if not (0.0 < eps_km < 0.5 * math.pi * EARTH_RADIUS_KM):
-        raise ValueError(f"eps_km must be in (0, {0.5 * math.pi * EARTH_RADIUS_KM:.0f}): {eps_km}")
+    # below 50 m a 64-gon's edges shrink towards the 1e-6° (0.11 m) output grid; from a
+    # quarter great circle on, a disc could hold both poles
+    if not (_MIN_EPS_KM <= eps_km < 0.5 * math.pi * EARTH_RADIUS_KM):
+        raise ValueError(f"eps_km must be in [{_MIN_EPS_KM}, "
+                         f"{0.5 * math.pi * EARTH_RADIUS_KM:.0f}) km: {eps_km}")
     if int(n_vertices) != n_vertices or n_vertices < 8:
         raise ValueError(f"n_vertices must be an integer >= 8: {n_vertices}")
     return lat, lon
@@ -312,7 +397,7 @@ def footprint_shape(core_lat_deg: Sequence[float] | np.ndarray,
     core_lat_deg, core_lon_deg : array_like, shape (n,)
         Core points, degrees (any longitude; wrapped). Duplicates and order do not matter.
     eps_km : float
-        Disc radius, great-circle km.
+        Disc radius, great-circle km, in [0.05, πR/2).
     n_vertices : int
         Vertices per disc (>= 8).
     prune : bool
