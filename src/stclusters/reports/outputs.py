@@ -17,7 +17,6 @@ workspace.duckdb    the embedded store with every table of the run (not byte-sta
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +49,7 @@ def _label(table: pa.Table, label: str | None) -> pa.Table:
 
 
 def write_outputs(con: duckdb.DuckDBPyConnection, out_dir: str | Path, manifest: dict[str, Any],
-                  *, eps_km: float, label: str | None = None,
-                  workspace_path: Path | None = None) -> dict[str, Path]:
+                  *, eps_km: float, label: str | None = None) -> dict[str, Path]:
     """Write every output file of a run into ``out_dir``; return name → path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -74,10 +72,8 @@ def write_outputs(con: duckdb.DuckDBPyConnection, out_dir: str | Path, manifest:
         paths[name] = out / name
     paths["footprints.geojson"] = out / "footprints.geojson"
     write_geojson(paths["footprints.geojson"], _footprints(con, eps_km=eps_km, label=label))
-    if workspace_path is not None:
-        with atomic_path(out / "workspace.duckdb") as tmp:
-            shutil.copyfile(workspace_path, tmp)
-        paths["workspace.duckdb"] = out / "workspace.duckdb"
+    paths["workspace.duckdb"] = out / "workspace.duckdb"
+    _save_workspace(con, paths["workspace.duckdb"])
     manifest = dict(manifest)
     manifest["outputs"] = {
         name: {"path": name, "size_bytes": p.stat().st_size,
@@ -87,6 +83,19 @@ def write_outputs(con: duckdb.DuckDBPyConnection, out_dir: str | Path, manifest:
                                                  ensure_ascii=False, default=str) + "\n")
     paths["manifest.json"] = out / "manifest.json"
     return paths
+
+
+def _save_workspace(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Copy every table of the run's store into a DuckDB file (atomically)."""
+    with atomic_path(path) as tmp:
+        tmp.unlink()  # DuckDB creates the file itself
+        db = con.execute("SELECT current_database()").fetchall()[0][0]
+        con.execute(f"ATTACH '{tmp}' AS _ws")
+        try:
+            if db != "_ws":
+                con.execute(f"COPY FROM DATABASE \"{db}\" TO _ws")
+        finally:
+            con.execute("DETACH _ws")
 
 
 def _footprints(con: duckdb.DuckDBPyConnection, *, eps_km: float, label: str | None) -> dict:
