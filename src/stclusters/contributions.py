@@ -104,63 +104,65 @@ def count_fractional(con: duckdb.DuckDBPyConnection, params: RankParams) -> None
     prec_case = "CASE precision_ " + " ".join(
         f"WHEN '{p}' THEN {i}" for i, p in enumerate(PRECISIONS)) + " ELSE 99 END"
     n_denominator = "n_all" if params.counting == "all" else "n_located"
-    geo_join = "LEFT JOIN geocodes g ON r.lat IS NULL AND " + " AND ".join(
-        f"g.{k} IS NOT DISTINCT FROM r.{k}" for k in _ADDRESS_KEY)
+    key_match = " AND ".join(f"g.{k} IS NOT DISTINCT FROM r.{k}" for k in _ADDRESS_KEY)
+    common = ("r.input_id, r.doc_id, r.source, r.year, r.contributor_seq, r.address_seq, "
+              "r.country, r.admin1, r.city, r.org, r.tech_field, r.applicant, r.institution_id, "
+              "r.record_ref")
     con.execute(f"""
     CREATE OR REPLACE TABLE contributions AS
     WITH sp AS ({_source_params_sql(params, sources)}),
     located AS (
-        SELECT r.input_id, r.doc_id, r.source, r.year, r.contributor_seq, r.address_seq,
-               coalesce(r.lat, g.lat) AS lat,
-               coalesce(r.lon, g.lon) AS lon,
-               CASE WHEN r.lat IS NOT NULL THEN coalesce(r.precision, 'point')
-                    ELSE g.precision END AS precision_,
-               r.country, r.admin1, r.city, r.org, r.tech_field, r.applicant, r.institution_id,
-               g.geoname_id,
-               CASE WHEN r.lat IS NOT NULL THEN 'given'
-                    ELSE coalesce(g.geocode_status, 'unmatched:not-geocoded') END AS geocode_status,
-               r.record_ref, d.doc_type
-        FROM raw_contributions r
-        {geo_join}
-        LEFT JOIN documents d
-          ON d.input_id = r.input_id AND d.source = r.source AND d.doc_id = r.doc_id
+        -- Rows the source located keep their coordinate; only the others meet the geocodes.
+        SELECT {common}, r.lat, r.lon, coalesce(r.precision, 'point') AS precision_,
+               NULL::BIGINT AS geoname_id, 'given' AS geocode_status
+        FROM raw_contributions r WHERE r.lat IS NOT NULL
+        UNION ALL
+        SELECT {common}, g.lat, g.lon, g.precision AS precision_, g.geoname_id,
+               coalesce(g.geocode_status, 'unmatched:not-geocoded') AS geocode_status
+        FROM raw_contributions r LEFT JOIN geocodes g ON {key_match}
+        WHERE r.lat IS NULL
     ),
     st AS (
-        SELECT l.*,
+        SELECT l.*, d.doc_type,
           CASE
             WHEN (sp.first_year IS NOT NULL OR sp.last_year IS NOT NULL) AND (l.year IS NULL
                   OR l.year < coalesce(sp.first_year, l.year)
                   OR l.year > coalesce(sp.last_year, l.year)) THEN 'out_of_window'
-            WHEN sp.doc_types IS NOT NULL AND l.doc_type IS NOT NULL
-                  AND NOT list_contains(sp.doc_types, l.doc_type) THEN 'doc_type_excluded'
+            WHEN sp.doc_types IS NOT NULL AND d.doc_type IS NOT NULL
+                  AND NOT list_contains(sp.doc_types, d.doc_type) THEN 'doc_type_excluded'
             WHEN l.lat IS NULL OR l.lon IS NULL THEN 'unlocated'
             WHEN ({prec_case}) > {min_rank} THEN 'coarse_precision'
             ELSE 'used'
           END AS status
-        FROM located l LEFT JOIN sp ON sp.source = l.source
+        FROM located l
+        LEFT JOIN sp ON sp.source = l.source
+        LEFT JOIN documents d
+          ON d.input_id = l.input_id AND d.source = l.source AND d.doc_id = l.doc_id
     ),
-    doc_counts AS (
-        SELECT source, doc_id,
-               count(DISTINCT contributor_seq) AS n_all,
-               count(DISTINCT CASE WHEN status = 'used' THEN contributor_seq END) AS n_located
-        FROM st GROUP BY source, doc_id
+    per_contributor AS (
+        SELECT source, doc_id, contributor_seq,
+               sum(CASE WHEN status = 'used' THEN 1 ELSE 0 END) AS n_addr
+        FROM st GROUP BY source, doc_id, contributor_seq
     ),
-    addr_counts AS (
-        SELECT source, doc_id, contributor_seq, count(*) AS n_addr
-        FROM st WHERE status = 'used' GROUP BY source, doc_id, contributor_seq
+    per_doc AS (
+        SELECT source, doc_id, count(*) AS n_all,
+               sum(CASE WHEN n_addr > 0 THEN 1 ELSE 0 END) AS n_located
+        FROM per_contributor GROUP BY source, doc_id
+    ),
+    shares AS (
+        SELECT c.source, c.doc_id, c.contributor_seq, c.n_addr, d.n_all, d.n_located
+        FROM per_contributor c JOIN per_doc d ON d.source = c.source AND d.doc_id = c.doc_id
     )
     SELECT st.input_id, st.doc_id, st.source, st.year, st.contributor_seq, st.address_seq,
            st.lat, st.lon, st.precision_ AS precision, st.country, st.admin1, st.city, st.org,
            st.tech_field, st.applicant, st.institution_id, st.geoname_id, st.geocode_status,
            st.record_ref, st.doc_type, st.status,
-           CASE WHEN st.status = 'used' THEN 1.0 / dc.{n_denominator} / ac.n_addr ELSE 0.0 END AS weight,
+           CASE WHEN st.status = 'used' THEN 1.0 / w.{n_denominator} / w.n_addr ELSE 0.0 END AS weight,
            CASE WHEN st.status = 'used'
-                THEN CAST(round({WEIGHT_SCALE!r} / dc.{n_denominator} / ac.n_addr) AS BIGINT)
+                THEN CAST(round({WEIGHT_SCALE!r} / w.{n_denominator} / w.n_addr) AS BIGINT)
                 ELSE 0 END AS weight_fx
-    FROM st
-    JOIN doc_counts dc ON dc.source = st.source AND dc.doc_id = st.doc_id
-    LEFT JOIN addr_counts ac ON ac.source = st.source AND ac.doc_id = st.doc_id
-                            AND ac.contributor_seq = st.contributor_seq
+    FROM st JOIN shares w
+      ON w.source = st.source AND w.doc_id = st.doc_id AND w.contributor_seq = st.contributor_seq
     """)
 
 

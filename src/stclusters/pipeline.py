@@ -28,6 +28,7 @@ from stclusters.params import RankParams
 from stclusters.ranking import POPULATION_SOURCE, build_ranking
 from stclusters.sources import detect_kind, read_source
 from stclusters.sources._quarantine import Quarantine
+from stclusters.sources.table import ingest_table
 
 #: The metric of records that a reader rejected before knowing their source.
 _KIND_SOURCE = {"uspto-xml": "patent", "openalex": "publication"}
@@ -125,11 +126,17 @@ def _ingest(con, checked, *, batch_rows, on_batch) -> list[store.InputFile]:
         store.add_input(con, rec)
         recorded.append(rec)
         q = Quarantine()
-        for batch in read_source(p, kind=kind, quarantine=q, source=item.source, batch_size=batch_rows):
-            store.append(con, "documents", batch.documents, input_id=input_id)
-            store.append(con, "raw_contributions", batch.contributions, input_id=input_id)
+        if kind == "table":  # the fast path: file → workspace in SQL
+            n_rows = ingest_table(con, p, input_id=input_id, quarantine=q, source=item.source)
             if on_batch:
-                on_batch(item.path, batch.documents.num_rows)
+                on_batch(item.path, n_rows)
+        else:
+            for batch in read_source(p, kind=kind, quarantine=q, source=item.source,
+                                     batch_size=batch_rows):
+                store.append(con, "documents", batch.documents, input_id=input_id)
+                store.append(con, "raw_contributions", batch.contributions, input_id=input_id)
+                if on_batch:
+                    on_batch(item.path, batch.documents.num_rows)
         qt = q.to_table()
         default = item.source or _KIND_SOURCE.get(kind)
         if default and qt.num_rows:

@@ -254,8 +254,8 @@ def _quarantine_rejects(con: duckdb.DuckDBPyConnection, file_name: str,
                        source=source if source in SOURCES else None)
 
 
-def _output_sql(file_name: str) -> str:
-    """Good rows in document order, each with its document's columns attached."""
+def _output_sql(file_name: str, *, ordered: bool = True) -> str:
+    """Good rows (in document order if ``ordered``), each with its document's columns."""
     text = ", ".join(f"g.{c}" for c in _TEXT_COLUMNS if c != "doc_type")
     return f"""
     WITH g AS (
@@ -276,7 +276,7 @@ def _output_sql(file_name: str) -> str:
       {_sql_str(file_name + ':row ')} || g._row AS record_ref,
       g._row, d._first, d.n_contributors, d.doc_year, d.doc_type
     FROM g JOIN d USING (source, doc_id)
-    ORDER BY d._first, g._row"""
+    {"ORDER BY d._first, g._row" if ordered else ""}"""
 
 
 def _to_batch(tbl: pa.Table) -> ReadBatch:
@@ -319,6 +319,72 @@ def _arrow_reader(con: duckdb.DuckDBPyConnection, query: str, rows: int
     return rel.fetch_arrow_reader(rows)
 
 
+def _open_checked(con: duckdb.DuckDBPyConnection, path: str | Path, quarantine: Quarantine,
+                  source: str | None) -> Path:
+    """Load ``path`` into view ``checked`` on ``con`` and quarantine its rejected rows."""
+    if source is not None and source not in SOURCES:
+        raise ParameterError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
+    p = check_file(path, expected=_EXPECTED)
+    head = sniff(p, expected=_EXPECTED, n=65536)
+    if not first_significant(head):
+        raise InputFormatError(p, _EXPECTED, "file is empty")
+    con.register("_iso", pa.table({"code": sorted(iso_country_codes())}))
+    if head.startswith(PARQUET_MAGIC):
+        found = _load_parquet(con, p, need_source=source is None)
+    else:
+        if b"\x00" in head:
+            raise InputFormatError(p, _EXPECTED, "binary content that is not Parquet")
+        found = _load_csv(con, p, quarantine, source, need_source=source is None)
+    con.execute(_checked_sql(found, source))
+    try:
+        _quarantine_rejects(con, p.name, quarantine)
+    except duckdb.Error as exc:
+        raise InputFormatError(p, _EXPECTED, f"unreadable table ({exc})") from exc
+    return p
+
+
+def ingest_table(con: duckdb.DuckDBPyConnection, path: str | Path, *, input_id: int,
+                 quarantine: Quarantine, source: str | None = None) -> int:
+    """Validate a contributions table straight into a workspace, in SQL (the fast path).
+
+    Same checks and columns as :func:`read_table`, but the accepted rows go from the file
+    into the workspace tables ``raw_contributions`` and ``documents`` (see
+    :mod:`stclusters.store`) without passing through Python: no per-batch Arrow round trip,
+    no ordering (every later stage sorts what it writes).
+
+    Returns
+    -------
+    int
+        Accepted contribution rows.
+    """
+    try:
+        p = _open_checked(con, path, quarantine, source)
+        out = _output_sql(p.name, ordered=False)
+        contrib_cols = ", ".join(RAW_CONTRIBUTION.names)
+        try:
+            con.execute(f"CREATE TEMP TABLE _accepted AS {out}")
+            con.execute(f"INSERT INTO raw_contributions (input_id, {contrib_cols}) "
+                        f"SELECT {int(input_id)}, {contrib_cols} FROM _accepted")
+            con.execute(f"""INSERT INTO documents (input_id, doc_id, source, year, doc_type,
+                                n_contributors, record_ref)
+                SELECT {int(input_id)}, doc_id, source, doc_year, doc_type, n_contributors,
+                       record_ref FROM _accepted WHERE _row = _first""")
+        except duckdb.Error as exc:
+            raise InputFormatError(p, _EXPECTED, f"unreadable table ({exc})") from exc
+        return int(con.execute("SELECT count(*) FROM _accepted").fetchall()[0][0])
+    finally:
+        for stmt in ("DROP TABLE IF EXISTS _accepted", "DROP VIEW IF EXISTS checked",
+                     "DROP VIEW IF EXISTS src", "DROP TABLE IF EXISTS src"):
+            try:
+                con.execute(stmt)
+            except duckdb.Error:
+                pass  # src is a view for Parquet and a table for CSV
+        try:
+            con.unregister("_iso")
+        except (duckdb.Error, KeyError):
+            pass
+
+
 def read_table(
     path: str | Path, *, quarantine: Quarantine, source: str | None = None,
     batch_size: int = 200_000,
@@ -353,27 +419,13 @@ def read_table(
     ParameterError
         ``source`` is not a known source, or ``batch_size`` < 1.
     """
-    if source is not None and source not in SOURCES:
-        raise ParameterError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
     if batch_size < 1:
         raise ParameterError(f"batch_size must be >= 1, got {batch_size}")
-    p = check_file(path, expected=_EXPECTED)
-    head = sniff(p, expected=_EXPECTED, n=65536)
-    if not first_significant(head):
-        raise InputFormatError(p, _EXPECTED, "file is empty")
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     try:
-        con.register("_iso", pa.table({"code": sorted(iso_country_codes())}))
-        if head.startswith(PARQUET_MAGIC):
-            found = _load_parquet(con, p, need_source=source is None)
-        else:
-            if b"\x00" in head:
-                raise InputFormatError(p, _EXPECTED, "binary content that is not Parquet")
-            found = _load_csv(con, p, quarantine, source, need_source=source is None)
-        con.execute(_checked_sql(found, source))
+        p = _open_checked(con, path, quarantine, source)
         try:
-            _quarantine_rejects(con, p.name, quarantine)
             reader = _arrow_reader(con, _output_sql(p.name), batch_size)
         except duckdb.Error as exc:
             raise InputFormatError(p, _EXPECTED, f"unreadable table ({exc})") from exc
