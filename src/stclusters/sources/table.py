@@ -279,6 +279,29 @@ def _output_sql(file_name: str, *, ordered: bool = True) -> str:
     {"ORDER BY d._first, g._row" if ordered else ""}"""
 
 
+def _columns_of(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Documented columns present in the loaded file (view/table ``src``)."""
+    return {r[0] for r in con.execute("DESCRIBE src").fetchall()}
+
+
+def _accepted_sql(file_name: str, *, has_seq: bool) -> str:
+    """Accepted rows with the RAW_CONTRIBUTION columns plus ``doc_type`` and ``_row``.
+
+    Without a ``contributor_seq`` column, a document's rows are its contributors in file
+    order (a window over the whole file, so only computed when needed).
+    """
+    text = ", ".join(c for c in _TEXT_COLUMNS if c != "doc_type")
+    seq = ("CAST(cseq_d AS INTEGER)" if has_seq else
+           "CAST(row_number() OVER (PARTITION BY source, doc_id ORDER BY _row) - 1 AS INTEGER)")
+    return f"""
+    SELECT doc_id, source, CAST(year_d AS INTEGER) AS year,
+      {seq} AS contributor_seq, CAST(coalesce(aseq_d, 0) AS INTEGER) AS address_seq,
+      country, {text}, lat, lon,
+      coalesce(precision_raw, CASE WHEN lat IS NOT NULL THEN 'point' END) AS precision,
+      {_sql_str(file_name + ':row ')} || _row AS record_ref, doc_type, _row
+    FROM checked WHERE _reason IS NULL"""
+
+
 def _to_batch(tbl: pa.Table) -> ReadBatch:
     contributions = tbl.select(RAW_CONTRIBUTION.names).cast(RAW_CONTRIBUTION)
     first = tbl.filter(pc.equal(tbl["_row"], tbl["_first"]))
@@ -359,16 +382,19 @@ def ingest_table(con: duckdb.DuckDBPyConnection, path: str | Path, *, input_id: 
     """
     try:
         p = _open_checked(con, path, quarantine, source)
-        out = _output_sql(p.name, ordered=False)
-        contrib_cols = ", ".join(RAW_CONTRIBUTION.names)
+        has_seq = "contributor_seq" in _columns_of(con)
         try:
-            con.execute(f"CREATE TEMP TABLE _accepted AS {out}")
-            con.execute(f"INSERT INTO raw_contributions (input_id, {contrib_cols}) "
-                        f"SELECT {int(input_id)}, {contrib_cols} FROM _accepted")
+            con.execute(f"CREATE TEMP TABLE _accepted AS {_accepted_sql(p.name, has_seq=has_seq)}")
+            cols = ", ".join(RAW_CONTRIBUTION.names)
+            con.execute(f"INSERT INTO raw_contributions (input_id, {cols}) "
+                        f"SELECT {int(input_id)}, {cols} FROM _accepted")
+            # One document per (source, doc_id); its year/type from its first row.
             con.execute(f"""INSERT INTO documents (input_id, doc_id, source, year, doc_type,
                                 n_contributors, record_ref)
-                SELECT {int(input_id)}, doc_id, source, doc_year, doc_type, n_contributors,
-                       record_ref FROM _accepted WHERE _row = _first""")
+                SELECT {int(input_id)}, doc_id, source, arg_min(year, _row), arg_min(doc_type, _row),
+                       count(DISTINCT contributor_seq)::INTEGER,
+                       {_sql_str(p.name + ':row ')} || min(_row)
+                FROM _accepted GROUP BY source, doc_id""")
         except duckdb.Error as exc:
             raise InputFormatError(p, _EXPECTED, f"unreadable table ({exc})") from exc
         return int(con.execute("SELECT count(*) FROM _accepted").fetchall()[0][0])
