@@ -37,6 +37,26 @@ def rank_order(score_pct: np.ndarray, patent_share_pct: np.ndarray, names: list[
                        -np.asarray(score_pct)))
 
 
+def _centroids(cores: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Core-point count and weighted centre (degrees) per S&T cluster.
+
+    The mean is taken of 3-D unit vectors (right across the antimeridian) with
+    ``np.bincount`` over rows in a fixed order: a float sum in SQL would change its last
+    bits with the thread schedule, and outputs must be byte-identical.
+    """
+    stc = cores.column("stc").to_numpy()
+    lat = np.radians(cores.column("lat").to_numpy())
+    lon = np.radians(cores.column("lon").to_numpy())
+    w = cores.column("weight").to_numpy()
+    k = int(stc.max()) + 1 if len(stc) else 0
+    x = np.bincount(stc, weights=w * np.cos(lat) * np.cos(lon), minlength=k)
+    y = np.bincount(stc, weights=w * np.cos(lat) * np.sin(lon), minlength=k)
+    z = np.bincount(stc, weights=w * np.sin(lat), minlength=k)
+    c_lat = np.degrees(np.arctan2(z, np.hypot(x, y)))
+    c_lon = np.degrees(np.arctan2(y, x))
+    return np.bincount(stc, minlength=k), np.round(c_lat, 6), np.round(c_lon, 6)
+
+
 def economy_labels(con: duckdb.DuckDBPyConnection, *, min_share_pct: float) -> dict[int, str]:
     """ISO codes of each cluster's contributions by weight, joined with '/'."""
     rows = con.execute(f"""
@@ -75,9 +95,9 @@ def build_ranking(con: duckdb.DuckDBPyConnection, params: RankParams, world_tota
         SELECT stc, source, {fx_to_weight('sum(weight_fx)')} AS weight
         FROM points WHERE stc >= 0 GROUP BY stc, source ORDER BY stc, source""")
     cores = fetch_arrow(con, """
-        SELECT stc, count(*) AS n_core,
-               sum(lat * weight) / sum(weight) AS lat, sum(lon * weight) / sum(weight) AS lon
-        FROM points WHERE is_core AND stc >= 0 GROUP BY stc ORDER BY stc""")
+        SELECT stc, lat, lon, weight FROM points WHERE is_core AND stc >= 0
+        ORDER BY stc, source, lat, lon""")
+    n_core, core_lat, core_lon = _centroids(cores)
     n_stc = int(scalar(con, "SELECT coalesce(max(stc), -1) + 1 FROM points"))
     weights = {s: np.zeros(n_stc) for s in sources}
     for stc, s, val in zip(w.column("stc").to_pylist(), w.column("source").to_pylist(),
@@ -116,8 +136,7 @@ def build_ranking(con: duckdb.DuckDBPyConnection, params: RankParams, world_tota
     for s in sources:
         cols[f"{s}_share_pct"] = shares[s]
     cols.update({
-        "score_pct": sc, "n_core_points": cores.column("n_core").to_numpy(),
-        "lat": cores.column("lat").to_numpy(), "lon": cores.column("lon").to_numpy(),
+        "score_pct": sc, "n_core_points": n_core, "lat": core_lat, "lon": core_lon,
         "population": population.astype(np.int64),
         "weight_per_million_pop": intensity, "stc": np.arange(n_stc),
     })

@@ -80,11 +80,15 @@ def cluster_points(con: duckdb.DuckDBPyConnection, params: RankParams,
                                  src_label=src_label, eps_km=params.footprint_eps_km)
     core_idx = np.flatnonzero(is_core)
     core_stc = stc_of_node[node[core_idx]]
-    if len(core_idx):
-        stc, dist_km = nearest_core(lat, lon, lat[core_idx], lon[core_idx], core_stc,
-                                    eps_km=params.footprint_eps_km)
-    else:
-        stc, dist_km = np.full(n, -1, dtype=np.int64), np.full(n, np.inf)
+    # A core point's nearest core point is itself (distance 0; any other core point at the
+    # same spot is within eps, hence in the same S&T cluster): only the others are queried.
+    stc = np.full(n, -1, dtype=np.int64)
+    dist_km = np.full(n, np.inf)
+    stc[core_idx], dist_km[core_idx] = core_stc, 0.0
+    rest = np.flatnonzero(~is_core)
+    if len(core_idx) and len(rest):
+        stc[rest], dist_km[rest] = nearest_core(lat[rest], lon[rest], lat[core_idx], lon[core_idx],
+                                                core_stc, eps_km=params.footprint_eps_km)
     labels = pa.table({"source": pts.column("source"), "lat": pts.column("lat"),
                        "lon": pts.column("lon"), "src_label": src_label, "is_core": is_core,
                        "stc": stc, "stc_dist_km": dist_km})
