@@ -75,9 +75,11 @@ def write_outputs(con: duckdb.DuckDBPyConnection, out_dir: str | Path, manifest:
     paths["workspace.duckdb"] = out / "workspace.duckdb"
     _save_workspace(con, paths["workspace.duckdb"])
     manifest = dict(manifest)
+    # The DuckDB file's bytes depend on its page layout, not only on the data: listed, but
+    # without size or hash, so the manifest itself stays byte-identical across reruns.
     manifest["outputs"] = {
-        name: {"path": name, "size_bytes": p.stat().st_size,
-               "sha256": None if name == "workspace.duckdb" else file_sha256(p)}
+        name: ({"path": name, "byte_stable": False} if name == "workspace.duckdb" else
+               {"path": name, "size_bytes": p.stat().st_size, "sha256": file_sha256(p)})
         for name, p in sorted(paths.items())}
     write_text(out / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True,
                                                  ensure_ascii=False, default=str) + "\n")
