@@ -206,7 +206,18 @@ def rank(inputs, *, params: RankParams | None = None, workspace: str | Path | No
     with _stage(timings, "account", progress):
         accounting = account(con)
     manifest = _manifest(recorded, params, report, accounting, totals, geocoding, label, notes)
+    _record_run(con, manifest, timings)
     return RankResult(ranking, params, manifest, con, timings, label)
+
+
+def _record_run(con, manifest: dict[str, Any], timings: dict[str, float]) -> None:
+    """Table ``runs``: one row per run with its manifest and stage timings (JSON)."""
+    import json  # noqa: PLC0415
+
+    con.execute("CREATE TABLE IF NOT EXISTS runs (version VARCHAR, manifest JSON, timings_s JSON)")
+    con.execute("INSERT INTO runs VALUES (?, ?, ?)",
+                [__version__, json.dumps(manifest, sort_keys=True, default=str),
+                 json.dumps(timings, sort_keys=True)])
 
 
 def _needs_places(con) -> bool:

@@ -87,15 +87,23 @@ def write_outputs(con: duckdb.DuckDBPyConnection, out_dir: str | Path, manifest:
     return paths
 
 
+#: Tables kept in ``workspace.duckdb``; ``raw_contributions`` is left out: ``contributions``
+#: holds every row of it, located, with status and weight.
+WORKSPACE_TABLES = ("inputs", "documents", "contributions", "geocodes", "quarantine", "points",
+                    "clusters", "ranking", "runs")
+
+
 def _save_workspace(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """Copy every table of the run's store into a DuckDB file (atomically)."""
+    """Copy the run's tables into a DuckDB file (atomically)."""
+    present = {r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables").fetchall()}
     with atomic_path(path) as tmp:
         tmp.unlink()  # DuckDB creates the file itself
-        db = con.execute("SELECT current_database()").fetchall()[0][0]
         con.execute(f"ATTACH '{tmp}' AS _ws")
         try:
-            if db != "_ws":
-                con.execute(f"COPY FROM DATABASE \"{db}\" TO _ws")
+            for table in WORKSPACE_TABLES:
+                if table in present:
+                    con.execute(f"CREATE TABLE _ws.{table} AS SELECT * FROM {table}")
         finally:
             con.execute("DETACH _ws")
 
