@@ -20,7 +20,9 @@ app = typer.Typer(
          "Example: stclusters demo",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 console = Console()
-err = Console(stderr=True)
+if not console.is_terminal:  # piped or captured: wide enough for the ranking table
+    console = Console(width=140)
+err = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 140)
 
 
 def _fail(exc: StclustersError) -> None:
