@@ -154,3 +154,33 @@ def test_synthetic_world_outputs_byte_identical_across_runs(tmp_path):
     for name in ("ranking.csv", "clusters.parquet", "points.parquet", "footprints.geojson",
                  "manifest.json"):
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
+
+
+def test_openalex_institutions_locate_affiliations(tmp_path):
+    """An institutions file (2024+ shape, with ``geo``) locates authors by coordinate; the
+    others fall back to the geocoder on the raw affiliation string."""
+    work = {"id": "https://openalex.org/W1", "publication_year": 2020, "type": "article",
+            "authorships": [
+                {"author_position": "first", "author": {"id": "https://openalex.org/A1"},
+                 "institutions": [{"id": "https://openalex.org/I10", "display_name": "Uni A",
+                                   "country_code": "DE"}],
+                 "raw_affiliation_strings": ["Somewhere unknown"]},
+                {"author_position": "last", "author": {"id": "https://openalex.org/A2"},
+                 "institutions": [{"id": "https://openalex.org/I99", "display_name": "Uni B",
+                                   "country_code": "FR"}],
+                 "raw_affiliation_strings": ["Laboratoire X, Paris, France"]}]}
+    inst = {"id": "https://openalex.org/I10", "display_name": "Uni A", "country_code": "DE",
+            "geo": {"city": "Aachen", "geonames_city_id": "3247449", "region": None,
+                    "country_code": "DE", "country": "Germany", "latitude": 50.77664,
+                    "longitude": 6.08342}}
+    (tmp_path / "works.jsonl").write_text(json.dumps(work) + "\n")
+    (tmp_path / "inst.jsonl").write_text(json.dumps(inst) + "\n")
+    res = stclusters.rank([str(tmp_path / "works.jsonl"), str(tmp_path / "inst.jsonl")])
+    kinds = {Path(i["path"]).name: i["kind"] for i in res.manifest["inputs"]}
+    assert kinds == {"works.jsonl": "openalex", "inst.jsonl": "openalex-institutions"}
+    rows = {r["institution_id"]: r for r in res.table("contributions").to_pylist()}
+    assert (rows["I10"]["lat"], rows["I10"]["lon"]) == (50.77664, 6.08342)
+    assert rows["I10"]["geocode_status"] == "institution" and rows["I10"]["geoname_id"] == 3247449
+    assert rows["I99"]["geocode_status"].startswith("matched:")
+    assert abs(rows["I99"]["lat"] - 48.85) < 0.1
+    assert rows["I10"]["weight"] == rows["I99"]["weight"] == 0.5

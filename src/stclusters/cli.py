@@ -127,7 +127,7 @@ def rank_cmd(
     publication_years: Annotated[str | None, typer.Option(help="Publication window, e.g. 2018-2022.")] = None,
     counting: Annotated[str, typer.Option(help="'located' (1/n_located) or 'all' (1/n_all).")] = "located",
     top_n: Annotated[int, typer.Option(help="Clusters to publish.")] = 100,
-    kind: Annotated[str, typer.Option(help="Input kind: auto, uspto-xml, openalex, table.")] = "auto",
+    kind: Annotated[str, typer.Option(help="Input kind: auto, uspto-xml, openalex, openalex-institutions, table.")] = "auto",
     source: Annotated[str | None, typer.Option(help="Metric of a table without a 'source' column.")] = None,
     top: Annotated[int, typer.Option(help="Rows to print.")] = 20,
 ) -> None:

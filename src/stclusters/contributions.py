@@ -51,8 +51,13 @@ def locate(con: duckdb.DuckDBPyConnection, get_geocoder: Callable[[], Any]) -> d
         ``{"distinct_addresses": n, "matched": m}``.
     """
     keys = ", ".join(_ADDRESS_KEY)
-    distinct = fetch_arrow(
-        con, f"SELECT DISTINCT {keys} FROM raw_contributions WHERE lat IS NULL ORDER BY ALL")
+    # Rows located through their OpenAlex institution need no geocoding.
+    distinct = fetch_arrow(con, f"""
+        SELECT DISTINCT {keys} FROM raw_contributions r
+        WHERE r.lat IS NULL AND NOT EXISTS (
+            SELECT 1 FROM institutions i
+            WHERE i.id = r.institution_id AND i.lat IS NOT NULL AND i.lon IS NOT NULL)
+        ORDER BY ALL""")
     n = distinct.num_rows
     # The geocoder takes raw-contribution rows; give the key columns and blank the rest.
     cols = {}
@@ -111,16 +116,29 @@ def count_fractional(con: duckdb.DuckDBPyConnection, params: RankParams) -> None
     con.execute(f"""
     CREATE OR REPLACE TABLE contributions AS
     WITH sp AS ({_source_params_sql(params, sources)}),
+    inst AS (
+        -- One coordinate per institution id (the last file read wins, as in a snapshot).
+        SELECT id, arg_max(lat, input_id) AS lat, arg_max(lon, input_id) AS lon,
+               arg_max(geonames_city_id, input_id) AS geonames_city_id
+        FROM institutions WHERE lat IS NOT NULL AND lon IS NOT NULL GROUP BY id
+    ),
     located AS (
         -- Rows the source located keep their coordinate; only the others meet the geocodes.
         SELECT {common}, r.lat, r.lon, coalesce(r.precision, 'point') AS precision_,
                NULL::BIGINT AS geoname_id, 'given' AS geocode_status
         FROM raw_contributions r WHERE r.lat IS NOT NULL
         UNION ALL
+        -- OpenAlex institution coordinates (geo.latitude/longitude: the institution's city).
+        SELECT {common}, i.lat, i.lon, 'city' AS precision_,
+               TRY_CAST(i.geonames_city_id AS BIGINT) AS geoname_id,
+               'institution' AS geocode_status
+        FROM raw_contributions r JOIN inst i ON i.id = r.institution_id
+        WHERE r.lat IS NULL
+        UNION ALL
         SELECT {common}, g.lat, g.lon, g.precision AS precision_, g.geoname_id,
                coalesce(g.geocode_status, 'unmatched:not-geocoded') AS geocode_status
         FROM raw_contributions r LEFT JOIN geocodes g ON {key_match}
-        WHERE r.lat IS NULL
+        WHERE r.lat IS NULL AND NOT EXISTS (SELECT 1 FROM inst i WHERE i.id = r.institution_id)
     ),
     st AS (
         SELECT l.*, d.doc_type,

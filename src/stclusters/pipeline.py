@@ -28,6 +28,7 @@ from stclusters.params import RankParams
 from stclusters.ranking import POPULATION_SOURCE, build_ranking
 from stclusters.sources import detect_kind, read_source
 from stclusters.sources._quarantine import Quarantine
+from stclusters.sources.openalex import read_openalex_institutions
 from stclusters.sources.table import ingest_table
 
 #: The metric of records that a reader rejected before knowing their source.
@@ -38,8 +39,10 @@ GEONAMES_CREDIT = "Place names and populations: GeoNames (geonames.org), CC BY 4
 
 @dataclass(frozen=True)
 class Input:
-    """One input file: ``kind`` is 'auto', 'uspto-xml', 'openalex' or 'table'; ``source``
-    overrides the metric of a generic table without a ``source`` column."""
+    """One input file: ``kind`` is 'auto', 'uspto-xml', 'openalex', 'table' or
+    'openalex-institutions' (a lookup that locates OpenAlex affiliations by their
+    institution's ``geo`` coordinates); ``source`` sets the metric of a generic table without
+    a ``source`` column."""
 
     path: str
     kind: str = "auto"
@@ -126,7 +129,10 @@ def _ingest(con, checked, *, batch_rows, on_batch) -> list[store.InputFile]:
         store.add_input(con, rec)
         recorded.append(rec)
         q = Quarantine()
-        if kind == "table":  # the fast path: file → workspace in SQL
+        if kind == "openalex-institutions":
+            store.append(con, "institutions", read_openalex_institutions(p, quarantine=q),
+                         input_id=input_id)
+        elif kind == "table":  # the fast path: file → workspace in SQL
             n_rows = ingest_table(con, p, input_id=input_id, quarantine=q, source=item.source)
             if on_batch:
                 on_batch(item.path, n_rows)

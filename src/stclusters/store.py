@@ -9,6 +9,7 @@ inputs         input file (path, kind, size, sha256)            :mod:`stclusters
 documents      input document                                   :mod:`stclusters.store`
 raw_contributions  (document, contributor, address) as read     :mod:`stclusters.store`
 quarantine     rejected record (file, position, reason)         :mod:`stclusters.store`
+institutions   OpenAlex institution with coordinates (optional) :mod:`stclusters.store`
 contributions  located contribution with fractional ``weight``  :mod:`stclusters.contributions`
 points         (source, lat, lon) with summed weight, labels    :mod:`stclusters.points`
 clusters       S&T cluster (all, ranked or not)                 :mod:`stclusters.ranking`
@@ -27,6 +28,7 @@ import duckdb
 import pyarrow as pa
 
 from stclusters.schema import DOCUMENT, QUARANTINE, RAW_CONTRIBUTION
+from stclusters.sources.openalex import INSTITUTION_GEO
 
 _DUCK_TYPES = {
     pa.string(): "VARCHAR",
@@ -75,6 +77,8 @@ def connect(path: str | Path | None = None) -> duckdb.DuckDBPyConnection:
     con.execute(_ddl("documents", DOCUMENT, "input_id INTEGER, "))
     con.execute(_ddl("raw_contributions", RAW_CONTRIBUTION, "input_id INTEGER, "))
     con.execute(_ddl("quarantine", QUARANTINE, "input_id INTEGER, "))
+    # OpenAlex institutions with coordinates (optional lookup, see pipeline ``institutions``).
+    con.execute(_ddl("institutions", INSTITUTION_GEO, "input_id INTEGER, "))
     return con
 
 

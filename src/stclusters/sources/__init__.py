@@ -7,6 +7,8 @@ snapshot folder) and ``table`` (the generic contributions table, CSV or Parquet)
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +25,8 @@ __all__ = ["KINDS", "Quarantine", "ReadBatch", "detect_kind", "read_openalex_ins
 #: The input kinds :func:`read_source` accepts (besides ``"auto"``).
 KINDS: tuple[str, ...] = ("uspto-xml", "openalex", "table")
 
+_OPENALEX_ID = re.compile(rb'"id"\s*:\s*"https://openalex\.org/([A-Z])')
+
 _TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
 
 
@@ -35,7 +39,8 @@ def detect_kind(path: str | Path) -> str:
     """Guess the input kind of ``path`` from its first bytes, then its name.
 
     Content wins over the name: ``<?xml``/``<!DOCTYPE``/``<us-patent-grant`` → ``uspto-xml``;
-    ``[`` or ``{`` → ``openalex``; ``PAR1`` → ``table`` (Parquet); other text → ``table``
+    ``[`` or ``{`` → ``openalex`` (``openalex-institutions`` when the first OpenAlex id is an
+    institution's ``I…``); ``PAR1`` → ``table`` (Parquet); other text → ``table``
     (CSV). A folder is an OpenAlex snapshot.
 
     Raises
@@ -45,13 +50,15 @@ def detect_kind(path: str | Path) -> str:
     """
     p = Path(path)
     if p.is_dir():
-        return "openalex"
+        return "openalex-institutions" if "institutions" in p.parts[-3:] else "openalex"
     head = sniff(p, expected="a supported input", n=4096)
     sig = first_significant(head)
     if sig.startswith((b"<?xml", b"<!DOCTYPE", b"<us-patent-grant")):
         return "uspto-xml"
     if sig.startswith((b"[", b"{")):
-        return "openalex"
+        # The first OpenAlex id names the entity: W… works, I… institutions.
+        m = _OPENALEX_ID.search(head)
+        return "openalex-institutions" if m and m.group(1) == b"I" else "openalex"
     if head.startswith(b"PAR1"):
         return "table"
     if not sig:
