@@ -22,9 +22,13 @@ OPENALEX = sorted((SHARED_DATA / "samples" / "openalex").glob("*.json.gz"))
 
 
 def _balanced(manifest: dict) -> None:
+    """Per input, the records its reader tallied = used + filtered + rejected (counted apart)."""
+    for item in manifest["inputs"]:
+        r = item["records"]
+        assert r["balanced"], item
+        assert r["read"] == r["used"] + sum(r["filtered"].values()) + sum(r["rejected"].values())
+    # Per source, contributions add up to the rows of the contributions table.
     for source, acc in manifest["accounting"].items():
-        r = acc["records"]
-        assert r["read"] == r["used"] + sum(r["filtered"].values()) + sum(r["rejected"].values()), source
         c = acc.get("contributions")
         if c:
             assert c["read"] == c["used"] + sum(c["filtered"].values()), source
@@ -43,7 +47,8 @@ def test_samples_rank_named_clusters_and_balance(sample_run):
     m = res.manifest
     assert USPTO and OPENALEX
     _balanced(m)
-    assert m["accounting"]["patent"]["records"]["read"] == 296  # 196 + 4 × 25 grants
+    # 196 + 4 × 25 grants, and 2 sequence listings in ipg130416 (read, filtered).
+    assert m["accounting"]["patent"]["records"]["read"] == 298
     assert m["accounting"]["publication"]["records"]["read"] == 410
     rows = res.ranking.to_pylist()
     assert len(rows) >= 10
@@ -184,3 +189,67 @@ def test_openalex_institutions_locate_affiliations(tmp_path):
     assert rows["I99"]["geocode_status"].startswith("matched:")
     assert abs(rows["I99"]["lat"] - 48.85) < 0.1
     assert rows["I10"]["weight"] == rows["I99"]["weight"] == 0.5
+
+
+def _table(path: Path, rows) -> None:
+    header = "doc_id,source,year,contributor_seq,lat,lon,country\n"
+    path.write_text(header + "".join(",".join(map(str, r)) + "\n" for r in rows))
+
+
+def test_duplicate_documents_count_once_and_are_quarantined(tmp_path):
+    rows = [(f"D{i}", "patent", 2020, k, 52.52 + i * 1e-3, 13.40, "DE") for i in range(30) for k in range(2)]
+    _table(tmp_path / "a.csv", rows)
+    _table(tmp_path / "b.csv", rows[:10])  # the same five documents again, in another file
+    text = gzip.decompress(USPTO[0].read_bytes())
+    (tmp_path / "twice.xml.gz").write_bytes(gzip.compress(text + text))  # every grant twice
+    res = stclusters.rank([str(tmp_path / n) for n in ("a.csv", "b.csv", "twice.xml.gz")],
+                          params=demo.sample_params())
+    _balanced(res.manifest)
+    by_name = {Path(i["path"]).name: i["records"] for i in res.manifest["inputs"]}
+    assert by_name["b.csv"]["rejected"] == {"duplicate document": 10}
+    assert by_name["a.csv"]["rejected"] == {}
+    assert by_name["twice.xml.gz"]["read"] == 50
+    assert by_name["twice.xml.gz"]["rejected"] == {"duplicate document": 25}
+    # Each document weighs 1 once: 30 from the first table, the first copy of each grant.
+    assert res.manifest["world_totals"]["patent"] == pytest.approx(30 + by_name["twice.xml.gz"]["used"])
+    assert 0 < by_name["twice.xml.gz"]["used"] <= 25
+    q = [r for r in res.quarantine.to_pylist() if r["reason"] == "duplicate document"]
+    assert all(r["excerpt"].startswith("first read at ") for r in q)
+    assert {r["file"] for r in q} == {"b.csv", "twice.xml.gz"}
+
+
+def test_no_cluster_still_writes_every_output(tmp_path):
+    _table(tmp_path / "sparse.csv", [(f"D{i}", "patent", 2020, 0, -60 + i, 10.0 * i, "") for i in range(5)])
+    res = stclusters.rank([str(tmp_path / "sparse.csv")],
+                          params=stclusters.RankParams().with_source("patent", min_weight=5))
+    assert res.ranking.num_rows == 0
+    out = tmp_path / "out"
+    res.write(out)
+    assert json.loads((out / "footprints.geojson").read_text())["features"] == []
+    assert (out / "ranking.csv").read_text().startswith('"rank"')
+    _balanced(json.loads((out / "manifest.json").read_text()))
+
+
+def test_byte_identical_whatever_the_row_order(tmp_path):
+    import random
+
+    rng = random.Random(5)
+    rows = []
+    for i in range(400):
+        lat, lon = rng.choice([(22.54, 114.06), (22.50, 114.13), (35.68, 139.69), (48.85, 2.35)])
+        for k in range(rng.randint(1, 3)):
+            rows.append((f"D{i}", rng.choice(["patent", "publication"]) if k == 0 else None, 2020, k,
+                         round(lat + rng.gauss(0, 0.03), 4), round(lon + rng.gauss(0, 0.03), 4), ""))
+    rows = [(d, s or next(r[1] for r in rows if r[0] == d and r[1]), y, k, la, lo, c)
+            for d, s, y, k, la, lo, c in rows]
+    params = stclusters.RankParams().with_source("patent", min_weight=3).with_source(
+        "publication", min_weight=3)
+    outs = []
+    for name, order in (("a", rows), ("b", rng.sample(rows, len(rows)))):
+        (tmp_path / name).mkdir()
+        _table(tmp_path / name / "t.csv", order)
+        stclusters.rank([str(tmp_path / name / "t.csv")], params=params).write(tmp_path / name / "out")
+        outs.append(tmp_path / name / "out")
+    for f in ("ranking.csv", "clusters.parquet", "points.parquet", "footprints.geojson"):
+        assert (outs[0] / f).read_bytes() == (outs[1] / f).read_bytes(), f
+    assert (outs[0] / "ranking.csv").read_text().count("\n") >= 3

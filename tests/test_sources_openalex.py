@@ -136,8 +136,19 @@ def test_snapshot_folder_with_manifest(tmp_path):
     batches = list(read_source(root, quarantine=q))
     ids = [i for b in batches for i in b.documents["doc_id"].to_pylist()]
     assert ids == ["W9000000001", "W9000000002", "W9000000004"]
+    # Both parts are called part_000.gz: files are named by their path below the input.
+    refs = [r for b in batches for r in b.documents["record_ref"].to_pylist()]
+    assert refs == ["data/works/updated_date=2024-01-01/part_000.gz:line 1",
+                    "data/works/updated_date=2024-01-01/part_000.gz:line 2",
+                    "data/works/updated_date=2024-02-01/part_000.gz:line 2"]
     assert [(r["file"], r["position"]) for r in q.to_table().to_pylist()] == [
-        ("part_000.gz", "line 1")]
+        ("data/works/updated_date=2024-02-01/part_000.gz", "line 1")]
+    # Given the works folder itself, the names start below it.
+    q = Quarantine()
+    batches = list(read_source(root / "data" / "works", quarantine=q))
+    assert batches[0].contributions["record_ref"][0].as_py() == (
+        "updated_date=2024-01-01/part_000.gz:line 1")
+    assert q.to_table()["file"].to_pylist() == ["updated_date=2024-02-01/part_000.gz"]
 
 
 def test_streaming_many_works(tmp_path):
@@ -185,3 +196,104 @@ def test_institutions_with_geo(tmp_path):
     assert (t[0]["lat"], t[0]["lon"], t[0]["geonames_city_id"]) == (52.52, 13.40, "2950159")
     assert t[1]["geonames_city_id"] == "4930956" and t[1]["region"] == "Massachusetts"
     assert t[2]["lat"] is None and t[2]["country_code"] is None
+
+
+def test_invalid_utf8_is_quarantined_not_replaced(tmp_path):
+    works = [{"id": f"https://openalex.org/W{i}", "publication_year": 2020,
+              "authorships": [{"raw_affiliation_string": f"Lab {i}, Paris, France"}]}
+             for i in range(1, 5)]
+    bad = 2  # 1-based: the second work has a byte that is no UTF-8 (Latin-1 é)
+    as_lines = [json.dumps(w, ensure_ascii=False).encode() for w in works]
+    as_lines[bad - 1] = as_lines[bad - 1].replace(b"Lab", b"Laborat\xe9", 1)
+    variants = {
+        "w.jsonl": b"\n".join(as_lines),
+        "w.jsonl.gz": gzip.compress(b"\n".join(as_lines)),
+        "w.json": b"[" + b",\n".join(as_lines) + b"]",
+        "w.json.gz": gzip.compress(b"[" + b",\n".join(as_lines) + b"]"),
+    }
+    for name, data in variants.items():
+        (tmp_path / name).write_bytes(data)
+        _, docs, cons, q = _read(tmp_path / name)
+        assert docs["doc_id"].to_pylist() == ["W1", "W3", "W4"], name
+        assert "\ufffd" not in "".join(cons["address_raw"].to_pylist()), name
+        unit = "line" if ".jsonl" in name else "element"
+        rows = q.to_table().to_pylist()
+        assert [(r["file"], r["position"], r["reason"], r["source"]) for r in rows] == [
+            (name, f"{unit} {bad}", "invalid UTF-8", "publication")], name
+        assert "Laborat" in rows[0]["excerpt"]
+
+
+def test_unpaired_surrogate_escape_is_quarantined(tmp_path):
+    # Valid JSON, but "\ud800" alone is no character: no UTF-8 output could hold it.
+    text = ('[{"id": "W1", "authorships": [{"raw_affiliation_string": "Caf\\ud800"}]},\n'
+            ' {"id": "W2", "authorships": [{"raw_affiliation_string": "Smile \\ud83d\\ude00"}]}]')
+    path = tmp_path / "s.json"
+    path.write_text(text)
+    _, docs, cons, q = _read(path)
+    assert docs["doc_id"].to_pylist() == ["W2"]
+    assert cons["address_raw"].to_pylist() == ["Smile \U0001F600"]  # a proper pair is fine
+    assert [(r["position"], r["reason"]) for r in q.to_table().to_pylist()] == [
+        ("element 1", "invalid Unicode escape")]
+    q.to_table()  # the excerpt itself is writable
+    lines = tmp_path / "s.jsonl"
+    lines.write_text("\n".join(json.dumps(w) for w in json.loads(text)))
+    _, docs, _, q = _read(lines)
+    assert docs["doc_id"].to_pylist() == ["W2"]
+    assert [(r["position"], r["reason"]) for r in q.to_table().to_pylist()] == [
+        ("line 1", "invalid Unicode escape")]
+
+
+def _institution(i, **geo):
+    return {"id": f"https://openalex.org/I{i}", "display_name": f"Inst {i}", "country_code": "FR",
+            "geo": {"city": "Paris", "country_code": "FR", **geo}}
+
+
+@pytest.mark.parametrize("geo,field,reason", [
+    ({"latitude": 95.0, "longitude": 2.35}, "geo.latitude", "latitude outside [-90, 90]"),
+    ({"latitude": -90.5, "longitude": 2.35}, "geo.latitude", "latitude outside [-90, 90]"),
+    ({"latitude": 48.85, "longitude": 180.5}, "geo.longitude", "longitude outside [-180, 180]"),
+    ({"latitude": 48.85, "longitude": float("-inf")}, "geo.longitude",
+     "longitude outside [-180, 180]"),
+    ({"latitude": float("nan"), "longitude": 2.35}, "geo.latitude", "latitude not a number"),
+    ({"latitude": "48.85", "longitude": 2.35}, "geo.latitude", "latitude not a number"),
+    ({"latitude": 48.85, "longitude": True}, "geo.longitude", "longitude not a number"),
+    ({"latitude": 48.85, "longitude": {"deg": 2}}, "geo.longitude", "longitude not a number"),
+    ({"latitude": 48.85}, "geo.latitude/geo.longitude", "only one of latitude/longitude given"),
+    ({"latitude": None, "longitude": 2.35}, "geo.latitude/geo.longitude",
+     "only one of latitude/longitude given"),
+])
+def test_institution_with_unusable_coordinates_is_quarantined(tmp_path, geo, field, reason):
+    recs = [_institution(1, latitude=48.85, longitude=2.35), _institution(2, **geo),
+            _institution(3, latitude=-33.87, longitude=151.21)]
+    for name, data in (("inst.jsonl", "\n".join(json.dumps(r) for r in recs)),
+                       ("inst.json", json.dumps(recs, indent=1))):
+        path = tmp_path / name
+        path.write_text(data)  # json.dumps writes NaN / -Infinity, as Python's json reads them
+        q = Quarantine()
+        t = read_openalex_institutions(path, quarantine=q)
+        assert t["id"].to_pylist() == ["I1", "I3"], name  # kept out of the lookup
+        assert t["lat"].to_pylist() == [48.85, -33.87]
+        unit = "line" if name.endswith("jsonl") else "element"
+        rows = q.to_table().to_pylist()
+        assert [(r["file"], r["position"], r["field"], r["reason"], r["source"]) for r in rows] == [
+            (name, f"{unit} 2", field, reason, "institution")], name
+        assert rows[0]["excerpt"].startswith("I2: latitude=")
+
+
+def test_institution_quarantine_rows_name_their_source_and_path(tmp_path):
+    folder = tmp_path / "snap" / "data" / "institutions"
+    for date in ("2024-01-01", "2024-02-01"):
+        d = folder / f"updated_date={date}"
+        d.mkdir(parents=True)
+        (d / "part_000.gz").write_bytes(gzip.compress(
+            (json.dumps(_institution(1, latitude=1.0, longitude=2.0)) + "\n{broken\n"
+             + json.dumps({"display_name": "no id"})).encode()))
+    q = Quarantine()
+    t = read_openalex_institutions(tmp_path / "snap", quarantine=q)
+    assert t.num_rows == 1
+    rows = q.to_table().to_pylist()
+    assert {r["source"] for r in rows} == {"institution"}
+    assert [(r["file"], r["position"], r["reason"]) for r in rows] == [
+        (f"data/institutions/updated_date={d}/part_000.gz", pos, reason)
+        for d in ("2024-01-01", "2024-02-01")
+        for pos, reason in (("line 2", "malformed JSON"), ("line 3", "institution without id"))]

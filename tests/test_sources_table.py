@@ -14,7 +14,7 @@ import pytest
 from stclusters.errors import InputFormatError, ParameterError
 from stclusters.schema import DOCUMENT, RAW_CONTRIBUTION
 from stclusters.sources import Quarantine, detect_kind, read_source
-from stclusters.sources.table import iso_country_codes, read_table
+from stclusters.sources.table import ingest_table, iso_country_codes, read_table
 
 HEADER = ["doc_id", "source", "year", "lat", "lon", "country", "city", "extra"]
 GOOD = [
@@ -195,3 +195,60 @@ def test_read_source_csv_and_speed_of_the_vectorised_path(tmp_path):
         assert sum(b.contributions.num_rows for b in batches) == n
         assert sum(b.documents.num_rows for b in batches) == n // 3
         assert elapsed < 30, (name, elapsed)  # generous: shared 2-core machine
+
+
+def _ingested(path, **kw):
+    """Documents and contributions as ``ingest_table`` writes them into a workspace."""
+    from stclusters import store  # noqa: PLC0415
+
+    con = store.connect()
+    q = Quarantine()
+    n = ingest_table(con, path, input_id=0, quarantine=q, **kw)
+    docs = store.fetch_arrow(con, "SELECT * EXCLUDE (input_id) FROM documents").cast(DOCUMENT)
+    cons = store.fetch_arrow(con, "SELECT * EXCLUDE (input_id) FROM raw_contributions"
+                             ).cast(RAW_CONTRIBUTION)
+    assert n == cons.num_rows
+    return docs, cons, q
+
+
+def _sorted_rows(tbl, keys):
+    return sorted(tbl.to_pylist(), key=lambda r: tuple(str(r[k]) for k in keys))
+
+
+@pytest.mark.parametrize("seq_column", ["none", "full", "partly empty"])
+def test_ingest_and_read_give_the_same_rows(tmp_path, seq_column):
+    # Scattered documents, rejected rows in between, and contributor_seq absent, complete,
+    # or given for some rows only (the others take their order among the document's rows).
+    header = ["doc_id", "source", "year", "contributor_seq", "doc_type", "lat", "lon"]
+    rows = [
+        ["A", "patent", "2020", "0", "utility", "10", "20"],
+        ["B", "patent", "2021", "0", "design", "", ""],
+        ["A", "patent", "2022", "3", "reissue", "", ""],
+        ["C", "patent", "2020", "0", "", "95", "0"],  # rejected
+        ["B", "patent", "2021", "1", "", "1", "1"],
+        ["A", "publication", "2019", "0", "article", "", ""],  # same id, other source
+        ["A", "patent", "2020", "1", "", "", ""],
+    ]
+    if seq_column == "none":
+        header.remove("contributor_seq")
+        rows = [r[:3] + r[4:] for r in rows]
+    elif seq_column == "partly empty":
+        rows[2][3] = rows[6][3] = ""
+    path = tmp_path / "t.csv"
+    _write_csv(path, rows, header=header)
+    _, docs, cons, q = _read(path)
+    idocs, icons, iq = _ingested(path)
+    assert q.to_table().equals(iq.to_table()) and q.count == 1
+    assert _sorted_rows(docs, ["source", "doc_id"]) == _sorted_rows(idocs, ["source", "doc_id"])
+    key = ["source", "doc_id", "record_ref"]
+    assert _sorted_rows(cons, key) == _sorted_rows(icons, key)
+    assert icons["contributor_seq"].null_count == 0
+    # read_table streams in document order: file order of each document's first row
+    assert [(d["source"], d["doc_id"]) for d in docs.to_pylist()] == [
+        ("patent", "A"), ("patent", "B"), ("publication", "A")]
+    a = docs.to_pylist()[0]
+    assert (a["year"], a["doc_type"], a["record_ref"]) == (2020, "utility", "t.csv:row 1")
+    seqs = [r["contributor_seq"] for r in cons.to_pylist() if r["doc_id"] == "A"
+            and r["source"] == "patent"]
+    assert seqs == {"none": [0, 1, 2], "full": [0, 3, 1], "partly empty": [0, 1, 2]}[seq_column]
+    assert a["n_contributors"] == 3

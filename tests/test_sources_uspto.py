@@ -26,10 +26,15 @@ def _read_all(path, **kw):
     return batches, docs, cons, q
 
 
+_DOCUMENTS = re.compile(r"<(us-patent-grant|sequence-cwu)\b.*?</\1>", flags=re.S)
+
+
 def _independent_counts(text: str) -> tuple[int, int]:
-    """Grants and inventors counted with regexes over the raw text, per document, using the
-    same precedence as the schema (an <inventors> block wins over applicant-inventors)."""
+    """Documents (grants and sequence listings: every record is accounted) and inventors,
+    counted with regexes over the raw text, per document, using the same precedence as the
+    schema (an <inventors> block wins over applicant-inventors)."""
     grants = re.findall(r"<us-patent-grant\b.*?</us-patent-grant>", text, flags=re.S)
+    n_documents = len(_DOCUMENTS.findall(text))
     inventors = 0
     for g in grants:
         block = re.search(r"<inventors>(.*?)</inventors>", g, flags=re.S)
@@ -37,25 +42,30 @@ def _independent_counts(text: str) -> tuple[int, int]:
             inventors += len(re.findall(r"<inventor\b", block.group(1)))
         else:
             inventors += len(re.findall(r'app-type="applicant-inventor"', g))
-    return len(grants), inventors
+    return n_documents, inventors
 
 
 @pytest.mark.parametrize("path", SAMPLE_FILES, ids=lambda p: p.name)
 def test_every_sample_all_grants_and_inventors(path):
     text = gzip.open(path, "rt", encoding="utf-8").read()
-    n_grants, n_inventors = _independent_counts(text)
+    n_documents, n_inventors = _independent_counts(text)
     _, docs, cons, q = _read_all(path)
     assert q.count == 0
-    assert docs.num_rows == n_grants
+    assert docs.num_rows == n_documents
     assert cons.num_rows == n_inventors
     assert sum(docs["n_contributors"].to_pylist()) == n_inventors
-    # doc ids: the printed publication doc-numbers, normalised, in file order
-    grants = re.findall(r"<us-patent-grant\b.*?</us-patent-grant>", text, flags=re.S)
-    printed = [re.search(r"<publication-reference>\s*<document-id>\s*<country>US</country>\s*"
-                         r"<doc-number>([^<]+)</doc-number>", g).group(1) for g in grants]
-    expected_ids = [normalise_patent_id(x) for x in printed]
+    # doc ids: the printed publication doc-numbers, normalised, in file order; a sequence
+    # listing is named after its grant, kept apart from it
+    expected_ids = []
+    for m in _DOCUMENTS.finditer(text):
+        printed = re.search(r"<publication-reference>\s*<document-id>\s*<country>US</country>"
+                            r"\s*<doc-number>([^<]+)</doc-number>", m.group(0)).group(1)
+        suffix = "" if m.group(1) == "us-patent-grant" else f"#{m.group(1)}"
+        expected_ids.append(normalise_patent_id(printed) + suffix)
     assert docs["doc_id"].to_pylist() == expected_ids
     assert all(not i.startswith("0") and not i.startswith("D0") for i in expected_ids)
+    n_sequences = len(re.findall(r"<sequence-cwu\b", text))
+    assert docs["doc_type"].to_pylist().count("sequence-cwu") == n_sequences
     assert set(docs["source"].to_pylist()) == {"patent"}
     # every inventor row points at a document of the batch and has a country
     assert set(cons["doc_id"].to_pylist()) <= set(docs["doc_id"].to_pylist())
@@ -63,13 +73,14 @@ def test_every_sample_all_grants_and_inventors(path):
 
 
 def test_counts_of_the_shared_samples():
-    # Per file: (grants, inventors); checked by hand with grep (see _independent_counts).
+    # Per file: (documents, inventors); checked by hand with grep (see _independent_counts).
+    # ipg130416 holds 25 grants and 2 sequence listings (<sequence-cwu>).
     expected = {
         "uspto_ipg050104.small.xml.gz": (25, 62),
         "uspto_ipg110104.small.xml.gz": (25, 61),
         "uspto_ipg120103.small.xml.gz": (25, 66),
         "uspto_ipg120327.196.xml.gz": (196, 344),
-        "uspto_ipg130416.small.xml.gz": (25, 71),
+        "uspto_ipg130416.small.xml.gz": (27, 71),
     }
     for path in SAMPLE_FILES:
         _, docs, cons, _ = _read_all(path)
@@ -147,6 +158,40 @@ def test_malformed_documents_are_quarantined_and_reading_goes_on(tmp_path):
         (f"document 3 (line {2 * lines_per_doc + 1})", "no doc-number"),
     ]
     assert all(r["file"] == "mixed.xml" for r in quarantined)
+
+
+def _sequence_listing(number: str | None) -> str:
+    ref = ("<publication-reference><document-id><country>US</country>"
+           f"<doc-number>{number}</doc-number><kind>B2</kind><date>20130416</date>"
+           "</document-id></publication-reference>\n") if number is not None else ""
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<!DOCTYPE sequence-cwu SYSTEM "us-sequence-listing.dtd" [ ]>\n'
+            f'<sequence-cwu id="SEQLST-1">\n{ref}<number>1</number>\n'
+            "<sequence-list-new-rules><s100><s160>1</s160></s100></sequence-list-new-rules>\n"
+            "</sequence-cwu>\n")
+
+
+def test_sequence_listings_are_documents_without_contributors(tmp_path):
+    text = (_grant("08420053", 2) + _sequence_listing("08420053") + _grant("08420054", 1)
+            + _sequence_listing(None))
+    path = tmp_path / "seq.xml"
+    path.write_text(text)
+    _, docs, cons, q = _read_all(path)
+    assert q.count == 0
+    lines = [text[: m.start()].count("\n") + 1 for m in re.finditer(r"<\?xml", text)]
+    assert docs.to_pylist() == [
+        {"doc_id": "8420053", "source": "patent", "year": 2012, "doc_type": "utility",
+         "n_contributors": 2, "record_ref": f"seq.xml:document 1 (line {lines[0]})"},
+        # not the grant's id: the same id twice would give the grant's inventors to both
+        {"doc_id": "8420053#sequence-cwu", "source": "patent", "year": 2013,
+         "doc_type": "sequence-cwu", "n_contributors": 0,
+         "record_ref": f"seq.xml:document 2 (line {lines[1]})"},
+        {"doc_id": "8420054", "source": "patent", "year": 2012, "doc_type": "utility",
+         "n_contributors": 1, "record_ref": f"seq.xml:document 3 (line {lines[2]})"},
+        {"doc_id": "seq.xml#4", "source": "patent", "year": None, "doc_type": "sequence-cwu",
+         "n_contributors": 0, "record_ref": f"seq.xml:document 4 (line {lines[3]})"},
+    ]
+    assert cons["doc_id"].to_pylist() == ["8420053", "8420053", "8420054"]
 
 
 def test_streams_many_documents_in_batches(tmp_path):

@@ -52,7 +52,7 @@ def best_place(lat: np.ndarray, lon: np.ndarray, places: pa.Table, *, min_popula
         safe = np.where(valid, idx, 0)
         km = 2 * EARTH_RADIUS_KM * np.arcsin(np.clip(np.where(valid, dist, 0) / 2, 0, 1))
         pull = np.where(valid, pop[cand][safe] / (km + _NAME_D0_KM) ** 2, -1.0)
-        # Equal pull: the smaller geoname row wins, for determinism.
+        # argmax takes the first maximum in the tree's (distance, index) order: deterministic.
         best = np.argmax(pull, axis=1)
         has = valid.any(axis=1)
         out[todo[has]] = cand[safe[has, best[has]]]
@@ -78,6 +78,8 @@ def cluster_names(con: duckdb.DuckDBPyConnection, places: pa.Table, world_totals
     Each source's weight counts by its share of the world total, so patents and
     publications pull equally, as in the score.
     """
+    if n_clusters == 0 or places is None or places.num_rows == 0:
+        return [f"Cluster {i}" for i in range(n_clusters)]
     pts = fetch_arrow(con, "SELECT source, lat, lon, weight, stc FROM points WHERE stc >= 0 "
                            "ORDER BY source, lat, lon")
     lat, lon = pts.column("lat").to_numpy(), pts.column("lon").to_numpy()
@@ -116,9 +118,9 @@ def footprint_population(con: duckdb.DuckDBPyConnection, places: pa.Table, *, ep
                          n_clusters: int) -> np.ndarray:
     """Population (inhabitants) of GeoNames places inside each footprint, shape (n_clusters,)."""
     out = np.zeros(n_clusters)
-    cores = fetch_arrow(con, "SELECT lat, lon, stc FROM points WHERE is_core AND stc >= 0 ORDER BY lat, lon, stc")
-    if cores.num_rows == 0 or places.num_rows == 0:
+    if n_clusters == 0 or places is None or places.num_rows == 0:
         return out
+    cores = fetch_arrow(con, "SELECT lat, lon, stc FROM points WHERE is_core AND stc >= 0 ORDER BY lat, lon, stc")
     label, _ = nearest_core(places.column("lat").to_numpy(), places.column("lon").to_numpy(),
                             cores.column("lat").to_numpy(), cores.column("lon").to_numpy(),
                             cores.column("stc").to_numpy(), eps_km=eps_km)

@@ -1,82 +1,139 @@
-"""Where every record went (methodology §9): read = used + filtered + rejected, per source.
+"""Where every record went (methodology §9): read = used + filtered + rejected.
 
-Two levels are accounted:
+Records are the units of the input files: documents for USPTO XML and OpenAlex works, rows
+for contribution tables, institutions for an OpenAlex institutions lookup. ``read`` per input
+is the count its reader tallied while reading; ``used``, ``filtered`` and ``rejected`` are
+counted afterwards from the workspace tables, so ``balanced`` is a real check that nothing was
+lost or counted twice on the way. A document is *used* when at least one of its
+contributions is; rejected records are the ones in the quarantine.
 
-* ``records``: the units of the input files, documents for USPTO XML and OpenAlex, rows for
-  generic tables. A document is *used* when at least one of its contributions is; rejected
-  records are the ones in the quarantine.
-* ``contributions``: (document, contributor, address) rows, used or filtered with a reason.
+Contributions ((document, contributor, address) rows) are accounted per source as well:
+used, or filtered with a reason (``unlocated`` split by the geocoder's reason).
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
 import duckdb
 
 from stclusters.contributions import fx_to_weight
+from stclusters.store import DOCUMENT_KINDS
 
-DOCUMENT_KINDS = ("uspto-xml", "openalex")
+#: Status of a document from the statuses of its contributions (first match wins).
+_DOCUMENT_STATUS = """CASE
+    WHEN bool_or(c.status = 'used') THEN 'used'
+    WHEN count(c.status) = 0 THEN 'no_contributors'
+    WHEN bool_or(c.status = 'out_of_window') THEN 'out_of_window'
+    WHEN bool_or(c.status = 'doc_type_excluded') THEN 'doc_type_excluded'
+    ELSE 'no_located_contributor' END"""
+
+#: A contribution's filter reason, with the geocoder's reason for unlocated ones.
+_CONTRIBUTION_STATUS = """CASE WHEN status = 'unlocated'
+    THEN 'unlocated (' || coalesce(geocode_status, 'no address') || ')' ELSE status END"""
 
 
-def _bucket(acc: dict, source: str, unit: str) -> dict:
-    return acc.setdefault(source, {"records": {"unit": unit, "read": 0, "used": 0, "filtered": {},
-                                               "rejected": {}}})
-
-
-def account(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-    """Per-source accounting of records and contributions, from the workspace tables."""
-    acc: dict[str, Any] = {}
-    kinds = dict(con.execute("SELECT input_id, kind FROM inputs").fetchall())
-    doc_inputs = [i for i, k in kinds.items() if k in DOCUMENT_KINDS] or [-1]
-    row_inputs = [i for i, k in kinds.items() if k not in DOCUMENT_KINDS] or [-1]
-    doc_status = con.execute(f"""
-        WITH d AS (
-          SELECT d.source, CASE
-            WHEN bool_or(c.status = 'used') THEN 'used'
-            WHEN count(c.status) = 0 THEN 'no_contributors'
-            WHEN bool_or(c.status = 'out_of_window') THEN 'out_of_window'
-            WHEN bool_or(c.status = 'doc_type_excluded') THEN 'doc_type_excluded'
-            ELSE 'no_located_contributor' END AS status
-          FROM documents d LEFT JOIN contributions c
+def _status_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str, str, int]]:
+    """(input_id, source, status, n) for every record that reached the workspace tables."""
+    doc_kinds = ", ".join(f"'{k}'" for k in DOCUMENT_KINDS)
+    return con.execute(f"""
+        WITH docs AS (
+          SELECT d.input_id, d.source, {_DOCUMENT_STATUS} AS status
+          FROM documents d
+          JOIN inputs i ON i.input_id = d.input_id AND i.kind IN ({doc_kinds})
+          LEFT JOIN contributions c
             ON c.input_id = d.input_id AND c.source = d.source AND c.doc_id = d.doc_id
-          WHERE d.input_id IN ({", ".join(map(str, doc_inputs))})
-          GROUP BY d.input_id, d.source, d.doc_id, d.record_ref)
-        SELECT source, status, count(*) FROM d GROUP BY ALL ORDER BY ALL""").fetchall()
-    row_status = con.execute(f"""
-        SELECT source, status, count(*) FROM contributions
-        WHERE input_id IN ({", ".join(map(str, row_inputs))}) GROUP BY ALL ORDER BY ALL""").fetchall()
-    for unit, rows in (("document", doc_status), ("row", row_status)):
-        for source, status, n in rows:
-            b = _bucket(acc, source, unit)["records"]
-            b["read"] += n
-            if status == "used":
-                b["used"] += n
-            else:
-                b["filtered"][status] = b["filtered"].get(status, 0) + n
+           AND c.record_ref = d.record_ref
+          GROUP BY d.input_id, d.source, d.doc_id, d.record_ref),
+        rows_ AS (
+          SELECT c.input_id, c.source, {_CONTRIBUTION_STATUS} AS status
+          FROM contributions c
+          JOIN inputs i ON i.input_id = c.input_id AND i.kind = 'table'),
+        inst AS (
+          SELECT input_id, 'institution' AS source,
+                 CASE WHEN lat IS NULL OR lon IS NULL THEN 'no_coordinates' ELSE 'used' END AS status
+          FROM institutions)
+        SELECT input_id, source, status, count(*) FROM (
+          SELECT * FROM docs UNION ALL SELECT * FROM rows_ UNION ALL SELECT * FROM inst)
+        GROUP BY ALL ORDER BY ALL""").fetchall()
+
+
+def _empty_records(unit: str) -> dict[str, Any]:
+    return {"unit": unit, "read": 0, "used": 0, "filtered": {}, "rejected": {}}
+
+
+def _add(rec: dict[str, Any], status: str, n: int, *, rejected: bool = False) -> None:
+    if rejected:
+        rec["rejected"][status] = rec["rejected"].get(status, 0) + n
+    elif status == "used":
+        rec["used"] += n
+    else:
+        rec["filtered"][status] = rec["filtered"].get(status, 0) + n
+
+
+def _sorted(rec: dict[str, Any]) -> dict[str, Any]:
+    rec["filtered"] = dict(sorted(rec["filtered"].items()))
+    rec["rejected"] = dict(sorted(rec["rejected"].items()))
+    return rec
+
+
+def account(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Accounting per source and per input file.
+
+    Returns
+    -------
+    by_source : dict
+        ``{source: {"records": {...}, "contributions": {...}}}``; lookups (institutions)
+        appear under their own name with records only.
+    by_input : list of dict
+        Per input in input order: ``unit``, ``read`` (tallied while reading), ``used``,
+        ``filtered``, ``rejected`` and ``balanced`` (read = used + filtered + rejected).
+    """
+    inputs = con.execute("SELECT input_id, kind, records_read FROM inputs ORDER BY input_id").fetchall()
+    unit_of = {i: ("document" if k in DOCUMENT_KINDS else "institution"
+                   if k == "openalex-institutions" else "row") for i, k, _ in inputs}
+    per_input = {i: _empty_records(unit_of[i]) for i, _, _ in inputs}
+    per_source: dict[str, dict[str, Any]] = {}
+
+    def bucket(source: str, input_id: int) -> dict[str, Any]:
+        return per_source.setdefault(source, {}).setdefault("records", _empty_records(unit_of[input_id]))
+
+    for input_id, source, status, n in _status_counts(con):
+        for rec in (per_input[input_id], bucket(source, input_id)):
+            _add(rec, status, n)
     for input_id, source, reason, n in con.execute("""
-            SELECT q.input_id, coalesce(q.source, 'unknown'), q.reason, count(*)
-            FROM quarantine q GROUP BY ALL ORDER BY ALL""").fetchall():
-        unit = "document" if kinds.get(input_id) in DOCUMENT_KINDS else "row"
-        b = _bucket(acc, source, unit)["records"]
-        b["read"] += n
-        b["rejected"][reason] = b["rejected"].get(reason, 0) + n
-    for source, status, n, w in con.execute(f"""
-            SELECT source, status, count(*), {fx_to_weight('sum(weight_fx)')}
-            FROM contributions GROUP BY ALL ORDER BY ALL""").fetchall():
-        b = acc.setdefault(source, {}).setdefault(
-            "contributions", {"read": 0, "used": 0, "filtered": {}, "used_weight": 0.0})
+            SELECT input_id, coalesce(source, 'unknown'), reason, count(*)
+            FROM quarantine GROUP BY ALL ORDER BY ALL""").fetchall():
+        for rec in (per_input[input_id], bucket(source, input_id)):
+            _add(rec, reason, n, rejected=True)
+    for rec in (r["records"] for r in per_source.values()):
+        rec["read"] = rec["used"] + sum(rec["filtered"].values()) + sum(rec["rejected"].values())
+        _sorted(rec)
+    by_input = []
+    for input_id, _, records_read in inputs:
+        rec = _sorted(per_input[input_id])
+        rec["read"] = int(records_read)
+        rec["balanced"] = rec["read"] == rec["used"] + sum(rec["filtered"].values()) + sum(
+            rec["rejected"].values())
+        by_input.append(rec)
+    _contributions(con, per_source)
+    return dict(sorted(per_source.items())), by_input
+
+
+def _contributions(con: duckdb.DuckDBPyConnection, per_source: dict[str, dict[str, Any]]) -> None:
+    rows = con.execute(f"""
+        SELECT source, {_CONTRIBUTION_STATUS} AS status, count(*), {fx_to_weight('sum(weight_fx)')}
+        FROM contributions GROUP BY ALL ORDER BY ALL""").fetchall()
+    acc: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"read": 0, "used": 0, "filtered": {}, "used_weight": 0.0})
+    for source, status, n, w in rows:
+        b = acc[source]
         b["read"] += n
         if status == "used":
             b["used"] += n
             b["used_weight"] = float(w)
         else:
             b["filtered"][status] = b["filtered"].get(status, 0) + n
-    for source in acc:
-        rec = acc[source].get("records")
-        if rec:
-            rec["filtered"] = dict(sorted(rec["filtered"].items()))
-            rec["rejected"] = dict(sorted(rec["rejected"].items()))
-            rec["balanced"] = rec["read"] == rec["used"] + sum(rec["filtered"].values()) + sum(
-                rec["rejected"].values())
-    return dict(sorted(acc.items()))
+    for source, b in acc.items():
+        per_source.setdefault(source, {})["contributions"] = b

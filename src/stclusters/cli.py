@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,11 +26,22 @@ if not console.is_terminal:  # piped or captured: wide enough for the ranking ta
 err = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 140)
 
 
-def _fail(exc: StclustersError) -> None:
-    err.print(f"[bold red]error:[/] {exc}")
-    if exc.hint:
-        err.print(f"[dim]hint: {exc.hint}[/]")
-    raise typer.Exit(code=2)
+def _fail(exc: Exception) -> None:
+    """One readable line and a hint, never a traceback (set STCLUSTERS_DEBUG=1 for one)."""
+    if os.environ.get("STCLUSTERS_DEBUG"):
+        raise exc
+    if isinstance(exc, StclustersError):
+        err.print(f"[bold red]error:[/] {exc}")
+        if exc.hint:
+            err.print(f"[dim]hint: {exc.hint}[/]")
+        raise typer.Exit(code=2)
+    if isinstance(exc, OSError):
+        err.print(f"[bold red]error:[/] {exc.strerror or exc}: {exc.filename or ''}")
+        err.print("[dim]hint: check the path and its permissions[/]")
+        raise typer.Exit(code=2)
+    err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}")
+    err.print("[dim]hint: rerun with STCLUSTERS_DEBUG=1 for the traceback, and report it[/]")
+    raise typer.Exit(code=1)
 
 
 def print_ranking(ranking, *, title: str, top: int = 20) -> None:
@@ -99,7 +111,7 @@ def demo(
         res.write(out / "synthetic")
         print_ranking(res.ranking, title="SYNTHETIC world: S&T clusters (not real data)", top=top)
         _print_accounting(res.manifest)
-    except StclustersError as exc:
+    except Exception as exc:  # noqa: BLE001 - every error becomes one line
         _fail(exc)
     console.print(f"Outputs in {out}/. Place names and populations: GeoNames (geonames.org), CC BY 4.0. "
                   f"Wall time {time.perf_counter() - t_start:.1f} s.")
@@ -148,7 +160,7 @@ def rank_cmd(
         res = rank([Input(str(p), kind=kind, source=source) for p in inputs], params=params,
                    progress=_progress_printer(""))
         paths = res.write(out)
-    except StclustersError as exc:
+    except Exception as exc:  # noqa: BLE001 - every error becomes one line
         _fail(exc)
     print_ranking(res.ranking, title="S&T clusters", top=top)
     _print_accounting(res.manifest)

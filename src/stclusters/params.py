@@ -79,7 +79,9 @@ def _default_sources() -> dict[str, SourceParams]:
     return {
         # GII 2024: PCT 2019–2023, SCIE 2018–2022. Open windows by default: users' data
         # decide; the edition is set with first_year/last_year.
-        "patent": SourceParams(),
+        # GII counts PCT applications, i.e. inventions: USPTO design grants are left out,
+        # and reissues, which re-grant an earlier patent, would count it twice.
+        "patent": SourceParams(doc_types=("utility", "plant")),
         # GII counts original research articles only: OpenAlex 'article' (2023-08+) and the
         # Crossref-style 'journal-article' of older snapshots.
         "publication": SourceParams(doc_types=("article", "journal-article")),

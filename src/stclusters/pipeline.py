@@ -32,7 +32,8 @@ from stclusters.sources.openalex import read_openalex_institutions
 from stclusters.sources.table import ingest_table
 
 #: The metric of records that a reader rejected before knowing their source.
-_KIND_SOURCE = {"uspto-xml": "patent", "openalex": "publication"}
+_KIND_SOURCE = {"uspto-xml": "patent", "openalex": "publication",
+                "openalex-institutions": "institution"}
 
 GEONAMES_CREDIT = "Place names and populations: GeoNames (geonames.org), CC BY 4.0."
 
@@ -119,6 +120,28 @@ def _stage(timings: dict[str, float], name: str, progress: Callable[[str], None]
     timings[name] = round(time.perf_counter() - t0, 3)
 
 
+def _read_one(con, p: Path, kind: str, *, input_id: int, source: str | None, q: Quarantine,
+              batch_rows: int, on_batch) -> int:
+    """Read one input into the workspace; return the records read (accepted + quarantined)."""
+    if kind == "openalex-institutions":
+        table = read_openalex_institutions(p, quarantine=q)
+        store.append(con, "institutions", table, input_id=input_id)
+        return table.num_rows + q.count
+    if kind == "table":  # the fast path: file → workspace in SQL
+        n_rows = ingest_table(con, p, input_id=input_id, quarantine=q, source=source)
+        if on_batch:
+            on_batch(str(p), n_rows)
+        return n_rows + q.count
+    n_docs = 0
+    for batch in read_source(p, kind=kind, quarantine=q, source=source, batch_size=batch_rows):
+        store.append(con, "documents", batch.documents, input_id=input_id)
+        store.append(con, "raw_contributions", batch.contributions, input_id=input_id)
+        n_docs += batch.documents.num_rows
+        if on_batch:
+            on_batch(str(p), batch.documents.num_rows)
+    return n_docs + q.count
+
+
 def _ingest(con, checked, *, batch_rows, on_batch) -> list[store.InputFile]:
     recorded = []
     for input_id, (item, kind) in enumerate(checked):
@@ -126,29 +149,18 @@ def _ingest(con, checked, *, batch_rows, on_batch) -> list[store.InputFile]:
         size = p.stat().st_size if p.is_file() else sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
         sha = store.file_sha256(p) if p.is_file() else "directory"
         rec = store.InputFile(input_id, str(item.path), kind, size, sha)
-        store.add_input(con, rec)
-        recorded.append(rec)
         q = Quarantine()
-        if kind == "openalex-institutions":
-            store.append(con, "institutions", read_openalex_institutions(p, quarantine=q),
-                         input_id=input_id)
-        elif kind == "table":  # the fast path: file → workspace in SQL
-            n_rows = ingest_table(con, p, input_id=input_id, quarantine=q, source=item.source)
-            if on_batch:
-                on_batch(item.path, n_rows)
-        else:
-            for batch in read_source(p, kind=kind, quarantine=q, source=item.source,
-                                     batch_size=batch_rows):
-                store.append(con, "documents", batch.documents, input_id=input_id)
-                store.append(con, "raw_contributions", batch.contributions, input_id=input_id)
-                if on_batch:
-                    on_batch(item.path, batch.documents.num_rows)
+        n_read = _read_one(con, p, kind, input_id=input_id, source=item.source, q=q,
+                           batch_rows=batch_rows, on_batch=on_batch)
+        store.add_input(con, rec, records_read=n_read)
+        recorded.append(rec)
         qt = q.to_table()
         default = item.source or _KIND_SOURCE.get(kind)
         if default and qt.num_rows:
             filled = pa.compute.fill_null(qt.column("source"), default)
             qt = qt.set_column(qt.schema.get_field_index("source"), "source", filled)
         store.append(con, "quarantine", qt, input_id=input_id)
+    store.quarantine_duplicate_documents(con)
     return recorded
 
 
@@ -210,8 +222,9 @@ def rank(inputs, *, params: RankParams | None = None, workspace: str | Path | No
         places = _geocoder().places() if _needs_places(con) else None
         ranking = build_ranking(con, params, totals, places=places)
     with _stage(timings, "account", progress):
-        accounting = account(con)
-    manifest = _manifest(recorded, params, report, accounting, totals, geocoding, label, notes)
+        accounting, by_input = account(con)
+    manifest = _manifest(recorded, by_input, params, report, accounting, totals, geocoding,
+                         label, notes)
     _record_run(con, manifest, timings)
     return RankResult(ranking, params, manifest, con, timings, label)
 
@@ -230,8 +243,8 @@ def _needs_places(con) -> bool:
     return store.scalar(con, "SELECT count(*) FROM points WHERE stc >= 0") > 0
 
 
-def _manifest(recorded, params, report: list[SourceClustering], accounting, totals, geocoding,
-              label, notes) -> dict[str, Any]:
+def _manifest(recorded, by_input, params, report: list[SourceClustering], accounting, totals,
+              geocoding, label, notes) -> dict[str, Any]:
     import numpy  # noqa: PLC0415
 
     return {
@@ -240,8 +253,8 @@ def _manifest(recorded, params, report: list[SourceClustering], accounting, tota
         "software": {"stclusters": __version__, "python": platform.python_version(),
                      "duckdb": duckdb.__version__, "pyarrow": pa.__version__,
                      "numpy": numpy.__version__},
-        "inputs": [{"path": r.path, "kind": r.kind, "size_bytes": r.size_bytes, "sha256": r.sha256}
-                   for r in recorded],
+        "inputs": [{"path": r.path, "kind": r.kind, "size_bytes": r.size_bytes, "sha256": r.sha256,
+                    "records": acc} for r, acc in zip(recorded, by_input)],
         "parameters": params.to_dict(),
         "clustering": {r.source: {"eps_km": r.eps_km, "min_weight": r.min_weight,
                                   "n_points": r.n_points, "n_core_points": r.n_core,

@@ -23,7 +23,20 @@ POPULATION_SOURCE = (
 
 
 def score(shares_pct: dict[str, np.ndarray], source_weights: dict[str, float]) -> np.ndarray:
-    """``score = Σ_s weight_s · share_s`` over the sources in use (methodology §6), in %."""
+    """``score = Σ_s weight_s · share_s`` over the sources in use (methodology §6).
+
+    Parameters
+    ----------
+    shares_pct : dict of str to ndarray
+        Per source, each cluster's share of the world total, %, shape (n_clusters,).
+    source_weights : dict of str to float
+        Weight of each source (1 when missing).
+
+    Returns
+    -------
+    ndarray
+        Score in %, shape (n_clusters,).
+    """
     total = None
     for s, share in shares_pct.items():
         term = source_weights.get(s, 1.0) * np.asarray(share, dtype=np.float64)
@@ -32,7 +45,10 @@ def score(shares_pct: dict[str, np.ndarray], source_weights: dict[str, float]) -
 
 
 def rank_order(score_pct: np.ndarray, patent_share_pct: np.ndarray, names: list[str]) -> np.ndarray:
-    """Indices in rank order: score desc, then patent share desc, then name."""
+    """Indices in rank order: score desc, then patent share desc, then name (methodology §6).
+
+    Shapes: three arrays of (n_clusters,) → (n_clusters,) int indices.
+    """
     return np.lexsort((np.asarray(names, dtype=object), -np.asarray(patent_share_pct),
                        -np.asarray(score_pct)))
 
@@ -58,7 +74,20 @@ def _centroids(cores: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def economy_labels(con: duckdb.DuckDBPyConnection, *, min_share_pct: float) -> dict[int, str]:
-    """ISO codes of each cluster's contributions by weight, joined with '/'."""
+    """ISO codes of each cluster's contributions by weight, joined with '/' (``CN/HK``).
+
+    Parameters
+    ----------
+    min_share_pct : float
+        A code below this share (%) of the cluster's weight is left out, except the
+        heaviest known code, which is always kept. Unknown countries count in the
+        denominator but never appear (``??`` when no code is known at all).
+
+    Returns
+    -------
+    dict of int to str
+        S&T cluster number → label.
+    """
     rows = con.execute(f"""
         WITH w AS (
           SELECT p.stc, coalesce(c.country, '??') AS country, sum(c.weight_fx) AS fx
@@ -71,9 +100,40 @@ def economy_labels(con: duckdb.DuckDBPyConnection, *, min_share_pct: float) -> d
     labels: dict[int, list[str]] = {}
     for stc, country, pct in rows:
         codes = labels.setdefault(int(stc), [])
-        if (not codes or pct >= min_share_pct) and country != "??":
+        # The heaviest known economy always; others only above the threshold.
+        if country != "??" and (not codes or pct >= min_share_pct):
             codes.append(country)
     return {k: "/".join(v) if v else "??" for k, v in labels.items()}
+
+
+def _source_weights(con: duckdb.DuckDBPyConnection, sources: list[str], n_stc: int
+                    ) -> dict[str, np.ndarray]:
+    """Fractional count per source and S&T cluster (exact fixed-point sums), shape (n_stc,)."""
+    w = fetch_arrow(con, f"""
+        SELECT stc, source, {fx_to_weight('sum(weight_fx)')} AS weight
+        FROM points WHERE stc >= 0 GROUP BY stc, source ORDER BY stc, source""")
+    weights = {s: np.zeros(n_stc) for s in sources}
+    for stc, s, val in zip(w.column("stc").to_pylist(), w.column("source").to_pylist(),
+                           w.column("weight").to_pylist()):
+        weights[s][stc] = val
+    return weights
+
+
+def _cluster_ids(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """``stc<lat><lon>`` of each cluster's heaviest core point: content, not input order."""
+    heaviest = fetch_arrow(con, """
+        SELECT stc, lat, lon FROM (
+          SELECT stc, lat, lon, row_number() OVER (
+              PARTITION BY stc ORDER BY weight DESC, lat, lon, source) AS k
+          FROM points WHERE is_core AND stc >= 0) WHERE k = 1 ORDER BY stc""")
+    return [f"stc{la:+.4f}{lo:+.4f}" for la, lo in zip(
+        heaviest.column("lat").to_pylist(), heaviest.column("lon").to_pylist())]
+
+
+def _per_million(weight: np.ndarray, population: np.ndarray) -> np.ndarray:
+    """Weight per million inhabitants; NaN where the footprint holds no GeoNames place."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(population > 0, weight / population * 1e6, np.nan)
 
 
 def build_ranking(con: duckdb.DuckDBPyConnection, params: RankParams, world_totals: dict[str, float],
@@ -86,63 +146,51 @@ def build_ranking(con: duckdb.DuckDBPyConnection, params: RankParams, world_tota
         Sum of used weight per source (the denominators of the shares).
     places : pyarrow.Table, optional
         GeoNames places (geoname_id, name, lat, lon, country, admin1, population) for names
-        and population; without it clusters are named by their heaviest point's city field.
+        and population; needed only when some cluster was found.
+
+    Returns
+    -------
+    pyarrow.Table
+        One row per published cluster in rank order: ``rank``, ``cluster_id``, ``name``,
+        ``economy``, ``<source>_weight`` (fractional count), ``<source>_share_pct`` (% of the
+        world total), ``score_pct``, ``n_core_points``, ``lat``/``lon`` (weighted centre of
+        the core points, degrees), ``population`` (inhabitants of the footprint's GeoNames
+        places) and ``<source>_per_million_pop``.
     """
     # Every configured source gets its columns, even with no data: stable output layout.
     sources = sorted(set(world_totals) | set(params.sources))
     world_totals = {s: world_totals.get(s, 0.0) for s in sources}
-    w = fetch_arrow(con, f"""
-        SELECT stc, source, {fx_to_weight('sum(weight_fx)')} AS weight
-        FROM points WHERE stc >= 0 GROUP BY stc, source ORDER BY stc, source""")
-    cores = fetch_arrow(con, """
-        SELECT stc, lat, lon, weight FROM points WHERE is_core AND stc >= 0
-        ORDER BY stc, source, lat, lon""")
-    n_core, core_lat, core_lon = _centroids(cores)
     n_stc = int(scalar(con, "SELECT coalesce(max(stc), -1) + 1 FROM points"))
-    weights = {s: np.zeros(n_stc) for s in sources}
-    for stc, s, val in zip(w.column("stc").to_pylist(), w.column("source").to_pylist(),
-                           w.column("weight").to_pylist()):
-        weights[s][stc] = val
+    weights = _source_weights(con, sources, n_stc)
     shares = {s: weights[s] / world_totals[s] * 100 if world_totals[s] > 0 else weights[s] * 0
               for s in sources}
     sc = score(shares, dict(params.source_weights))
+    n_core, core_lat, core_lon = _centroids(fetch_arrow(con, """
+        SELECT stc, lat, lon, weight FROM points WHERE is_core AND stc >= 0
+        ORDER BY stc, source, lat, lon"""))
     economies = economy_labels(con, min_share_pct=params.economy_min_share_pct)
     naming = _names.cluster_names(con, places, world_totals, max_places=params.name_max_places,
                                   min_share_pct=params.name_min_share_pct,
                                   min_population=params.name_min_population, n_clusters=n_stc)
     population = _names.footprint_population(con, places, eps_km=params.footprint_eps_km,
                                              n_clusters=n_stc)
-    # The id is the heaviest core point, ordered as in the S&T numbering: content, not input.
-    heaviest = fetch_arrow(con, """
-        SELECT stc, lat AS lat0, lon AS lon0 FROM (
-          SELECT stc, lat, lon, row_number() OVER (
-              PARTITION BY stc ORDER BY weight DESC, lat, lon, source) AS k
-          FROM points WHERE is_core AND stc >= 0) WHERE k = 1 ORDER BY stc""")
-    cluster_id = [f"stc{la:+.4f}{lo:+.4f}" for la, lo in zip(
-        heaviest.column("lat0").to_pylist(), heaviest.column("lon0").to_pylist())]
-    total_weight = sum(weights[s] for s in sources) if sources else np.zeros(n_stc)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        intensity = np.where(population > 0, total_weight / population * 1e6, np.nan)
-    patent_share = shares.get("patent", np.zeros(n_stc))
-    order = rank_order(sc, patent_share, naming)
+    order = rank_order(sc, shares.get("patent", np.zeros(n_stc)), naming)
     rank = np.empty(n_stc, dtype=np.int64)
     rank[order] = np.arange(1, n_stc + 1)
     cols: dict[str, object] = {
-        "rank": rank, "cluster_id": cluster_id, "name": naming,
+        "rank": rank, "cluster_id": _cluster_ids(con), "name": naming,
         "economy": [economies.get(i, "??") for i in range(n_stc)],
-    }
-    for s in sources:
-        cols[f"{s}_weight"] = weights[s]
-    for s in sources:
-        cols[f"{s}_share_pct"] = shares[s]
-    cols.update({
+        **{f"{s}_weight": weights[s] for s in sources},
+        **{f"{s}_share_pct": shares[s] for s in sources},
         "score_pct": sc, "n_core_points": n_core, "lat": core_lat, "lon": core_lon,
         "population": population.astype(np.int64),
-        "weight_per_million_pop": intensity, "stc": np.arange(n_stc),
-    })
-    clusters = pa.table(cols).take(pa.array(order))
+        **{f"{s}_per_million_pop": _per_million(weights[s], population) for s in sources},
+        "stc": np.arange(n_stc),
+    }
+    clusters = pa.table(cols).take(pa.array(order, type=pa.int64()))
     con.register("_clusters", clusters)
     con.execute("CREATE OR REPLACE TABLE clusters AS SELECT * FROM _clusters ORDER BY rank")
-    con.execute(f"CREATE OR REPLACE TABLE ranking AS SELECT * FROM _clusters WHERE rank <= {int(params.top_n)} ORDER BY rank")
+    con.execute("CREATE OR REPLACE TABLE ranking AS SELECT * FROM _clusters "
+                f"WHERE rank <= {int(params.top_n)} ORDER BY rank")
     con.unregister("_clusters")
     return clusters.slice(0, min(params.top_n, clusters.num_rows))

@@ -70,9 +70,10 @@ def connect(path: str | Path | None = None) -> duckdb.DuckDBPyConnection:
     # Deterministic results: DuckDB keeps insertion order unless told otherwise; every
     # output query also sorts explicitly.
     con.execute("SET preserve_insertion_order = true")
+    # records_read is tallied while reading, apart from the tables it must agree with.
     con.execute(
         "CREATE TABLE IF NOT EXISTS inputs (input_id INTEGER, path VARCHAR, kind VARCHAR, "
-        "size_bytes BIGINT, sha256 VARCHAR)"
+        "size_bytes BIGINT, sha256 VARCHAR, records_read BIGINT)"
     )
     con.execute(_ddl("documents", DOCUMENT, "input_id INTEGER, "))
     con.execute(_ddl("raw_contributions", RAW_CONTRIBUTION, "input_id INTEGER, "))
@@ -93,9 +94,63 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str):
     return con.execute(sql).fetchall()[0][0]
 
 
-def add_input(con: duckdb.DuckDBPyConnection, item: InputFile) -> None:
-    con.execute("INSERT INTO inputs VALUES (?, ?, ?, ?, ?)",
-                [item.input_id, item.path, item.kind, item.size_bytes, item.sha256])
+def add_input(con: duckdb.DuckDBPyConnection, item: InputFile, *, records_read: int) -> None:
+    """Record one input and the number of records its reader saw (used or not)."""
+    con.execute("INSERT INTO inputs VALUES (?, ?, ?, ?, ?, ?)",
+                [item.input_id, item.path, item.kind, item.size_bytes, item.sha256, records_read])
+
+
+#: Inputs whose records are documents (the others are rows of a contributions table).
+DOCUMENT_KINDS = ("uspto-xml", "openalex")
+
+
+def quarantine_duplicate_documents(con: duckdb.DuckDBPyConnection) -> int:
+    """Keep the first record of each ``(source, doc_id)``; quarantine the later ones.
+
+    "First" is input order (inputs are read in path order) then file order. A duplicate
+    document leaves with all its contribution rows, so no document counts twice. For
+    document inputs one quarantine row stands for the document; for tables, one per row.
+
+    Returns
+    -------
+    int
+        Duplicate documents removed.
+    """
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _dup AS
+        SELECT d.input_id, d.source, d.doc_id, d.record_ref, d.first_ref,
+               i.kind IN ('uspto-xml', 'openalex') AS is_document_kind
+        FROM (SELECT input_id, source, doc_id, record_ref,
+                     row_number() OVER w AS k, first_value(record_ref) OVER w AS first_ref
+              FROM documents
+              WINDOW w AS (PARTITION BY source, doc_id ORDER BY input_id, rowid)) d
+        JOIN inputs i USING (input_id)
+        WHERE d.k > 1""")
+    n = int(con.execute("SELECT count(*) FROM _dup").fetchall()[0][0])
+    if n:
+        position = "regexp_extract({0}, '^(.*):([^:]*)$', 2)"
+        file = "regexp_extract({0}, '^(.*):([^:]*)$', 1)"
+        con.execute(f"""
+            INSERT INTO quarantine (input_id, file, position, source, field, reason, excerpt)
+            SELECT input_id, {file.format('record_ref')}, {position.format('record_ref')}, source,
+                   'doc_id', 'duplicate document', 'first read at ' || first_ref
+            FROM _dup WHERE is_document_kind
+            UNION ALL
+            SELECT r.input_id, {file.format('r.record_ref')}, {position.format('r.record_ref')},
+                   r.source, 'doc_id', 'duplicate document', 'first read at ' || d.first_ref
+            FROM raw_contributions r JOIN _dup d
+              ON NOT d.is_document_kind AND r.input_id = d.input_id AND r.source = d.source
+             AND r.doc_id = d.doc_id""")
+        con.execute("""
+            DELETE FROM raw_contributions r USING _dup d
+            WHERE r.input_id = d.input_id AND r.source = d.source AND r.doc_id = d.doc_id
+              AND (NOT d.is_document_kind OR r.record_ref = d.record_ref)""")
+        con.execute("""
+            DELETE FROM documents x USING _dup d
+            WHERE x.input_id = d.input_id AND x.source = d.source AND x.doc_id = d.doc_id
+              AND x.record_ref = d.record_ref""")
+    con.execute("DROP TABLE _dup")
+    return n
 
 
 def append(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table, *, input_id: int) -> None:

@@ -53,6 +53,9 @@ def write_outputs(con: duckdb.DuckDBPyConnection, out_dir: str | Path, manifest:
     """Write every output file of a run into ``out_dir``; return name → path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    # A rerun into the same folder first withdraws the old manifest: if it crashes half-way,
+    # no manifest vouches for a mix of old and new files.
+    (out / "manifest.json").unlink(missing_ok=True)
     paths: dict[str, Path] = {}
     ranking = _label(fetch_arrow(con, "SELECT * EXCLUDE (stc) FROM ranking ORDER BY rank"), label)
     clusters = _label(fetch_arrow(con, "SELECT * EXCLUDE (stc) FROM clusters ORDER BY rank"), label)
@@ -61,8 +64,8 @@ def write_outputs(con: duckdb.DuckDBPyConnection, out_dir: str | Path, manifest:
                c.cluster_id, c.rank AS cluster_rank
         FROM points p LEFT JOIN clusters c ON c.stc = p.stc
         ORDER BY p.source, p.lat, p.lon"""), label)
-    quarantine = fetch_arrow(con, "SELECT file, position, source, field, reason, excerpt FROM quarantine "
-                             "ORDER BY file, position, reason")
+    quarantine = fetch_arrow(con, "SELECT file, position, source, field, reason, excerpt "
+                                  "FROM quarantine ORDER BY ALL")
     for name, table, writer in (("ranking.csv", ranking, _write_csv),
                                 ("ranking.parquet", ranking, _write_parquet),
                                 ("clusters.parquet", clusters, _write_parquet),

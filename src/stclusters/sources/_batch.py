@@ -11,6 +11,7 @@ import io
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 import pyarrow as pa
@@ -154,6 +155,23 @@ class BatchBuilder:
         """Append one ``RAW_CONTRIBUTION`` row (missing fields are null)."""
         for name, col in self._con_cols.items():
             col.append(row.get(name))
+
+    def stream(self, records: Iterable[object]) -> Iterator[ReadBatch]:
+        """Drive a reader: consume ``records`` and yield a batch whenever the buffer is full,
+        then the rest.
+
+        ``records`` is the reader's own loop, written as a generator that adds one record's
+        rows to this builder (or quarantines the record) per step; what it yields is ignored.
+        A document is never split, since the check happens between records.
+        """
+        for _ in records:
+            if self.full:
+                batch = self.take()
+                if batch is not None:
+                    yield batch
+        batch = self.take()
+        if batch is not None:
+            yield batch
 
     def take(self) -> ReadBatch | None:
         """Return the buffered rows as a batch and empty the buffer; ``None`` if empty."""

@@ -35,11 +35,18 @@ class Quarantine:
         excerpt: str | None = None,
         source: str | None = None,
     ) -> None:
-        """Keep one rejected record. ``reason`` should be short and stable (it is grouped on)."""
-        if excerpt is not None and len(excerpt) > _EXCERPT_CHARS:
-            excerpt = excerpt[: _EXCERPT_CHARS - 1] + "…"
+        """Keep one rejected record. ``reason`` should be short and stable (it is grouped on).
+
+        Text that UTF-8 cannot hold (lone surrogates from undecodable input bytes or file
+        names) is replaced by ``?`` in ``file`` and ``excerpt``, so the quarantine can be
+        written.
+        """
+        if excerpt is not None:
+            if len(excerpt) > _EXCERPT_CHARS:
+                excerpt = excerpt[: _EXCERPT_CHARS - 1] + "…"
+            excerpt = _utf8(excerpt)
         self._rows.append(
-            {"file": str(file), "position": position, "source": source, "field": field,
+            {"file": _utf8(str(file)), "position": position, "source": source, "field": field,
              "reason": reason, "excerpt": excerpt}
         )
 
@@ -53,3 +60,11 @@ class Quarantine:
 
     def to_table(self) -> pa.Table:
         return pa.Table.from_pylist(self._rows, schema=QUARANTINE)
+
+
+def _utf8(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import io
 import json
+import math
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -55,21 +57,27 @@ class _TruncatedList(Exception):
 
 # ----------------------------------------------------------------------------- file access
 
-def _input_files(path: Path) -> list[Path]:
-    """The JSON files to read: ``path`` itself, or the ``*.gz`` parts of a snapshot folder."""
+def _input_files(path: Path, entity: str = "works") -> list[tuple[Path, str]]:
+    """The JSON files to read, each with the name it is reported under.
+
+    ``path`` itself (reported by its file name), or the ``*.gz`` parts of a snapshot folder
+    (its ``data/<entity>`` or ``<entity>`` subfolder if there is one), reported by their path
+    relative to ``path``: parts of different ``updated_date=`` folders share file names
+    (``part_000.gz``), so the name alone would not say which one is meant.
+    """
     if not path.exists():
         raise InputFormatError(path, _EXPECTED, "file not found")
     if path.is_file():
-        return [path]
+        return [(path, path.name)]
     root = path
-    for candidate in (path / "data" / "works", path / "works"):
+    for candidate in (path / "data" / entity, path / entity):
         if candidate.is_dir():
             root = candidate
             break
     files = sorted(f for f in root.rglob("*.gz") if f.is_file())
     if not files:
         raise InputFormatError(path, _EXPECTED, "folder holds no *.gz part files")
-    return files
+    return [(f, f.relative_to(path).as_posix()) for f in files]
 
 
 def _json_kind(path: Path) -> str:
@@ -84,27 +92,61 @@ def _json_kind(path: Path) -> str:
     raise InputFormatError(path, _EXPECTED, "content starts with neither '[' nor '{'")
 
 
+_BOM = b"\xef\xbb\xbf"
+#: What ``surrogateescape`` turns undecodable bytes into: lone surrogates U+DC80-U+DCFF,
+#: which valid UTF-8 never decodes to.
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+#: A JSON ``\\uD800``-``\\uDFFF`` escape: valid only as a high + low pair (checked then).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def _text_stream(path: Path) -> io.TextIOWrapper:
-    # utf-8-sig: tolerate a byte-order mark written by some tools.
+    # utf-8-sig: tolerate a byte-order mark written by some tools. Invalid bytes become lone
+    # surrogates (surrogateescape), so that the element holding them can be quarantined.
     return io.TextIOWrapper(open_binary(path, expected=_EXPECTED), encoding="utf-8-sig",
-                            errors="replace")
+                            errors="surrogateescape")
 
 
-def _iter_lines(path: Path, quarantine: Quarantine, source: str | None
+def _lone_surrogate(text: str, obj: Any) -> bool:
+    """Does the decoded ``obj`` hold a ``\\uD8xx`` escape without its pair (text that no
+    UTF-8 output can hold)? Checked only when ``text`` has such an escape at all."""
+    if not _SURROGATE_ESCAPE.search(text):
+        return False
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _iter_lines(path: Path, name: str, quarantine: Quarantine, source: str | None
                 ) -> Iterator[tuple[str, dict]]:
-    with _text_stream(path) as f:
-        for n, line in enumerate(f, start=1):
+    with open_binary(path, expected=_EXPECTED) as f:
+        for n, raw in enumerate(f, start=1):
+            if n == 1 and raw.startswith(_BOM):
+                raw = raw[len(_BOM):]
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                quarantine.add(name, f"line {n}", "invalid UTF-8",
+                               excerpt=f"byte {exc.start}: {raw[:200].decode('utf-8', 'replace')}",
+                               source=source)
+                continue
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                quarantine.add(path.name, f"line {n}", "malformed JSON", excerpt=f"{exc}: {line}",
+                quarantine.add(name, f"line {n}", "malformed JSON", excerpt=f"{exc}: {line}",
                                source=source)
                 continue
             if not isinstance(obj, dict):
-                quarantine.add(path.name, f"line {n}", "not a JSON object", excerpt=line,
+                quarantine.add(name, f"line {n}", "not a JSON object", excerpt=line,
                                source=source)
+                continue
+            if _lone_surrogate(line, obj):
+                quarantine.add(name, f"line {n}", "invalid Unicode escape",
+                               excerpt=f"unpaired \\uD800-\\uDFFF escape: {line}", source=source)
                 continue
             yield f"line {n}", obj
 
@@ -173,13 +215,15 @@ class _ListStream:
             if not self.fill():
                 return ""
 
-    def decode(self, decoder: json.JSONDecoder) -> Any:
-        """Decode the value at ``pos``; raise JSONDecodeError if malformed, _TruncatedList
-        if the input ends inside it."""
+    def decode(self, decoder: json.JSONDecoder) -> tuple[Any, int]:
+        """Decode the value at ``pos``: ``(value, start)``, the value's text being
+        ``buf[start:pos]`` afterwards. Raise JSONDecodeError if malformed, _TruncatedList if
+        the input ends inside it."""
         while True:
             try:
+                start = self.pos
                 obj, self.pos = decoder.raw_decode(self.buf, self.pos)
-                return obj
+                return obj, start
             except json.JSONDecodeError as exc:
                 if not _incomplete(exc, self.buf):
                     raise
@@ -197,7 +241,7 @@ class _ListStream:
                 raise _TruncatedList
 
 
-def _iter_list(path: Path, quarantine: Quarantine, source: str | None
+def _iter_list(path: Path, name: str, quarantine: Quarantine, source: str | None
                ) -> Iterator[tuple[str, dict]]:
     """Stream the elements of a top-level JSON list with ``raw_decode`` over a sliding buffer."""
     decoder = json.JSONDecoder()
@@ -223,48 +267,63 @@ def _iter_list(path: Path, quarantine: Quarantine, source: str | None
                             raise _TruncatedList
                     else:
                         # Missing comma: report it, then read on from this value.
-                        quarantine.add(path.name, f"element {n + 1}", "malformed JSON",
+                        quarantine.add(name, f"element {n + 1}", "malformed JSON",
                                        excerpt=f"expected ',' before {s.buf[s.pos:s.pos + 60]!r}",
                                        source=source)
                 n += 1
-                start = s.buf[s.pos:s.pos + 150]
+                head = s.buf[s.pos:s.pos + 150]
                 try:
-                    obj = s.decode(decoder)
+                    obj, start = s.decode(decoder)
                 except json.JSONDecodeError as exc:
-                    quarantine.add(path.name, f"element {n}", "malformed JSON",
-                                   excerpt=f"{exc.msg}: {start}", source=source)
+                    quarantine.add(name, f"element {n}", "malformed JSON",
+                                   excerpt=f"{exc.msg}: {head}", source=source)
                     s.skip_value()
                     continue
+                bad = _ESCAPED_BYTE.search(s.buf, start, s.pos)
+                if bad:
+                    quarantine.add(name, f"element {n}", "invalid UTF-8",
+                                   excerpt=f"character {bad.start() - start}: {head}",
+                                   source=source)
+                    continue
                 if not isinstance(obj, dict):
-                    quarantine.add(path.name, f"element {n}", "not a JSON object",
+                    quarantine.add(name, f"element {n}", "not a JSON object",
                                    excerpt=str(obj), source=source)
+                    continue
+                if _lone_surrogate(s.buf[start:s.pos], obj):
+                    quarantine.add(name, f"element {n}", "invalid Unicode escape",
+                                   excerpt=f"unpaired \\uD800-\\uDFFF escape: {head}",
+                                   source=source)
                     continue
                 yield f"element {n}", obj
         except _TruncatedList:
-            quarantine.add(path.name, f"element {max(n, 1)} to end of file", "truncated JSON list",
+            quarantine.add(name, f"element {max(n, 1)} to end of file", "truncated JSON list",
                            excerpt=s.buf[s.pos:s.pos + 200], source=source)
 
 
 def iter_json_objects(
     path: str | Path, *, quarantine: Quarantine, source: str | None = None,
-) -> Iterator[tuple[Path, str, dict]]:
+    entity: str = "works",
+) -> Iterator[tuple[str, str, dict]]:
     """Yield ``(file, position, object)`` for every JSON object of a file or snapshot folder.
 
-    All files are checked (exist, gzip readable, start with ``[`` or ``{``) before the
-    first object is yielded, so a wrong input fails before any output is made.
+    ``file`` is the name the file is reported under (see :func:`_input_files`): its name, or
+    for a folder its path relative to ``path``. All files are checked (exist, gzip readable,
+    start with ``[`` or ``{``) before the first object is yielded, so a wrong input fails
+    before any output is made.
     """
-    files = _input_files(Path(path))
-    kinds = [(f, _json_kind(f)) for f in files]
-    for f, kind in kinds:
+    files = _input_files(Path(path), entity)
+    kinds = [(f, name, _json_kind(f)) for f, name in files]
+    for f, name, kind in kinds:
         if kind == "empty":
             continue
-        it = _iter_list(f, quarantine, source) if kind == "list" else _iter_lines(f, quarantine, source)
+        it = (_iter_list(f, name, quarantine, source) if kind == "list"
+              else _iter_lines(f, name, quarantine, source))
         position = "start of file"
         try:
             for position, obj in it:
-                yield f, position, obj
+                yield name, position, obj
         except GZIP_STREAM_ERRORS as exc:
-            quarantine.add(f.name, f"after {position}", "corrupt or truncated gzip stream",
+            quarantine.add(name, f"after {position}", "corrupt or truncated gzip stream",
                            excerpt=str(exc), source=source)
 
 
@@ -381,24 +440,51 @@ def read_openalex_works(
         Missing path, folder without parts, broken gzip, content that is not JSON.
     """
     builder = BatchBuilder(batch_size)
-    for f, position, work in iter_json_objects(path, quarantine=quarantine, source=SOURCE):
+    yield from builder.stream(_read_works(path, builder, quarantine))
+
+
+def _read_works(path: str | Path, builder: BatchBuilder, quarantine: Quarantine
+                ) -> Iterator[None]:
+    """Map every work into ``builder`` (or the quarantine); one step per work."""
+    for name, position, work in iter_json_objects(path, quarantine=quarantine, source=SOURCE):
         if not short_id(work.get("id")):
-            quarantine.add(f.name, position, "work without id", field="id",
+            quarantine.add(name, position, "work without id", field="id",
                            excerpt=json.dumps(work)[:200], source=SOURCE)
+        else:
+            try:
+                _add_work(work, builder, f"{name}:{position}")
+            except (TypeError, AttributeError, ValueError) as exc:
+                quarantine.add(name, position, "unexpected work structure", excerpt=str(exc),
+                               source=SOURCE)
+        yield
+
+
+INSTITUTION_SOURCE = "institution"
+
+_COORDINATES = (("latitude", 90.0), ("longitude", 180.0))
+
+
+def _coordinate_problem(geo: dict) -> tuple[str, str] | None:
+    """``(field, reason)`` of the first thing wrong with ``geo``'s coordinates, else None.
+
+    Both absent (or null) is fine: the institution is kept without a coordinate. Otherwise
+    both must be JSON numbers (not strings, not booleans, not NaN) within range.
+    """
+    given = [geo.get(k) is not None for k, _ in _COORDINATES]
+    if not any(given):
+        return None
+    for key, limit in _COORDINATES:
+        value = geo.get(key)
+        if value is None:
             continue
-        try:
-            _add_work(work, builder, f"{f.name}:{position}")
-        except (TypeError, AttributeError, ValueError) as exc:
-            quarantine.add(f.name, position, "unexpected work structure", excerpt=str(exc),
-                           source=SOURCE)
-            continue
-        if builder.full:
-            batch = builder.take()
-            if batch is not None:
-                yield batch
-    batch = builder.take()
-    if batch is not None:
-        yield batch
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            return f"geo.{key}", f"{key} not a number"
+    if not all(given):
+        return "geo.latitude/geo.longitude", "only one of latitude/longitude given"
+    for key, limit in _COORDINATES:
+        if not -limit <= geo[key] <= limit:
+            return f"geo.{key}", f"{key} outside [{-limit:g}, {limit:g}]"
+    return None
 
 
 def read_openalex_institutions(
@@ -409,45 +495,52 @@ def read_openalex_institutions(
     Parameters
     ----------
     path : str or Path
-        JSON list / JSON Lines file (plain or gzip) or a snapshot ``data/institutions`` folder.
+        JSON list / JSON Lines file (plain or gzip) or a snapshot (its ``data/institutions``
+        folder is read) or ``data/institutions`` folder.
     quarantine : Quarantine, optional
-        Receives malformed records; a private one is used (and dropped) if not given.
+        Receives, with ``source="institution"``: malformed records, records without ``id``,
+        and records whose coordinates cannot be used (one of ``geo.latitude`` /
+        ``geo.longitude`` only, not a number, NaN, outside [-90, 90] / [-180, 180]). Such a
+        record is left out of the table (an earlier record of the same id, if any, stays).
+        A private quarantine is used (and dropped) if none is given.
 
     Returns
     -------
     pa.Table
         ``INSTITUTION_GEO`` schema: ``id`` (short ``I…``), ``lat``/``lon`` (degrees,
-        null when the record has no ``geo``), ``city``, ``region``, ``country_code``,
-        ``geonames_city_id`` (string). Later records win over earlier ones with the same id
-        (snapshot partitions are read oldest first).
+        null when the record has no ``geo`` coordinates), ``city``, ``region``,
+        ``country_code``, ``geonames_city_id`` (string). Later records win over earlier ones
+        with the same id (snapshot partitions are read oldest first).
     """
     q = quarantine if quarantine is not None else Quarantine()
-    p = Path(path)
-    if p.is_dir() and not (p / "data" / "works").is_dir():
-        for candidate in (p / "data" / "institutions", p / "institutions"):
-            if candidate.is_dir():
-                p = candidate
-                break
     rows: dict[str, dict[str, Any]] = {}
-    for f, position, inst in iter_json_objects(p, quarantine=q):
+    for name, position, inst in iter_json_objects(path, quarantine=q, source=INSTITUTION_SOURCE,
+                                                  entity="institutions"):
         iid = short_id(inst.get("id"))
         if not iid:
-            q.add(f.name, position, "institution without id", field="id",
-                  excerpt=json.dumps(inst)[:200])
+            q.add(name, position, "institution without id", field="id",
+                  excerpt=json.dumps(inst)[:200], source=INSTITUTION_SOURCE)
             continue
         geo = inst.get("geo") if isinstance(inst.get("geo"), dict) else {}
+        problem = _coordinate_problem(geo)
+        if problem is not None:
+            field, reason = problem
+            q.add(name, position, reason, field=field, source=INSTITUTION_SOURCE,
+                  excerpt=f"{iid}: latitude={geo.get('latitude')!r}, "
+                          f"longitude={geo.get('longitude')!r}")
+            continue
         gid = geo.get("geonames_city_id")
+        lat, lon = geo.get("latitude"), geo.get("longitude")
         rows[iid] = {
-            "id": iid, "lat": _float(geo.get("latitude")), "lon": _float(geo.get("longitude")),
-            "city": geo.get("city"), "region": geo.get("region"),
-            "country_code": geo.get("country_code") or inst.get("country_code"),
+            "id": iid, "lat": float(lat) if lat is not None else None,
+            "lon": float(lon) if lon is not None else None,
+            "city": _str(geo.get("city")), "region": _str(geo.get("region")),
+            "country_code": _str(geo.get("country_code")) or _str(inst.get("country_code")),
             "geonames_city_id": str(gid) if gid not in (None, "") else None,
         }
     return pa.Table.from_pylist(list(rows.values()), schema=INSTITUTION_GEO)
 
 
-def _float(value: Any) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
+def _str(value: Any) -> str | None:
+    """A text field of the record; a value of another JSON type is not a name (None)."""
+    return value if isinstance(value, str) else None

@@ -254,52 +254,64 @@ def _quarantine_rejects(con: duckdb.DuckDBPyConnection, file_name: str,
                        source=source if source in SOURCES else None)
 
 
-def _output_sql(file_name: str, *, ordered: bool = True) -> str:
-    """Good rows (in document order if ``ordered``), each with its document's columns."""
-    text = ", ".join(f"g.{c}" for c in _TEXT_COLUMNS if c != "doc_type")
-    return f"""
-    WITH g AS (
-      SELECT *,
-        CAST(coalesce(cseq_d, row_number() OVER (PARTITION BY source, doc_id ORDER BY _row) - 1)
-             AS INTEGER) AS contributor_seq
-      FROM checked WHERE _reason IS NULL
-    ), d AS (
-      SELECT source, doc_id, count(DISTINCT contributor_seq)::INTEGER AS n_contributors,
-             CAST(arg_min(year_d, _row) AS INTEGER) AS doc_year,
-             arg_min(doc_type, _row) AS doc_type, min(_row) AS _first
-      FROM g GROUP BY source, doc_id
-    )
-    SELECT g.doc_id, g.source, CAST(g.year_d AS INTEGER) AS year, g.contributor_seq,
-      CAST(coalesce(g.aseq_d, 0) AS INTEGER) AS address_seq, g.country, {text},
-      g.lat, g.lon,
-      coalesce(g.precision_raw, CASE WHEN g.lat IS NOT NULL THEN 'point' END) AS precision,
-      {_sql_str(file_name + ':row ')} || g._row AS record_ref,
-      g._row, d._first, d.n_contributors, d.doc_year, d.doc_type
-    FROM g JOIN d USING (source, doc_id)
-    {"ORDER BY d._first, g._row" if ordered else ""}"""
-
-
 def _columns_of(con: duckdb.DuckDBPyConnection) -> set[str]:
     """Documented columns present in the loaded file (view/table ``src``)."""
     return {r[0] for r in con.execute("DESCRIBE src").fetchall()}
 
 
-def _accepted_sql(file_name: str, *, has_seq: bool) -> str:
+def _needs_seq_window(con: duckdb.DuckDBPyConnection) -> bool:
+    """Must a default ``contributor_seq`` be computed (no such column, or an empty value)?
+
+    The default is a window over the whole file, so it is only computed when needed; the
+    check reads one column and stops at the first empty value.
+    """
+    if "contributor_seq" not in _columns_of(con):
+        return True
+    return bool(con.execute(
+        "SELECT EXISTS (SELECT 1 FROM src WHERE "
+        "NULLIF(trim(CAST(contributor_seq AS VARCHAR)), '') IS NULL)").fetchall()[0][0])
+
+
+def _accepted_sql(file_name: str, *, seq_window: bool) -> str:
     """Accepted rows with the RAW_CONTRIBUTION columns plus ``doc_type`` and ``_row``.
 
-    Without a ``contributor_seq`` column, a document's rows are its contributors in file
-    order (a window over the whole file, so only computed when needed).
+    The one definition of what an accepted row holds (``read_table`` and ``ingest_table``
+    both build on it). A row without ``contributor_seq`` gets its order among its document's
+    accepted rows in file order (``seq_window``; without it the column must be complete).
     """
     text = ", ".join(c for c in _TEXT_COLUMNS if c != "doc_type")
-    seq = ("CAST(cseq_d AS INTEGER)" if has_seq else
-           "CAST(row_number() OVER (PARTITION BY source, doc_id ORDER BY _row) - 1 AS INTEGER)")
+    seq = ("coalesce(cseq_d, row_number() OVER (PARTITION BY source, doc_id ORDER BY _row) - 1)"
+           if seq_window else "cseq_d")
     return f"""
     SELECT doc_id, source, CAST(year_d AS INTEGER) AS year,
-      {seq} AS contributor_seq, CAST(coalesce(aseq_d, 0) AS INTEGER) AS address_seq,
+      CAST({seq} AS INTEGER) AS contributor_seq, CAST(coalesce(aseq_d, 0) AS INTEGER) AS address_seq,
       country, {text}, lat, lon,
       coalesce(precision_raw, CASE WHEN lat IS NOT NULL THEN 'point' END) AS precision,
       {_sql_str(file_name + ':row ')} || _row AS record_ref, doc_type, _row
     FROM checked WHERE _reason IS NULL"""
+
+
+def _documents_sql(accepted: str, file_name: str) -> str:
+    """The DOCUMENT rows of the accepted rows in relation ``accepted`` (unordered), plus
+    ``_first``: one per (source, doc_id), year and type from its first row, ``n_contributors``
+    its distinct ``contributor_seq``, ``record_ref`` that of its first row."""
+    return f"""
+    SELECT doc_id, source, arg_min(year, _row) AS year, arg_min(doc_type, _row) AS doc_type,
+      count(DISTINCT contributor_seq)::INTEGER AS n_contributors,
+      {_sql_str(file_name + ':row ')} || min(_row) AS record_ref, min(_row) AS _first
+    FROM {accepted} GROUP BY source, doc_id"""
+
+
+def _ordered_sql(file_name: str, *, seq_window: bool) -> str:
+    """Accepted rows in document order (file order of each document's first row), each with
+    its document's columns (``doc_*``) and ``_first`` (for :func:`_batches`)."""
+    return f"""
+    WITH a AS ({_accepted_sql(file_name, seq_window=seq_window)}),
+    d AS ({_documents_sql("a", file_name)})
+    SELECT a.*, d._first, d.year AS doc_year, d.doc_type AS doc_doc_type,
+      d.n_contributors AS doc_n_contributors, d.record_ref AS doc_record_ref
+    FROM a JOIN d USING (source, doc_id)
+    ORDER BY d._first, a._row"""
 
 
 def _to_batch(tbl: pa.Table) -> ReadBatch:
@@ -307,8 +319,8 @@ def _to_batch(tbl: pa.Table) -> ReadBatch:
     first = tbl.filter(pc.equal(tbl["_row"], tbl["_first"]))
     documents = pa.table({
         "doc_id": first["doc_id"], "source": first["source"], "year": first["doc_year"],
-        "doc_type": first["doc_type"], "n_contributors": first["n_contributors"],
-        "record_ref": first["record_ref"],
+        "doc_type": first["doc_doc_type"], "n_contributors": first["doc_n_contributors"],
+        "record_ref": first["doc_record_ref"],
     }).cast(DOCUMENT)
     return ReadBatch(documents=documents, contributions=contributions)
 
@@ -382,19 +394,15 @@ def ingest_table(con: duckdb.DuckDBPyConnection, path: str | Path, *, input_id: 
     """
     try:
         p = _open_checked(con, path, quarantine, source)
-        has_seq = "contributor_seq" in _columns_of(con)
         try:
-            con.execute(f"CREATE TEMP TABLE _accepted AS {_accepted_sql(p.name, has_seq=has_seq)}")
+            accepted = _accepted_sql(p.name, seq_window=_needs_seq_window(con))
+            con.execute(f"CREATE TEMP TABLE _accepted AS {accepted}")
             cols = ", ".join(RAW_CONTRIBUTION.names)
             con.execute(f"INSERT INTO raw_contributions (input_id, {cols}) "
                         f"SELECT {int(input_id)}, {cols} FROM _accepted")
-            # One document per (source, doc_id); its year/type from its first row.
-            con.execute(f"""INSERT INTO documents (input_id, doc_id, source, year, doc_type,
-                                n_contributors, record_ref)
-                SELECT {int(input_id)}, doc_id, source, arg_min(year, _row), arg_min(doc_type, _row),
-                       count(DISTINCT contributor_seq)::INTEGER,
-                       {_sql_str(p.name + ':row ')} || min(_row)
-                FROM _accepted GROUP BY source, doc_id""")
+            doc_cols = ", ".join(DOCUMENT.names)
+            con.execute(f"INSERT INTO documents (input_id, {doc_cols}) "
+                        f"SELECT {int(input_id)}, {doc_cols} FROM ({_documents_sql('_accepted', p.name)})")
         except duckdb.Error as exc:
             raise InputFormatError(p, _EXPECTED, f"unreadable table ({exc})") from exc
         return int(con.execute("SELECT count(*) FROM _accepted").fetchall()[0][0])
@@ -452,7 +460,8 @@ def read_table(
     try:
         p = _open_checked(con, path, quarantine, source)
         try:
-            reader = _arrow_reader(con, _output_sql(p.name), batch_size)
+            query = _ordered_sql(p.name, seq_window=_needs_seq_window(con))
+            reader = _arrow_reader(con, query, batch_size)
         except duckdb.Error as exc:
             raise InputFormatError(p, _EXPECTED, f"unreadable table ({exc})") from exc
         yield from _batches(reader)

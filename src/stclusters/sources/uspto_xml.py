@@ -4,7 +4,9 @@ A weekly file is many XML documents glued together, each with its own ``<?xml â€
 ``<!DOCTYPE â€¦>`` lines, so it is not one well-formed XML file. The reader splits the byte
 stream line by line at those headers and parses each document on its own with lxml
 (no DTD, no network, no entity expansion). Besides ``<us-patent-grant>`` the files hold
-``<sequence-cwu>`` documents (sequence listings of a grant); those are skipped.
+``<sequence-cwu>`` documents (sequence listings of a grant): they are no patents, but every
+record read must be accounted, so each one becomes a document without contributors
+(``doc_type`` = its root name), which the pipeline counts as filtered (``no_contributors``).
 
 Where the inventors are, by schema version:
 
@@ -36,8 +38,12 @@ from stclusters.sources._quarantine import Quarantine
 _EXPECTED = "USPTO grant XML"
 SOURCE = "patent"
 
-#: Roots that are part of a grant file but not a patent: skipped without quarantine.
-_SKIPPED_ROOTS = frozenset({"sequence-cwu"})
+#: Roots that are part of a grant file but not a patent: kept as documents without
+#: contributors (``doc_type`` = the root name), so that they are counted, not lost.
+_NON_GRANT_ROOTS = frozenset({"sequence-cwu"})
+
+_DOC_NUMBER_PATH = "publication-reference/document-id/doc-number"
+_DATE_PATH = "publication-reference/document-id/date"
 
 _DOC_NUMBER = re.compile(r"([A-Z]*)0*(\d+)")
 _IPC_SUBCLASS = re.compile(r"[A-H]\d\d[A-Z]")
@@ -159,8 +165,8 @@ def _add_document(
     bib = root.find("us-bibliographic-data-grant")
     if bib is None:
         bib = root
-    doc_id = normalise_patent_id(_text(bib, "publication-reference/document-id/doc-number") or "")
-    year = _year(_text(bib, "publication-reference/document-id/date"))
+    doc_id = normalise_patent_id(_text(bib, _DOC_NUMBER_PATH) or "")
+    year = _year(_text(bib, _DATE_PATH))
     app_ref = bib.find("application-reference")
     doc_type = app_ref.get("appl-type") if app_ref is not None else None
     inventors = _inventor_elements(bib)
@@ -201,15 +207,18 @@ def read_uspto_xml(
         with position ``"document N (line L)"`` (N 1-based over all documents of the file,
         L the document's first line).
     batch_size : int
-        Patents per batch.
+        Documents per batch.
 
     Yields
     ------
     ReadBatch
         ``documents``: one row per patent (``doc_id`` like PatentsView's ``patent_id``,
         ``year`` of grant, ``doc_type`` = ``appl-type``, ``n_contributors`` = inventors,
-        0 allowed). ``contributions``: one row per inventor (``contributor_seq`` 0-based in
-        document order, ``address_seq`` 0, address fields as printed).
+        0 allowed), and one row per sequence listing (``doc_id`` = the normalised
+        doc-number + ``#sequence-cwu``, else ``<file>#<N>``; ``doc_type`` =
+        ``sequence-cwu``, ``n_contributors`` 0). ``contributions``: one row per inventor
+        (``contributor_seq`` 0-based in document order, ``address_seq`` 0, address fields
+        as printed).
 
     Raises
     ------
@@ -221,6 +230,11 @@ def read_uspto_xml(
     if not head.startswith((b"<?xml", b"<us-patent-grant", b"<!DOCTYPE")):
         raise InputFormatError(p, _EXPECTED, "content does not start with an XML declaration")
     builder = BatchBuilder(batch_size)
+    yield from builder.stream(_read_documents(p, builder, quarantine))
+
+
+def _read_documents(p: Path, builder: BatchBuilder, quarantine: Quarantine) -> Iterator[None]:
+    """Parse the file's documents one by one into ``builder``; one step per document."""
     parser = _parser()
     last_position = "start of file"
     with open_binary(p, expected=_EXPECTED) as stream:
@@ -229,26 +243,32 @@ def read_uspto_xml(
             try:
                 n_doc, line, doc = next(docs)
             except StopIteration:
-                break
+                return
             except GZIP_STREAM_ERRORS as exc:
                 # Cut-off download: keep what was read, record the loss, stop cleanly.
                 quarantine.add(p.name, f"after {last_position}", "corrupt or truncated gzip stream",
                                excerpt=str(exc), source=SOURCE)
-                break
+                return
             position = f"document {n_doc} (line {line})"
             last_position = position
-            _read_one(doc, p.name, position, parser, builder, quarantine)
-            if builder.full:
-                batch = builder.take()
-                if batch is not None:
-                    yield batch
-    batch = builder.take()
-    if batch is not None:
-        yield batch
+            _read_one(doc, p.name, n_doc, position, parser, builder, quarantine)
+            yield
+
+
+def _add_non_grant(root: etree._Element, builder: BatchBuilder, file_name: str, n_doc: int,
+                   record_ref: str) -> None:
+    """A document of the grant file that is no patent (a sequence listing): counted, with no
+    contributors. Its id is kept apart from the grant's (``8420053#sequence-cwu``): the same
+    id twice would join the grant's inventors to both documents."""
+    number = _text(root, _DOC_NUMBER_PATH) or _text(root, f".//{_DOC_NUMBER_PATH}")
+    date = _text(root, _DATE_PATH) or _text(root, f".//{_DATE_PATH}")
+    doc_id = f"{normalise_patent_id(number)}#{root.tag}" if number else f"{file_name}#{n_doc}"
+    builder.add_document(doc_id=doc_id, source=SOURCE, year=_year(date), doc_type=root.tag,
+                         n_contributors=0, record_ref=record_ref)
 
 
 def _read_one(
-    doc: bytes, file_name: str, position: str, parser: etree.XMLParser,
+    doc: bytes, file_name: str, n_doc: int, position: str, parser: etree.XMLParser,
     builder: BatchBuilder, quarantine: Quarantine,
 ) -> None:
     try:
@@ -256,14 +276,16 @@ def _read_one(
     except etree.XMLSyntaxError as exc:
         quarantine.add(file_name, position, "XML syntax error", excerpt=str(exc), source=SOURCE)
         return
-    if root.tag in _SKIPPED_ROOTS:
+    record_ref = f"{file_name}:{position}"
+    if root.tag in _NON_GRANT_ROOTS:
+        _add_non_grant(root, builder, file_name, n_doc, record_ref)
         return
     if root.tag != "us-patent-grant":
         quarantine.add(file_name, position, "not a us-patent-grant document",
                        field="root", excerpt=_excerpt(doc), source=SOURCE)
         return
-    if not _text(root, "us-bibliographic-data-grant/publication-reference/document-id/doc-number"):
+    if not _text(root, f"us-bibliographic-data-grant/{_DOC_NUMBER_PATH}"):
         quarantine.add(file_name, position, "no doc-number", field="doc-number",
                        excerpt=_excerpt(doc), source=SOURCE)
         return
-    _add_document(root, builder, f"{file_name}:{position}")
+    _add_document(root, builder, record_ref)
