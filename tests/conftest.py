@@ -13,3 +13,21 @@ SHARED_DATA = Path(os.environ.get(
 
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 settings.load_profile("ci")
+
+import pytest
+
+_FIGURES: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def figures() -> list[str]:
+    """Lines a test wants in the run's summary (measured figures such as the geocoder's
+    accuracy), shown even under ``pytest -q``, which hides ``print``."""
+    return _FIGURES
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _FIGURES:
+        terminalreporter.section("measured figures")
+        for line in _FIGURES:
+            terminalreporter.write_line(line)

@@ -77,7 +77,7 @@ def _answer_key_join() -> list[tuple[tuple[str, str, str], tuple[float, float] |
     return out
 
 
-def test_answer_key_accuracy(geo: Geocoder) -> None:
+def test_answer_key_accuracy(geo: Geocoder, figures) -> None:
     rows = _answer_key_join()
     assert len(rows) == 27  # 26 places + one all-empty raw location
     errors = {}
@@ -93,7 +93,7 @@ def test_answer_key_accuracy(geo: Geocoder) -> None:
     worst = max(errors, key=errors.get)
     msg = (f"{len(km)} places: median {np.median(km):.3f} km, mean {km.mean():.2f} km, "
            f"worst {km.max():.2f} km ({worst})")
-    print("\nanswer key:", msg)
+    figures.append(f"geocoder answer key (PatentsView ipg120327.18): {msg}")
     assert len(km) == 26
     # Measured: median 0.000 km (over half within 10 m of PatentsView's point), mean 0.37 km,
     # worst 2.77 km (Pembroke, MA: cities500 holds only North Pembroke); Richmond VA 2.6 km
@@ -113,7 +113,7 @@ def test_roggwil_picks_bern(geo: Geocoder) -> None:
 
 
 # --------------------------------------------------------- 2. USPTO inventor match rate
-def test_uspto_inventor_match_rate(geo: Geocoder) -> None:
+def test_uspto_inventor_match_rate(geo: Geocoder, figures) -> None:
     from stclusters.sources._quarantine import Quarantine
     from stclusters.sources.uspto_xml import read_uspto_xml
 
@@ -130,10 +130,8 @@ def test_uspto_inventor_match_rate(geo: Geocoder) -> None:
                         for r, ok in zip(out.select(["city", "admin1", "country",
                                                      "geocode_status"]).to_pylist(), city)
                         if not ok}, key=str)
-    print(f"\nUSPTO inventors: {city.sum()}/{len(city)} at city precision = {rate:.1%}; "
-          f"{len(unmatched)} distinct addresses not placed at city level:")
-    for u in unmatched:
-        print("   ", u)
+    figures.append(f"geocoder match rate, USPTO sample inventors: {city.sum()}/{len(city)} at city "
+                   f"precision = {rate:.1%} ({len(unmatched)} distinct addresses not at city level)")
     # Measured 93.7 % (566/604): the rest are places missing from cities500 (Guilderland NY,
     # Yongin KR), provinces printed as the city (Gyeonggi-do, Hyogo) and typos (Kamataka).
     assert rate >= 0.90, f"match rate {rate:.1%}; not placed: {unmatched}"
@@ -308,7 +306,7 @@ def test_places_and_nearest(geo: Geocoder) -> None:
 
 
 # --------------------------------------------------------------- 4. OpenAlex affiliations
-def test_openalex_affiliation_match_rate(geo: Geocoder) -> None:
+def test_openalex_affiliation_match_rate(geo: Geocoder, figures) -> None:
     with gzip.open(OPENALEX, "rt", encoding="utf-8") as f:
         works = json.load(f)
     assert len(works) == 410
@@ -322,8 +320,8 @@ def test_openalex_affiliation_match_rate(geo: Geocoder) -> None:
     results = [geo.geocode_affiliation(raw, cc) for raw, cc in pairs]
     city = np.array([r.precision == "city" for r in results])
     any_loc = np.array([r.lat is not None for r in results])
-    print(f"\nOpenAlex affiliations: {city.sum()}/{len(city)} at city precision "
-          f"= {city.mean():.1%}; located at any precision {any_loc.mean():.1%}")
+    figures.append(f"geocoder, OpenAlex sample affiliations: {city.sum()}/{len(city)} at city "
+                   f"precision = {city.mean():.1%}; any precision {any_loc.mean():.1%}")
     # Measured 77.8 % (city) / 92.1 % (any). Most misses name no place at all ("McGill
     # University", "Microsoft Research"): they need an institution register (ROR), not a
     # gazetteer.
@@ -331,15 +329,8 @@ def test_openalex_affiliation_match_rate(geo: Geocoder) -> None:
     assert any_loc.mean() >= 0.88
 
 
-# --------------------------------------------------------------------- performance
-def test_load_from_cache_is_fast(geo: Geocoder) -> None:
-    t0 = time.perf_counter()
-    Geocoder.load()
-    elapsed = time.perf_counter() - t0
-    print(f"\nGeocoder.load() from cache: {elapsed * 1000:.0f} ms")
-    assert elapsed < 1.0
-
-
+# --------------------------------------------------------------------- scale
+# Speed is measured in benchmarks/, never asserted here; this checks the result at scale.
 def test_geocode_table_million_rows(geo: Geocoder) -> None:
     rng = np.random.default_rng(7)
     places = geo.places(min_population=2000)
@@ -352,12 +343,11 @@ def test_geocode_table_million_rows(geo: Geocoder) -> None:
     idx = rng.integers(0, 5000, 1_000_000)
     t = _raw_rows(city=[cities[i] for i in range(5000)],
                   admin1=admin1, country=countries).take(pa.array(idx))
-    t0 = time.perf_counter()
     out = geo.geocode_table(t)
-    elapsed = time.perf_counter() - t0
     city_rate = np.mean(np.asarray(out["precision"].to_pylist()[:100_000], dtype=object) == "city")
-    print(f"\ngeocode_table: 1,000,000 rows / 5,000 distinct in {elapsed:.2f} s "
-          f"(city precision {city_rate:.1%})")
     assert out.num_rows == 1_000_000
     assert city_rate > 0.99
-    assert elapsed < 3.0
+    # Repeated addresses get identical answers (each distinct key is geocoded once).
+    first = {}
+    for i, lat in zip(idx[:50_000].tolist(), out["lat"].to_pylist()[:50_000]):
+        assert first.setdefault(i, lat) == lat

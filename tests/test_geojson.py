@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 
 import numpy as np
 import pytest
@@ -243,13 +242,10 @@ def test_pruning_gives_the_same_footprint(case: str) -> None:
     assert n_holes(fast) == n_holes(slow)
 
 
-def test_five_thousand_core_points_are_fast() -> None:
+def test_five_thousand_core_points() -> None:
+    # Its speed is a benchmark's business; here the big case must stay valid RFC 7946.
     lat, lon = blob(11, 5000, 31.2, 121.5, 0.6)
-    t = time.perf_counter()
-    g = footprint_geometry(lat, lon, eps_km=13.0)
-    dt = time.perf_counter() - t
-    print(f"footprint of 5,000 core points: {dt * 1000:.0f} ms")
-    assert_rfc7946(g)
+    assert_rfc7946(footprint_geometry(lat, lon, eps_km=13.0))
 
 
 # --------------------------------------------------------------------------------------------

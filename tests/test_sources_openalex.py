@@ -26,6 +26,11 @@ def _read(path, **kw):
     return batches, docs, cons, q
 
 
+def _where(q):
+    """(position, reason) of each quarantined record, in order."""
+    return [(r["position"], r["reason"]) for r in q.to_table().to_pylist()]
+
+
 @pytest.mark.skipif(not SAMPLE.exists(), reason="shared sample not available")
 def test_sample_2022_shape_counts_match_json_load():
     works = json.load(gzip.open(SAMPLE))
@@ -75,7 +80,7 @@ def test_today_shape_fixture():
     assert fields["W9000000001"] == "Engineering"
     assert fields["W9000000002"] == "Biochemistry, Genetics and Molecular Biology"
     # the malformed line 3 is quarantined with its line number
-    assert [(r["position"], r["reason"]) for r in q.to_table().to_pylist()] == [
+    assert _where(q) == [
         ("line 3", "malformed JSON")]
 
 
@@ -106,7 +111,7 @@ def test_malformed_list_element_is_quarantined_and_reading_goes_on(tmp_path):
     path.write_text(text)
     _, docs, _, q = _read(path)
     assert docs["doc_id"].to_pylist() == ["W1", "W3", "W6"]
-    assert [(r["position"], r["reason"]) for r in q.to_table().to_pylist()] == [
+    assert _where(q) == [
         ("element 2", "malformed JSON"), ("element 4", "not a JSON object"),
         ("element 5", "work without id")]
 
@@ -119,7 +124,7 @@ def test_truncated_list_quarantines_the_tail_and_stops(tmp_path):
     path.write_bytes(gzip.compress(cut.encode()))
     _, docs, _, q = _read(path)
     assert docs["doc_id"].to_pylist() == ["W1", "W2", "W3"]
-    assert [(r["position"], r["reason"]) for r in q.to_table().to_pylist()] == [
+    assert _where(q) == [
         ("element 4 to end of file", "truncated JSON list")]
 
 
@@ -232,14 +237,14 @@ def test_unpaired_surrogate_escape_is_quarantined(tmp_path):
     _, docs, cons, q = _read(path)
     assert docs["doc_id"].to_pylist() == ["W2"]
     assert cons["address_raw"].to_pylist() == ["Smile \U0001F600"]  # a proper pair is fine
-    assert [(r["position"], r["reason"]) for r in q.to_table().to_pylist()] == [
+    assert _where(q) == [
         ("element 1", "invalid Unicode escape")]
     q.to_table()  # the excerpt itself is writable
     lines = tmp_path / "s.jsonl"
     lines.write_text("\n".join(json.dumps(w) for w in json.loads(text)))
     _, docs, _, q = _read(lines)
     assert docs["doc_id"].to_pylist() == ["W2"]
-    assert [(r["position"], r["reason"]) for r in q.to_table().to_pylist()] == [
+    assert _where(q) == [
         ("line 1", "invalid Unicode escape")]
 
 
