@@ -1,0 +1,1 @@
+"""stclusters benchmarks (see run.py)."""

@@ -1,0 +1,156 @@
+"""One contender, one run, in its own process: ``python -m benchmarks._child '<json task>'``.
+
+The task names a contender and its data file. The child loads the data, warms up (numba JIT on
+a tiny input: compile time is excluded), times the work only with ``perf_counter``, optionally
+saves labels, and prints one line ``RESULT {json}`` with ``seconds``, ``peak_mb`` (this
+process's ``VmHWM``: imports, data and work included) and contender-specific facts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+R_KM = 6371.0088
+
+
+def _peak_mb() -> float:
+    """Peak resident memory of this process (VmHWM), MiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")  # pragma: no cover
+
+
+def _load(task: dict[str, Any]):
+    from benchmarks._data import load_points  # noqa: PLC0415
+
+    return load_points(task["data"])
+
+
+def _warm_ours() -> None:
+    """Compile (or load from numba's cache) every kernel the pipeline calls, on tiny data."""
+    from stclusters.clusters.dbscan import dbscan_sphere, link_clusters, nearest_core  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    lat, lon = rng.uniform(40, 41, 200), rng.uniform(0, 1, 200)
+    res = dbscan_sphere(lat, lon, rng.random(200), eps_km=13.0, min_weight=2.0)
+    dbscan_sphere(lat, lon, None, eps_km=13.0, min_weight=2.0)
+    lab = res.labels
+    nearest_core(lat, lon, lat[:50], lon[:50], lab[:50], eps_km=13.0)
+    link_clusters(lat[:50], lon[:50], lab[:50], lat[50:], lon[50:], lab[50:], eps_km=13.0)
+
+
+def _ours(task: dict[str, Any]) -> tuple[Callable[[], Any], Callable[[Any], dict]]:
+    from stclusters.clusters.dbscan import dbscan_sphere  # noqa: PLC0415
+
+    lat, lon, w = _load(task)
+    if not task.get("weighted", True):
+        w = None
+    _warm_ours()
+    mw, thr = float(task["min_weight"]), task.get("threads")
+
+    def work():
+        return dbscan_sphere(lat, lon, w, eps_km=task["eps_km"], min_weight=mw, n_threads=thr)
+
+    def facts(res) -> dict:
+        return {"n_clusters": int(res.n_clusters), "core_share": float(res.is_core.mean()),
+                "_labels": res.labels, "_core": res.is_core}
+    return work, facts
+
+
+def _sklearn(task: dict[str, Any]):
+    from sklearn.cluster import DBSCAN  # noqa: PLC0415
+
+    lat, lon, w = _load(task)
+    X = np.radians(np.column_stack([lat, lon]))
+    mw = float(task["min_weight"])
+    ms = int(mw) if mw.is_integer() else mw  # scikit-learn 1.9 takes an integer only
+
+    def work():
+        return DBSCAN(eps=task["eps_km"] / R_KM, min_samples=ms,
+                      metric="haversine", algorithm="ball_tree").fit(X, sample_weight=w)
+
+    def facts(db) -> dict:
+        core = np.zeros(lat.shape[0], bool)
+        core[db.core_sample_indices_] = True
+        return {"n_clusters": int(db.labels_.max() + 1), "core_share": float(core.mean()),
+                "_labels": db.labels_, "_core": core}
+    return work, facts
+
+
+def _dbscan_pkg(task: dict[str, Any]):
+    from dbscan import DBSCAN  # noqa: PLC0415
+
+    lat, lon, _ = _load(task)
+    la, lo = np.radians(lat), np.radians(lon)
+    X = np.ascontiguousarray(np.column_stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo),
+                                              np.sin(la)]))
+    chord = 2.0 * math.sin(task["eps_km"] / (2.0 * R_KM))
+    DBSCAN(X[:200], chord, min_samples=2)  # start its thread pool outside the timing
+
+    def work():
+        return DBSCAN(X, chord, min_samples=int(task["min_weight"]))
+
+    def facts(res) -> dict:
+        labels, core = res
+        return {"n_clusters": int(labels.max() + 1), "core_share": float(core.mean()),
+                "_labels": np.asarray(labels), "_core": np.asarray(core, bool)}
+    return work, facts
+
+
+def _e2e_ours(task: dict[str, Any]):
+    import stclusters  # noqa: PLC0415
+
+    _warm_ours()
+
+    import tempfile  # noqa: PLC0415
+
+    tmp = tempfile.TemporaryDirectory(prefix="stc-bench-")
+
+    def work():
+        return stclusters.rank([task["data"]], workspace=f"{tmp.name}/workspace.duckdb")
+
+    def facts(res) -> dict:
+        return {"n_clusters": int(res.ranking.num_rows), "stages_s": res.timings_s}
+    return work, facts
+
+
+def _e2e_baseline(task: dict[str, Any]):
+    from benchmarks.baseline_pandas_sklearn import rank  # noqa: PLC0415
+
+    def work():
+        return rank(task["data"])
+
+    def facts(res) -> dict:
+        return {"n_clusters": int(len(res))}
+    return work, facts
+
+
+CONTENDERS = {"ours": _ours, "sklearn": _sklearn, "dbscan_pkg": _dbscan_pkg,
+              "e2e_ours": _e2e_ours, "e2e_baseline": _e2e_baseline}
+
+
+def run(task: dict[str, Any]) -> dict[str, Any]:
+    """Prepare, time and describe one run of ``task``."""
+    work, facts = CONTENDERS[task["contender"]](task)
+    t0 = time.perf_counter()
+    res = work()
+    seconds = time.perf_counter() - t0
+    out = facts(res)
+    if task.get("labels_out"):
+        np.savez(task["labels_out"], labels=out["_labels"], core=out["_core"])
+    out = {k: v for k, v in out.items() if not k.startswith("_")}
+    out.update(seconds=seconds, peak_mb=_peak_mb())
+    return out
+
+
+if __name__ == "__main__":
+    print("RESULT " + json.dumps(run(json.loads(sys.argv[1]))), flush=True)
