@@ -298,7 +298,27 @@ def test_institution_quarantine_rows_name_their_source_and_path(tmp_path):
     assert t.num_rows == 1
     rows = q.to_table().to_pylist()
     assert {r["source"] for r in rows} == {"institution"}
+    first, second = (f"data/institutions/updated_date={d}/part_000.gz"
+                     for d in ("2024-01-01", "2024-02-01"))
     assert [(r["file"], r["position"], r["reason"]) for r in rows] == [
-        (f"data/institutions/updated_date={d}/part_000.gz", pos, reason)
-        for d in ("2024-01-01", "2024-02-01")
-        for pos, reason in (("line 2", "malformed JSON"), ("line 3", "institution without id"))]
+        (first, "line 2", "malformed JSON"), (first, "line 3", "institution without id"),
+        (first, "line 1", "superseded by a later record"),  # I1 again in the newer part
+        (second, "line 2", "malformed JSON"), (second, "line 3", "institution without id")]
+
+
+def test_institution_read_twice_later_record_wins_earlier_is_accounted(tmp_path):
+    recs = [_institution(1, latitude=1.0, longitude=2.0),
+            _institution(2, latitude=3.0, longitude=4.0),
+            _institution(1, latitude=5.0, longitude=6.0),
+            _institution(2, latitude=99.0, longitude=0.0)]
+    path = tmp_path / "inst.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in recs))
+    q = Quarantine()
+    t = read_openalex_institutions(path, quarantine=q)
+    assert t.select(["id", "lat", "lon"]).to_pylist() == [
+        {"id": "I1", "lat": 5.0, "lon": 6.0},
+        {"id": "I2", "lat": 3.0, "lon": 4.0}]  # a rejected later record replaces nothing
+    assert [(r["file"], r["position"], r["reason"]) for r in q.to_table().to_pylist()] == [
+        ("inst.jsonl", "line 1", "superseded by a later record"),
+        ("inst.jsonl", "line 4", "latitude outside [-90, 90]")]
+    assert t.num_rows + q.count == len(recs)  # every record read is somewhere

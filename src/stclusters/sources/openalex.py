@@ -502,6 +502,8 @@ def read_openalex_institutions(
         and records whose coordinates cannot be used (one of ``geo.latitude`` /
         ``geo.longitude`` only, not a number, NaN, outside [-90, 90] / [-180, 180]). Such a
         record is left out of the table (an earlier record of the same id, if any, stays).
+        A record replaced by a later one of the same id is quarantined too (``superseded by
+        a later record``), so that every record read is in the table or the quarantine.
         A private quarantine is used (and dropped) if none is given.
 
     Returns
@@ -514,6 +516,7 @@ def read_openalex_institutions(
     """
     q = quarantine if quarantine is not None else Quarantine()
     rows: dict[str, dict[str, Any]] = {}
+    where: dict[str, str] = {}  # id → "<file>:<position>" of the record in ``rows``
     for name, position, inst in iter_json_objects(path, quarantine=q, source=INSTITUTION_SOURCE,
                                                   entity="institutions"):
         iid = short_id(inst.get("id"))
@@ -529,6 +532,11 @@ def read_openalex_institutions(
                   excerpt=f"{iid}: latitude={geo.get('latitude')!r}, "
                           f"longitude={geo.get('longitude')!r}")
             continue
+        if iid in where:  # the later record wins; the earlier one is accounted, not lost
+            old_file, old_position = where[iid].rsplit(":", 1)
+            q.add(old_file, old_position, "superseded by a later record", field="id",
+                  excerpt=f"{iid}: replaced by {name}:{position}", source=INSTITUTION_SOURCE)
+        where[iid] = f"{name}:{position}"
         gid = geo.get("geonames_city_id")
         lat, lon = geo.get("latitude"), geo.get("longitude")
         rows[iid] = {
