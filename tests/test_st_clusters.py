@@ -87,11 +87,11 @@ def test_point_in_two_footprints_goes_to_the_nearer_core():
 def test_economy_label_keeps_codes_above_the_threshold():
     con = store.connect(None)
     con.execute("CREATE TABLE points AS SELECT 'patent' AS source, 1.0 AS lat, 1.0 AS lon, 0 AS stc")
-    rows = [("CN", 0.60), ("HK", 0.37), ("US", 0.03), (None, 0.0)]
-    con.execute("CREATE TABLE contributions (source VARCHAR, lat DOUBLE, lon DOUBLE, country VARCHAR, "
-                "status VARCHAR, weight_fx BIGINT)")
+    rows = [("CN", 0.60), ("HK", 0.37), ("US", 0.03), ("??", 0.0)]
+    con.execute("CREATE TABLE point_countries (source VARCHAR, lat DOUBLE, lon DOUBLE, "
+                "country VARCHAR, weight_fx BIGINT)")
     for country, w in rows:
-        con.execute("INSERT INTO contributions VALUES ('patent', 1.0, 1.0, ?, 'used', ?)",
+        con.execute("INSERT INTO point_countries VALUES ('patent', 1.0, 1.0, ?, ?)",
                     [country, int(w * WEIGHT_SCALE)])
     assert economy_labels(con, min_share_pct=5.0) == {0: "CN/HK"}
     assert economy_labels(con, min_share_pct=2.0) == {0: "CN/HK/US"}

@@ -59,6 +59,23 @@ def best_place(lat: np.ndarray, lon: np.ndarray, places: pa.Table, *, min_popula
     return out
 
 
+def _pool(stc: np.ndarray, lat: np.ndarray, lon: np.ndarray, share: np.ndarray,
+          *, step_deg: float = 0.01) -> tuple[np.ndarray, ...]:
+    """Sum ``share`` per (cluster, grid cell); each cell at its cells' share-weighted centre.
+
+    Shapes: (n,) arrays → (m,) arrays, m ≤ n, ordered by (cluster, cell).
+    """
+    i = np.round(lat / step_deg).astype(np.int64)
+    j = np.round(lon / step_deg).astype(np.int64)
+    _, first, inv = np.unique(np.stack([stc, i, j]), axis=1, return_index=True, return_inverse=True)
+    inv = inv.ravel()
+    w = np.bincount(inv, weights=share)
+    safe = np.where(w > 0, w, 1.0)
+    lat_c = np.where(w > 0, np.bincount(inv, weights=share * lat) / safe, lat[first])
+    lon_c = np.where(w > 0, np.bincount(inv, weights=share * lon) / safe, lon[first])
+    return stc[first], lat_c, lon_c, w
+
+
 def _format_name(place_rows: list[int], names: list, countries: list, admin1: list) -> str:
     us = [countries[i] == "US" for i in place_rows]
     if not any(us):
@@ -82,13 +99,15 @@ def cluster_names(con: duckdb.DuckDBPyConnection, places: pa.Table, world_totals
         return [f"Cluster {i}" for i in range(n_clusters)]
     pts = fetch_arrow(con, "SELECT source, lat, lon, weight, stc FROM points WHERE stc >= 0 "
                            "ORDER BY source, lat, lon")
-    lat, lon = pts.column("lat").to_numpy(), pts.column("lon").to_numpy()
     src = pts.column("source").to_numpy(zero_copy_only=False)
     denom = np.ones(len(src))
     for s, total in world_totals.items():
         denom[src == s] = total or 1.0
-    share = pts.column("weight").to_numpy() / denom
-    stc = pts.column("stc").to_numpy()
+    # Naming needs no metre precision: points are pooled per cluster on a 0.01° grid
+    # (~1 km, against a 60 km pull radius) before the place look-up, 10x fewer queries.
+    stc, lat, lon, share = _pool(pts.column("stc").to_numpy(), pts.column("lat").to_numpy(),
+                                 pts.column("lon").to_numpy(),
+                                 pts.column("weight").to_numpy() / denom)
     place = best_place(lat, lon, places, min_population=min_population)
     named = place >= 0
     # Weight per (cluster, place), then per cluster: heaviest first, ties → smaller place row.

@@ -112,7 +112,7 @@ def count_fractional(con: duckdb.DuckDBPyConnection, params: RankParams) -> None
     key_match = " AND ".join(f"g.{k} IS NOT DISTINCT FROM r.{k}" for k in _ADDRESS_KEY)
     common = ("r.input_id, r.doc_id, r.source, r.year, r.contributor_seq, r.address_seq, "
               "r.country, r.admin1, r.city, r.org, r.tech_field, r.applicant, r.institution_id, "
-              "r.record_ref")
+              "r.record_ref, r.doc_type")
     con.execute(f"""
     CREATE OR REPLACE TABLE contributions AS
     WITH sp AS ({_source_params_sql(params, sources)}),
@@ -141,21 +141,18 @@ def count_fractional(con: duckdb.DuckDBPyConnection, params: RankParams) -> None
         WHERE r.lat IS NULL AND NOT EXISTS (SELECT 1 FROM inst i WHERE i.id = r.institution_id)
     ),
     st AS (
-        SELECT l.*, d.doc_type,
+        SELECT l.*,
           CASE
             WHEN (sp.first_year IS NOT NULL OR sp.last_year IS NOT NULL) AND (l.year IS NULL
                   OR l.year < coalesce(sp.first_year, l.year)
                   OR l.year > coalesce(sp.last_year, l.year)) THEN 'out_of_window'
-            WHEN sp.doc_types IS NOT NULL AND d.doc_type IS NOT NULL
-                  AND NOT list_contains(sp.doc_types, d.doc_type) THEN 'doc_type_excluded'
+            WHEN sp.doc_types IS NOT NULL AND l.doc_type IS NOT NULL
+                  AND NOT list_contains(sp.doc_types, l.doc_type) THEN 'doc_type_excluded'
             WHEN l.lat IS NULL OR l.lon IS NULL THEN 'unlocated'
             WHEN ({prec_case}) > {min_rank} THEN 'coarse_precision'
             ELSE 'used'
           END AS status
-        FROM located l
-        LEFT JOIN sp ON sp.source = l.source
-        LEFT JOIN documents d
-          ON d.input_id = l.input_id AND d.source = l.source AND d.doc_id = l.doc_id
+        FROM located l LEFT JOIN sp ON sp.source = l.source
     ),
     per_contributor AS (
         SELECT source, doc_id, contributor_seq,
@@ -189,15 +186,24 @@ def aggregate_points(con: duckdb.DuckDBPyConnection) -> None:
 
     Columns: ``source, lat, lon, weight`` (DOUBLE), ``weight_fx`` (exact HUGEINT sum),
     ``n_contributions``. Sorted by ``(source, lat, lon)``, so its order does not depend on
-    the input order.
+    the input order. Also table ``point_countries``: the same weight split by the
+    contributions' ``country`` (``??`` unknown), for the economy labels; one pass over the
+    contributions serves both.
     """
+    con.execute("""
+    CREATE OR REPLACE TABLE point_countries AS
+    SELECT source, lat, lon, coalesce(country, '??') AS country,
+           sum(weight_fx) AS weight_fx, count(*) AS n_contributions
+    FROM contributions WHERE status = 'used'
+    GROUP BY source, lat, lon, coalesce(country, '??')
+    """)
     con.execute(f"""
     CREATE OR REPLACE TABLE points AS
     SELECT source, lat, lon,
            {fx_to_weight('sum(weight_fx)')} AS weight,
            sum(weight_fx) AS weight_fx,
-           count(*) AS n_contributions
-    FROM contributions WHERE status = 'used'
+           sum(n_contributions) AS n_contributions
+    FROM point_countries
     GROUP BY source, lat, lon
     ORDER BY source, lat, lon
     """)

@@ -135,7 +135,8 @@ def _read_one(con, p: Path, kind: str, *, input_id: int, source: str | None, q: 
     n_docs = 0
     for batch in read_source(p, kind=kind, quarantine=q, source=source, batch_size=batch_rows):
         store.append(con, "documents", batch.documents, input_id=input_id)
-        store.append(con, "raw_contributions", batch.contributions, input_id=input_id)
+        store.append(con, "raw_contributions",
+                     store.with_doc_type(batch.contributions, batch.documents), input_id=input_id)
         n_docs += batch.documents.num_rows
         if on_batch:
             on_batch(str(p), batch.documents.num_rows)
@@ -214,6 +215,8 @@ def rank(inputs, *, params: RankParams | None = None, workspace: str | Path | No
         geocoding = contrib.locate(con, _geocoder)
     with _stage(timings, "count", progress):
         contrib.count_fractional(con, params)
+        # Every raw row now lives on, located, in `contributions`: free the copy.
+        con.execute("DROP TABLE raw_contributions")
         contrib.aggregate_points(con)
         totals = contrib.world_totals(con)
     with _stage(timings, "cluster", progress):

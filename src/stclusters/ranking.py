@@ -90,9 +90,9 @@ def economy_labels(con: duckdb.DuckDBPyConnection, *, min_share_pct: float) -> d
     """
     rows = con.execute(f"""
         WITH w AS (
-          SELECT p.stc, coalesce(c.country, '??') AS country, sum(c.weight_fx) AS fx
-          FROM contributions c JOIN points p USING (source, lat, lon)
-          WHERE c.status = 'used' AND p.stc >= 0 GROUP BY 1, 2),
+          SELECT p.stc, c.country, sum(c.weight_fx) AS fx
+          FROM point_countries c JOIN points p USING (source, lat, lon)
+          WHERE p.stc >= 0 GROUP BY 1, 2),
         t AS (SELECT stc, sum(fx) AS total FROM w GROUP BY stc)
         SELECT w.stc, w.country, {fx_to_weight('w.fx')} / {fx_to_weight('t.total')} * 100 AS pct
         FROM w JOIN t USING (stc)

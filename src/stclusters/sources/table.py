@@ -397,7 +397,7 @@ def ingest_table(con: duckdb.DuckDBPyConnection, path: str | Path, *, input_id: 
         try:
             accepted = _accepted_sql(p.name, seq_window=_needs_seq_window(con))
             con.execute(f"CREATE TEMP TABLE _accepted AS {accepted}")
-            cols = ", ".join(RAW_CONTRIBUTION.names)
+            cols = ", ".join([*RAW_CONTRIBUTION.names, "doc_type"])
             con.execute(f"INSERT INTO raw_contributions (input_id, {cols}) "
                         f"SELECT {int(input_id)}, {cols} FROM _accepted")
             doc_cols = ", ".join(DOCUMENT.names)
