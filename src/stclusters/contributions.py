@@ -140,7 +140,8 @@ def count_fractional(con: duckdb.DuckDBPyConnection, params: RankParams) -> None
         FROM raw_contributions r LEFT JOIN geocodes g ON {key_match}
         WHERE r.lat IS NULL AND NOT EXISTS (SELECT 1 FROM inst i WHERE i.id = r.institution_id)
     ),
-    st AS (
+    -- Recomputed by its two readers rather than materialised: one wide 10M-row copy less.
+    st AS NOT MATERIALIZED (
         SELECT l.*,
           CASE
             WHEN (sp.first_year IS NOT NULL OR sp.last_year IS NOT NULL) AND (l.year IS NULL

@@ -266,73 +266,96 @@ def _box_d2(xyz, i, cell_k, d, h):
     return dmin, dmax
 
 
-# --------------------------------------------------------------------------- canonical order
+# --------------------------------------------------------------------------- sorting
 
-@njit(cache=True)
-def _less(a, b, lat, lon, w):
-    if lat[a] != lat[b]:
-        return lat[a] < lat[b]
-    if lon[a] != lon[b]:
-        return lon[a] < lon[b]
-    return w[a] < w[b]
+_RADIX_BITS = 11  # digit width of the radix sort: 2048 bins per pass
 
 
 @njit(cache=True, parallel=True)
-def canonical_within_cells(order, cell_start, lat, lon, w):
-    """Sort each cell's segment of ``order`` by (lat, lon, weight) in place.
+def _radix_pass(src_key, src_idx, dst_key, dst_idx, shift, mask, nchunk):
+    """One stable counting-sort pass on digit ``(key >> shift) & mask``, chunks in parallel."""
+    n = src_key.shape[0]
+    nbin = mask + 1
+    size = (n + nchunk - 1) // nchunk
+    counts = np.zeros((nchunk, nbin), np.int64)
+    for t in prange(nchunk):
+        for i in range(t * size, min(n, (t + 1) * size)):
+            counts[t, (src_key[i] >> shift) & mask] += 1
+    acc = 0  # exclusive prefix, digit-major then chunk: keeps the pass stable
+    for b in range(nbin):
+        for t in range(nchunk):
+            c = counts[t, b]
+            counts[t, b] = acc
+            acc += c
+    for t in prange(nchunk):
+        for i in range(t * size, min(n, (t + 1) * size)):
+            b = (src_key[i] >> shift) & mask
+            p = counts[t, b]
+            counts[t, b] = p + 1
+            dst_key[p] = src_key[i]
+            dst_idx[p] = src_idx[i]
 
-    Sums over a cell then run in an order that depends on content only, so results are
-    byte-identical under input permutation. Insertion sort for short cells, merge sort else.
+
+def radix_sort(key, idx, nbits):
+    """Stable LSD radix sort of non-negative int64 ``key`` (< 2**nbits), carrying ``idx``.
+
+    Returns (sorted keys, idx permuted alike). Parallel over chunks; the result does not
+    depend on the thread count (every pass is stable). Inputs are not modified.
+    """
+    n = key.shape[0]
+    npass = -(-int(nbits) // _RADIX_BITS)
+    if npass == 0 or n <= 1:
+        return key.copy(), idx.copy()
+    dbits = -(-int(nbits) // npass)
+    nchunk = max(1, min(64, n // 32768))
+    a_key, a_idx = key, idx
+    b_key, b_idx = np.empty_like(key), np.empty_like(idx)
+    for p in range(npass):
+        _radix_pass(a_key, a_idx, b_key, b_idx, p * dbits, (1 << dbits) - 1, nchunk)
+        if p == 0:  # never write into the caller's arrays
+            a_key, a_idx = np.empty_like(key), np.empty_like(idx)
+        a_key, b_key = b_key, a_key
+        a_idx, b_idx = b_idx, a_idx
+    return a_key, a_idx
+
+
+@njit(cache=True)
+def _less3(a, b, k1, k2, k3, nkeys):
+    if k1[a] != k1[b] or nkeys == 1:
+        return k1[a] < k1[b]
+    if k2[a] != k2[b] or nkeys == 2:
+        return k2[a] < k2[b]
+    return k3[a] < k3[b]
+
+
+@njit(cache=True, parallel=True)
+def sort_within_cells(order, cell_start, k1, k2, k3, nkeys):
+    """Stable sort of each cell's segment of ``order`` by (k1, k2, k3)[:nkeys] (in place).
+
+    Keys are indexed like the input points (``k1[order[i]]``). Segments already in order
+    (typical: input sorted by (lat, lon) and a stable sort by cell) are only checked.
     """
     ncell = cell_start.shape[0] - 1
-    tmp = np.empty_like(order)
     for c in prange(ncell):
         s = cell_start[c]
         e = cell_start[c + 1]
-        m = e - s
-        if m <= 1:
+        if e - s <= 1:
             continue
-        if m <= 24:
-            for i in range(s + 1, e):
-                v = order[i]
-                j = i - 1
-                while j >= s and _less(v, order[j], lat, lon, w):
-                    order[j + 1] = order[j]
-                    j -= 1
-                order[j + 1] = v
+        done = True
+        for i in range(s + 1, e):
+            if _less3(order[i], order[i - 1], k1, k2, k3, nkeys):
+                done = False
+                break
+        if done:
             continue
-        width = 1
-        src_is_order = True
-        while width < m:
-            for lo in range(0, m, 2 * width):
-                mid = min(lo + width, m)
-                hi = min(lo + 2 * width, m)
-                i = lo
-                j = mid
-                k = lo
-                while k < hi:
-                    if src_is_order:
-                        a_i = order[s + i] if i < mid else -1
-                        a_j = order[s + j] if j < hi else -1
-                    else:
-                        a_i = tmp[s + i] if i < mid else -1
-                        a_j = tmp[s + j] if j < hi else -1
-                    if a_j == -1 or (a_i != -1 and not _less(a_j, a_i, lat, lon, w)):
-                        v = a_i
-                        i += 1
-                    else:
-                        v = a_j
-                        j += 1
-                    if src_is_order:
-                        tmp[s + k] = v
-                    else:
-                        order[s + k] = v
-                    k += 1
-            src_is_order = not src_is_order
-            width *= 2
-        if not src_is_order:
-            for k in range(s, e):
-                order[k] = tmp[k]
+        seg = order[s:e].copy()
+        for kk in range(nkeys - 1, -1, -1):  # LSD: least significant key first, stable sorts
+            src = k1 if kk == 0 else (k2 if kk == 1 else k3)
+            v = np.empty(e - s, src.dtype)
+            for j in range(e - s):
+                v[j] = src[seg[j]]
+            seg = seg[np.argsort(v, kind="mergesort")]
+        order[s:e] = seg
 
 
 @njit(cache=True, parallel=True)
@@ -383,7 +406,7 @@ def core_flags(xyz, latr, lonr, cl, w, cell_start, cell_k, cell_w, col_start, co
         if total + guard < m:
             continue
         nb = np.empty(maxnb, np.int64)
-        _by_offset(c, raw, cnt, cell_k, reach, nb)
+        _by_offset(cell_k[c, 0], cell_k[c, 1], cell_k[c, 2], raw, cnt, cell_k, reach, nb)
         part = np.empty(maxnb, np.int64)
         for i in range(s, e):
             acc = cell_w[c]
@@ -430,8 +453,8 @@ def core_flags(xyz, latr, lonr, cl, w, cell_start, cell_k, cell_w, col_start, co
 
 
 @njit(cache=True)
-def _by_offset(c, raw, cnt, cell_k, reach, out):
-    """Counting sort of neighbour cells by squared offset from cell c (c itself first).
+def _by_offset(kx, ky, kz, raw, cnt, cell_k, reach, out):
+    """Counting sort of neighbour cells by squared offset from cell key (kx, ky, kz).
 
     Nearer cells first makes the early exits fire sooner; ties keep cell-key order, so the
     order (and any float sum over it) is still content-derived.
@@ -440,15 +463,13 @@ def _by_offset(c, raw, cnt, cell_k, reach, out):
     counts = np.zeros(nbucket + 1, np.int64)
     for j in range(cnt):
         d = raw[j]
-        o = ((cell_k[d, 0] - cell_k[c, 0]) ** 2 + (cell_k[d, 1] - cell_k[c, 1]) ** 2
-             + (cell_k[d, 2] - cell_k[c, 2]) ** 2)
+        o = (cell_k[d, 0] - kx) ** 2 + (cell_k[d, 1] - ky) ** 2 + (cell_k[d, 2] - kz) ** 2
         counts[o + 1] += 1
     for b in range(nbucket):
         counts[b + 1] += counts[b]
     for j in range(cnt):
         d = raw[j]
-        o = ((cell_k[d, 0] - cell_k[c, 0]) ** 2 + (cell_k[d, 1] - cell_k[c, 1]) ** 2
-             + (cell_k[d, 2] - cell_k[c, 2]) ** 2)
+        o = (cell_k[d, 0] - kx) ** 2 + (cell_k[d, 1] - ky) ** 2 + (cell_k[d, 2] - kz) ** 2
         out[counts[o]] = d
         counts[o] += 1
 
@@ -644,9 +665,43 @@ def core_labels(root, rank, core, cell_start):
 
 
 @njit(cache=True)
+def cell_axis(kx, ky, kz, h):
+    """Axis (0, 1, 2) most tangent to the sphere at the centre of cell (kx, ky, kz).
+
+    Points of a cell spread most along it: :func:`nearest_queries` targets are sorted by this
+    coordinate inside each cell so a query can skip those outside a slab around itself.
+    """
+    cx = abs((kx + 0.5) * h - 1.0)
+    cy = abs((ky + 0.5) * h - 1.0)
+    cz = abs((kz + 0.5) * h - 1.0)
+    if cx <= cy and cx <= cz:
+        return 0
+    if cy <= cz:
+        return 1
+    return 2
+
+
+@njit(cache=True, parallel=True)
+def axis_keys(xyz, k, h):
+    """Per point, its coordinate along :func:`cell_axis` of its cell (sort key for targets)."""
+    n = xyz.shape[0]
+    out = np.empty(n)
+    for i in prange(n):
+        out[i] = xyz[i, cell_axis(k[i, 0], k[i, 1], k[i, 2], h)]
+    return out
+
+
+@njit(cache=True)
 def _nearest_in_cells(i, qxyz, qlatr, qlonr, qcl, nb, cnt, xyz, latr, lonr, cl, lab, usable,
-                      cell_start, cell_k, h, c_lo2, c_hi2, s2):
-    """Nearest usable point (rdist, ties: smaller label) within eps of query i; (label, rdist)."""
+                      cell_start, cell_k, h, c_lo2, c_hi2, s2, slab):
+    """Nearest usable point (rdist, ties: smaller label) within eps of query i; (label, rdist).
+
+    The answer is the smallest (rdist, label) among all candidates, whatever the visiting order,
+    because every skip below is conservative: a point is skipped only if its squared chord (or
+    one of its three squared terms, which the float sum cannot undercut) exceeds the bound. With
+    ``slab``, each cell's points are sorted by their coordinate along :func:`cell_axis`, and only
+    the slab of points whose term on that axis is within the bound is scanned.
+    """
     best_lab = -1
     best_r = s2
     bound2 = c_hi2
@@ -655,7 +710,26 @@ def _nearest_in_cells(i, qxyz, qlatr, qlonr, qcl, nb, cnt, xyz, latr, lonr, cl, 
         dmin2, _ = _box_d2(qxyz, i, cell_k, d, h)
         if dmin2 > bound2:
             continue
-        for q in range(cell_start[d], cell_start[d + 1]):
+        lo = cell_start[d]
+        hi = cell_start[d + 1]
+        ax = 0
+        qa = 0.0
+        if slab:
+            ax = cell_axis(cell_k[d, 0], cell_k[d, 1], cell_k[d, 2], h)
+            qa = qxyz[i, ax]
+            e = hi
+            while lo < e:  # first point not left of the slab
+                mid = (lo + e) >> 1
+                da = qa - xyz[mid, ax]
+                if da > 0.0 and da * da > bound2:
+                    lo = mid + 1
+                else:
+                    e = mid
+        for q in range(lo, hi):
+            if slab:
+                da = qa - xyz[q, ax]
+                if da < 0.0 and da * da > bound2:
+                    break  # right of the slab, and so are all later points
             if not usable[q]:
                 continue
             d2 = _chord2(qxyz, i, xyz, q)
@@ -685,21 +759,23 @@ def border_labels(xyz, latr, lonr, cl, core, lab, ncore, cell_start, cell_k, col
         e = cell_start[c + 1]
         if ncore[c] == e - s:
             continue
-        nb = np.empty(maxnb, np.int64)
+        raw = np.empty(maxnb, np.int64)
         cnt = neighbour_cells(cell_k[c, 0], cell_k[c, 1], cell_k[c, 2], reach, cell_k,
-                              col_start, col_k, table, nb)
+                              col_start, col_k, table, raw)
         k = 0
         for j in range(cnt):
-            if ncore[nb[j]] > 0:
-                nb[k] = nb[j]
+            if ncore[raw[j]] > 0:
+                raw[k] = raw[j]
                 k += 1
         if k == 0:
             continue
+        nb = np.empty(maxnb, np.int64)
+        _by_offset(cell_k[c, 0], cell_k[c, 1], cell_k[c, 2], raw, k, cell_k, reach, nb)
         for i in range(s, e):
             if core[i]:
                 continue
             bl, _ = _nearest_in_cells(i, xyz, latr, lonr, cl, nb, k, xyz, latr, lonr, cl, lab,
-                                      core, cell_start, cell_k, h, c_lo2, c_hi2, s2)
+                                      core, cell_start, cell_k, h, c_lo2, c_hi2, s2, False)
             lab[i] = bl
 
 
@@ -731,7 +807,11 @@ def scatter(values, order, fill):
 def nearest_queries(qxyz, qlatr, qlonr, qcl, qcell_start, qcell_k,
                     xyz, latr, lonr, cl, lab, cell_start, cell_k, col_start, col_k, table,
                     h, reach, c_lo2, c_hi2, s2):
-    """Per sorted query point: label and rdist of the nearest target within eps (-1, inf)."""
+    """Per sorted query point: label and rdist of the nearest target within eps (-1, inf).
+
+    Targets must be sorted inside each cell by their :func:`axis_keys`. Cells are visited
+    nearest first (the query's own cell usually holds the answer, which shrinks the bound).
+    """
     nq = qxyz.shape[0]
     nqc = qcell_start.shape[0] - 1
     side = 2 * reach + 1
@@ -740,14 +820,17 @@ def nearest_queries(qxyz, qlatr, qlonr, qcl, qcell_start, qcell_k,
     out_r = np.full(nq, np.inf)
     usable = np.ones(xyz.shape[0], np.bool_)
     for c in prange(nqc):
-        nb = np.empty(maxnb, np.int64)
-        cnt = neighbour_cells(qcell_k[c, 0], qcell_k[c, 1], qcell_k[c, 2], reach, cell_k,
-                              col_start, col_k, table, nb)
+        raw = np.empty(maxnb, np.int64)
+        kx, ky, kz = qcell_k[c, 0], qcell_k[c, 1], qcell_k[c, 2]
+        cnt = neighbour_cells(kx, ky, kz, reach, cell_k, col_start, col_k, table, raw)
         if cnt == 0:
             continue
+        nb = np.empty(maxnb, np.int64)
+        _by_offset(kx, ky, kz, raw, cnt, cell_k, reach, nb)
         for i in range(qcell_start[c], qcell_start[c + 1]):
             bl, br = _nearest_in_cells(i, qxyz, qlatr, qlonr, qcl, nb, cnt, xyz, latr, lonr, cl,
-                                       lab, usable, cell_start, cell_k, h, c_lo2, c_hi2, s2)
+                                       lab, usable, cell_start, cell_k, h, c_lo2, c_hi2, s2,
+                                       True)
             if bl >= 0:
                 out_lab[i] = bl
                 out_r[i] = br
@@ -755,34 +838,72 @@ def nearest_queries(qxyz, qlatr, qlonr, qcl, qcell_start, qcell_k,
 
 
 @njit(cache=True)
+def _runs_linked(p0, p1, q0, q1, d, axyz, alatr, alonr, acl, bxyz, blatr, blonr, bcl, bcell_k,
+                 h, c_lo2, c_hi2, s2):
+    """Whether a point of a[p0:p1] is within eps of a point of b[q0:q1] (all in b-cell d)."""
+    for p in range(p0, p1):
+        dmin2, dmax2 = _box_d2(axyz, p, bcell_k, d, h)
+        if dmin2 > c_hi2:
+            continue
+        if dmax2 <= c_lo2:  # the whole cell d is certainly within eps of p
+            return True
+        for q in range(q0, q1):
+            if _within(axyz, alatr, alonr, acl, p, bxyz, blatr, blonr, bcl, q, c_lo2, c_hi2, s2):
+                return True
+    return False
+
+
+@njit(cache=True)
 def _pairs_of_cell(c, nb, cnt, axyz, alatr, alonr, acl, alab, acell_start,
                    bxyz, blatr, blonr, bcl, blab, bcell_start, bcell_k, h, c_lo2, c_hi2, s2,
-                   out, k0, write):
-    """Distinct (label_a, label_b) linked from a-cell c; written at out[k0:] if ``write``."""
+                   out):
+    """Distinct (label_a, label_b) linked from a-cell c, written to ``out`` (cap, 2); count.
+
+    Points of every cell must be sorted by label: each pair of label runs (one of c, one of
+    a neighbour b-cell) is tested once, up to its first hit, and skipped if already found.
+    Returns -1 if more than ``out.shape[0]`` pairs exist.
+    """
+    cap = out.shape[0]
+    ps = acell_start[c]
+    pe = acell_start[c + 1]
+    runs = np.empty(pe - ps + 1, np.int64)  # run boundaries of c's labels
+    nrun = 0
+    for p in range(ps, pe):
+        if p == ps or alab[p] != alab[p - 1]:
+            runs[nrun] = p
+            nrun += 1
+    runs[nrun] = pe
     k = 0
     for j in range(cnt):
         d = nb[j]
-        for p in range(acell_start[c], acell_start[c + 1]):
-            dmin2, _ = _box_d2(axyz, p, bcell_k, d, h)
-            if dmin2 > c_hi2:
-                continue
-            for q in range(bcell_start[d], bcell_start[d + 1]):
-                la = alab[p]
-                lb = blab[q]
+        q0 = bcell_start[d]
+        qe = bcell_start[d + 1]
+        while q0 < qe:
+            lb = blab[q0]
+            q1 = q0 + 1
+            while q1 < qe and blab[q1] == lb:
+                q1 += 1
+            for r in range(nrun):
+                la = alab[runs[r]]
                 seen = False
                 for t in range(k):
-                    if out[k0 + t, 0] == la and out[k0 + t, 1] == lb:
+                    if out[t, 0] == la and out[t, 1] == lb:
                         seen = True
                         break
                 if seen:
                     continue
-                if _within(axyz, alatr, alonr, acl, p, bxyz, blatr, blonr, bcl, q,
-                           c_lo2, c_hi2, s2):
-                    if write:
-                        out[k0 + k, 0] = la
-                        out[k0 + k, 1] = lb
+                if _runs_linked(runs[r], runs[r + 1], q0, q1, d, axyz, alatr, alonr, acl,
+                                bxyz, blatr, blonr, bcl, bcell_k, h, c_lo2, c_hi2, s2):
+                    if k == cap:
+                        return -1
+                    out[k, 0] = la
+                    out[k, 1] = lb
                     k += 1
+            q0 = q1
     return k
+
+
+_SLOTS = 8  # pairs stored per a-cell by the parallel pass of link_pairs
 
 
 @njit(cache=True, parallel=True)
@@ -791,76 +912,53 @@ def link_pairs(axyz, alatr, alonr, acl, alab, acell_start, acell_k,
                h, reach, c_lo2, c_hi2, s2):
     """All distinct (label_a, label_b) with an a point within eps of a b point (unsorted).
 
-    Counting pass with a small per-cell scratch list, then a writing pass; dedupe within a
-    cell keeps the distance checks per label pair to the first hit.
+    Points of both sets must be sorted by label inside their cells. One parallel pass stores up
+    to _SLOTS pairs per a-cell; the rare cells with more are redone serially with a larger
+    scratch.
     """
     nac = acell_start.shape[0] - 1
     side = 2 * reach + 1
     maxnb = side * side * side
+    slots = np.empty((nac, _SLOTS, 2), np.int64)
     counts = np.zeros(nac, np.int64)
     for c in prange(nac):
         nb = np.empty(maxnb, np.int64)
         cnt = neighbour_cells(acell_k[c, 0], acell_k[c, 1], acell_k[c, 2], reach, bcell_k,
                               bcol_start, bcol_k, btable, nb)
-        if cnt == 0:
+        if cnt > 0:
+            counts[c] = _pairs_of_cell(c, nb, cnt, axyz, alatr, alonr, acl, alab, acell_start,
+                                       bxyz, blatr, blonr, bcl, blab, bcell_start, bcell_k, h,
+                                       c_lo2, c_hi2, s2, slots[c])
+    total = 0
+    for c in range(nac):
+        if counts[c] > 0:
+            total += counts[c]
+    out = np.empty((total, 2), np.int64)
+    m = 0
+    for c in range(nac):
+        for t in range(max(counts[c], 0)):
+            out[m, 0] = slots[c, t, 0]
+            out[m, 1] = slots[c, t, 1]
+            m += 1
+    nb = np.empty(maxnb, np.int64)
+    for c in range(nac):
+        if counts[c] >= 0:
             continue
-        # Upper bound of distinct pairs: points of c times points of its b-neighbourhood,
-        # capped by the scratch we allocate lazily by doubling.
-        cap = 8
+        cnt = neighbour_cells(acell_k[c, 0], acell_k[c, 1], acell_k[c, 2], reach, bcell_k,
+                              bcol_start, bcol_k, btable, nb)
+        cap = 4 * _SLOTS
         while True:
             scratch = np.empty((cap, 2), np.int64)
-            k = _pairs_of_cell_capped(c, nb, cnt, axyz, alatr, alonr, acl, alab, acell_start,
-                                      bxyz, blatr, blonr, bcl, blab, bcell_start, bcell_k, h,
-                                      c_lo2, c_hi2, s2, scratch)
+            k = _pairs_of_cell(c, nb, cnt, axyz, alatr, alonr, acl, alab, acell_start,
+                               bxyz, blatr, blonr, bcl, blab, bcell_start, bcell_k, h,
+                               c_lo2, c_hi2, s2, scratch)
             if k >= 0:
                 break
             cap *= 4
-        counts[c] = k
-    off = np.empty(nac + 1, np.int64)
-    off[0] = 0
-    for c in range(nac):
-        off[c + 1] = off[c] + counts[c]
-    out = np.empty((off[nac], 2), np.int64)
-    for c in prange(nac):
-        if counts[c] == 0:
-            continue
-        nb = np.empty(maxnb, np.int64)
-        cnt = neighbour_cells(acell_k[c, 0], acell_k[c, 1], acell_k[c, 2], reach, bcell_k,
-                              bcol_start, bcol_k, btable, nb)
-        _pairs_of_cell(c, nb, cnt, axyz, alatr, alonr, acl, alab, acell_start,
-                       bxyz, blatr, blonr, bcl, blab, bcell_start, bcell_k, h, c_lo2, c_hi2, s2,
-                       out, off[c], True)
-    return out
-
-
-@njit(cache=True)
-def _pairs_of_cell_capped(c, nb, cnt, axyz, alatr, alonr, acl, alab, acell_start,
-                          bxyz, blatr, blonr, bcl, blab, bcell_start, bcell_k, h, c_lo2, c_hi2,
-                          s2, scratch):
-    """Like :func:`_pairs_of_cell` into ``scratch``; -1 if it does not fit."""
-    cap = scratch.shape[0]
-    k = 0
-    for j in range(cnt):
-        d = nb[j]
-        for p in range(acell_start[c], acell_start[c + 1]):
-            dmin2, _ = _box_d2(axyz, p, bcell_k, d, h)
-            if dmin2 > c_hi2:
-                continue
-            for q in range(bcell_start[d], bcell_start[d + 1]):
-                la = alab[p]
-                lb = blab[q]
-                seen = False
-                for t in range(k):
-                    if scratch[t, 0] == la and scratch[t, 1] == lb:
-                        seen = True
-                        break
-                if seen:
-                    continue
-                if _within(axyz, alatr, alonr, acl, p, bxyz, blatr, blonr, bcl, q,
-                           c_lo2, c_hi2, s2):
-                    if k == cap:
-                        return -1
-                    scratch[k, 0] = la
-                    scratch[k, 1] = lb
-                    k += 1
-    return k
+        if m + k > out.shape[0]:  # grow by doubling
+            grown = np.empty((max(2 * out.shape[0], m + k), 2), np.int64)
+            grown[:m] = out[:m]
+            out = grown
+        out[m:m + k] = scratch[:k]
+        m += k
+    return out[:m]

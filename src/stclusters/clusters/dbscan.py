@@ -130,6 +130,23 @@ def _check_threads(n_threads, problems: list[str]) -> None:
         problems.append(f"n_threads must be None or an integer >= 1, got {n_threads!r}")
 
 
+def _checked_sets(what: str, sets, eps_km, n_threads) -> list[tuple]:
+    """Validate point sets ``(prefix, lat, lon, label_name or None, labels)``, eps and threads.
+
+    Returns ``(lat, lon, labels or None)`` per set; raises listing every problem.
+    """
+    problems: list[str] = []
+    out = []
+    for prefix, lat, lon, label_name, labels in sets:
+        la, lo = _check_points(prefix, lat, lon, problems)
+        lab = None if label_name is None else _check_labels(label_name, labels, la, problems)
+        out.append((la, lo, lab))
+    _check_eps(eps_km, problems)
+    _check_threads(n_threads, problems)
+    _raise(problems, what)
+    return out
+
+
 def _raise(problems: Sequence[str], what: str) -> None:
     if problems:
         raise ParameterError(f"{what}: " + "; ".join(problems),
@@ -159,10 +176,15 @@ class _Threads:
 # --------------------------------------------------------------------------- grid assembly
 
 class _Grid:
-    """Points sorted by grid cell, with cell and column tables (see ``_grid``)."""
+    """Points sorted by grid cell, with cell and column tables (see ``_grid``).
+
+    The sort by cell is stable, and ``within`` (up to three key arrays indexed like the input,
+    of one dtype, most significant first) then orders the points inside each cell; with
+    ``axis_h`` (the cell side) they are ordered by ``_grid.axis_keys`` instead.
+    """
 
     def __init__(self, lat_deg: np.ndarray, lon_deg: np.ndarray, inv_h: float, *,
-                 canonical_weight: np.ndarray | None = None) -> None:
+                 within: tuple[np.ndarray, ...] = (), axis_h: float | None = None) -> None:
         latr = np.radians(lat_deg)  # the oracle's own conversion
         lonr = np.radians(lon_deg)
         xyz, cl = _grid.unit_vectors(latr, lonr)
@@ -170,20 +192,25 @@ class _Grid:
         kmin = k.min(axis=0)
         span = k.max(axis=0) - kmin
         bits = [int(s).bit_length() for s in span]
+        order = np.arange(k.shape[0], dtype=np.int64)
         if sum(bits) <= 62:
             key = _grid.pack_keys(k, kmin, bits[1], bits[2])
-            order = np.argsort(key)
+            _, order = _grid.radix_sort(key, order, sum(bits))
             del key
-        else:  # only for very small eps over a wide area
-            order = np.lexsort((k[:, 2], k[:, 1], k[:, 0]))
-        order = order.astype(np.int64, copy=False)
+        else:  # only for very small eps over a wide area: LSD by kz, then ky, then kx
+            for d in (2, 1, 0):
+                col = _grid.gather(np.ascontiguousarray(k[:, d] - kmin[d]), order)
+                _, order = _grid.radix_sort(col, order, bits[d])
+                del col
+        if axis_h is not None:
+            within = (_grid.axis_keys(xyz, k, axis_h),)
         ks = _grid.gather_rows(k, order)
         del k
         self.cell_start, self.cell_k, self.col_start, self.col_k, self.table = _grid.cell_tables(ks)
         del ks
-        if canonical_weight is not None:
-            _grid.canonical_within_cells(order, self.cell_start, lat_deg, lon_deg,
-                                         canonical_weight)
+        if within:
+            keys = tuple(within) + (within[0],) * (3 - len(within))
+            _grid.sort_within_cells(order, self.cell_start, *keys, len(within))
         self.order = order
         self.xyz = _grid.gather_rows(xyz, order)
         del xyz
@@ -255,7 +282,7 @@ def dbscan_sphere(lat_deg, lon_deg, weight=None, *, eps_km: float, min_weight: f
     with _Threads(n_threads):
         # Integer weights sum exactly in any order: then the canonical order is not needed.
         exact = bool(np.all(w == np.floor(w))) and float(w.sum()) < 2.0 ** 53
-        g = _Grid(la, lo, inv_h, canonical_weight=None if exact else w)
+        g = _Grid(la, lo, inv_h, within=() if exact else (la, lo, w))
         ws = _grid.gather(w, g.order)
         cell_w = _grid.cell_sums(ws, g.cell_start)
         core = _grid.core_flags(g.xyz, g.latr, g.lonr, g.cl, ws, g.cell_start, g.cell_k, cell_w,
@@ -306,13 +333,10 @@ def nearest_core(lat_deg, lon_deg, core_lat_deg, core_lon_deg, core_label, *,
     distance_km : ndarray of float64, shape (n,)
         Great-circle distance to it, km (``inf`` if none).
     """
-    problems: list[str] = []
-    qla, qlo = _check_points("", lat_deg, lon_deg, problems)
-    cla, clo = _check_points("core_", core_lat_deg, core_lon_deg, problems)
-    lab = _check_labels("core_label", core_label, cla, problems)
-    _check_eps(eps_km, problems)
-    _check_threads(n_threads, problems)
-    _raise(problems, "nearest_core")
+    (qla, qlo, _), (cla, clo, lab) = _checked_sets(
+        "nearest_core", [("", lat_deg, lon_deg, None, None),
+                         ("core_", core_lat_deg, core_lon_deg, "core_label", core_label)],
+        eps_km, n_threads)
     n = qla.shape[0]
     out_lab = np.full(n, -1, np.int64)
     out_km = np.full(n, np.inf)
@@ -320,7 +344,7 @@ def nearest_core(lat_deg, lon_deg, core_lat_deg, core_lon_deg, core_label, *,
         return out_lab, out_km
     h, inv_h, c_lo2, c_hi2, s2, reach = _grid.grid_geometry(float(eps_km) / EARTH_RADIUS_KM)
     with _Threads(n_threads):
-        t = _Grid(cla, clo, inv_h)
+        t = _Grid(cla, clo, inv_h, axis_h=h)
         q = _Grid(qla, qlo, inv_h)
         tlab = _grid.gather(lab, t.order)
         ql, qr = _grid.nearest_queries(q.xyz, q.latr, q.lonr, q.cl, q.cell_start, q.cell_k,
@@ -347,10 +371,8 @@ def link_clusters(core_lat_a, core_lon_a, label_a, core_lat_b, core_lon_b, label
         Cluster label of each a point.
     core_lat_b, core_lon_b, label_b : array-like, shape (n_b,)
         Same for set b.
-    eps_km : float
-        Radius, km (same "within" test as :func:`dbscan_sphere`).
-    n_threads : int, optional
-        Numba threads to use.
+    eps_km, n_threads
+        As for :func:`nearest_core`.
 
     Returns
     -------
@@ -358,20 +380,16 @@ def link_clusters(core_lat_a, core_lon_a, label_a, core_lat_b, core_lon_b, label
         Distinct ``(label_a, label_b)`` rows, sorted, such that some a point of ``label_a``
         is within eps of some b point of ``label_b``.
     """
-    problems: list[str] = []
-    ala, alo = _check_points("a: core_", core_lat_a, core_lon_a, problems)
-    bla, blo = _check_points("b: core_", core_lat_b, core_lon_b, problems)
-    alab = _check_labels("label_a", label_a, ala, problems)
-    blab = _check_labels("label_b", label_b, bla, problems)
-    _check_eps(eps_km, problems)
-    _check_threads(n_threads, problems)
-    _raise(problems, "link_clusters")
+    (ala, alo, alab), (bla, blo, blab) = _checked_sets(
+        "link_clusters", [("a: core_", core_lat_a, core_lon_a, "label_a", label_a),
+                          ("b: core_", core_lat_b, core_lon_b, "label_b", label_b)],
+        eps_km, n_threads)
     if ala.shape[0] == 0 or bla.shape[0] == 0:
         return np.empty((0, 2), np.int64)
     h, inv_h, c_lo2, c_hi2, s2, reach = _grid.grid_geometry(float(eps_km) / EARTH_RADIUS_KM)
     with _Threads(n_threads):
-        a = _Grid(ala, alo, inv_h)
-        b = _Grid(bla, blo, inv_h)
+        a = _Grid(ala, alo, inv_h, within=(alab,))
+        b = _Grid(bla, blo, inv_h, within=(blab,))
         pairs = _grid.link_pairs(a.xyz, a.latr, a.lonr, a.cl, _grid.gather(alab, a.order),
                                  a.cell_start, a.cell_k,
                                  b.xyz, b.latr, b.lonr, b.cl, _grid.gather(blab, b.order),
