@@ -111,8 +111,10 @@ def connect(path: str | Path | None = None, *, memory_mb: int | None = None) -> 
     con.execute(_ddl("documents", DOCUMENT, "input_id INTEGER, "))
     # doc_type rides along with each contribution so that counting needs no join back to
     # the documents (10M rows × 3M documents at world scale).
-    con.execute(_ddl("raw_contributions", RAW_CONTRIBUTION.append(pa.field("doc_type", pa.string())),
-                     "input_id INTEGER, "))
+    # ``_row`` is the row number in a table input (null for documents), so the documents of
+    # a table can be derived from these rows without a second copy.
+    con.execute(_ddl("raw_contributions", RAW_CONTRIBUTION.append(pa.field("doc_type", pa.string()))
+                     .append(pa.field("_row", pa.int64())), "input_id INTEGER, "))
     con.execute(_ddl("quarantine", QUARANTINE, "input_id INTEGER, "))
     # OpenAlex institutions with coordinates (optional lookup, see pipeline ``institutions``).
     con.execute(_ddl("institutions", INSTITUTION_GEO, "input_id INTEGER, "))

@@ -396,18 +396,19 @@ def ingest_table(con: duckdb.DuckDBPyConnection, path: str | Path, *, input_id: 
         p = _open_checked(con, path, quarantine, source)
         try:
             accepted = _accepted_sql(p.name, seq_window=_needs_seq_window(con))
-            con.execute(f"CREATE TEMP TABLE _accepted AS {accepted}")
-            cols = ", ".join([*RAW_CONTRIBUTION.names, "doc_type"])
-            con.execute(f"INSERT INTO raw_contributions (input_id, {cols}) "
-                        f"SELECT {int(input_id)}, {cols} FROM _accepted")
+            cols = ", ".join([*RAW_CONTRIBUTION.names, "doc_type", "_row"])
+            n_rows = con.execute(f"INSERT INTO raw_contributions (input_id, {cols}) "
+                                 f"SELECT {int(input_id)}, {cols} FROM ({accepted})").fetchall()[0][0]
+            # The documents come from the rows just written (no second copy of the file).
+            mine = f"(SELECT * FROM raw_contributions WHERE input_id = {int(input_id)})"
             doc_cols = ", ".join(DOCUMENT.names)
             con.execute(f"INSERT INTO documents (input_id, {doc_cols}) "
-                        f"SELECT {int(input_id)}, {doc_cols} FROM ({_documents_sql('_accepted', p.name)})")
+                        f"SELECT {int(input_id)}, {doc_cols} FROM ({_documents_sql(mine, p.name)})")
         except duckdb.Error as exc:
             raise InputFormatError(p, _EXPECTED, f"unreadable table ({exc})") from exc
-        return int(con.execute("SELECT count(*) FROM _accepted").fetchall()[0][0])
+        return int(n_rows)
     finally:
-        for stmt in ("DROP TABLE IF EXISTS _accepted", "DROP VIEW IF EXISTS checked",
+        for stmt in ("DROP VIEW IF EXISTS checked",
                      "DROP VIEW IF EXISTS src", "DROP TABLE IF EXISTS src"):
             try:
                 con.execute(stmt)
