@@ -340,3 +340,103 @@ def test_validation_lists_every_problem():
         link_clusters([0.0], [0.0], [0, 1], [0.0], [200.0], [0], eps_km=1.0)
     msg = str(err.value)
     assert "label_a length 2" in msg and "outside [-180, 180]" in msg
+
+
+# --------------------------------------------------------------------------- kernels, dense data
+
+def test_radix_sort_is_a_stable_argsort():
+    from stclusters.clusters import _grid
+
+    rng = np.random.default_rng(3)
+    for n, nbits in ((0, 5), (1, 0), (7, 0), (1000, 1), (5000, 11), (70_000, 12), (200_000, 33),
+                     (100_000, 62)):
+        key = rng.integers(0, 2 ** nbits, n, dtype=np.int64) if nbits else np.zeros(n, np.int64)
+        if n > 10:
+            key[: n // 3] = key[0]  # many ties
+        idx = rng.permutation(n).astype(np.int64)
+        before = key.copy(), idx.copy()
+        skey, sidx = _grid.radix_sort(key, idx, nbits)
+        ref = np.argsort(key, kind="stable")
+        np.testing.assert_array_equal(sidx, idx[ref])
+        np.testing.assert_array_equal(skey, key[ref])
+        np.testing.assert_array_equal(key, before[0])  # inputs untouched
+        np.testing.assert_array_equal(idx, before[1])
+
+
+def test_sort_within_cells_is_a_stable_lexsort_per_cell():
+    from stclusters.clusters import _grid
+
+    rng = np.random.default_rng(4)
+    n = 20_000
+    k1 = rng.integers(0, 5, n).astype(float)
+    k2 = rng.integers(0, 3, n).astype(float)
+    k3 = rng.random(n).round(1)
+    cell_start = np.r_[0, np.sort(rng.choice(np.arange(1, n), 300, replace=False)), n]
+    for nkeys in (1, 2, 3):
+        order = rng.permutation(n).astype(np.int64)
+        got = order.copy()
+        keys = (k1, k2, k3)[:nkeys]
+        _grid.sort_within_cells(got, cell_start, *(keys + (k1,) * (3 - nkeys)), nkeys)
+        for s, e in zip(cell_start[:-1], cell_start[1:]):
+            seg = order[s:e]
+            ref = seg[np.lexsort(tuple(k[seg] for k in reversed(keys)))]  # lexsort is stable
+            np.testing.assert_array_equal(got[s:e], ref)
+
+
+def test_tiny_eps_over_the_world_uses_the_wide_grid():
+    """eps 1 mm over the whole globe: > 62 key bits, cells sorted key by key."""
+    rng = np.random.default_rng(5)
+    lat = rng.uniform(-90, 90, 400)
+    lon = rng.uniform(-180, 180, 400)
+    lat = np.r_[lat, lat[:50], 0.0, math.degrees(1e-6 / R)]  # duplicates, one exact-eps pair
+    lon = np.r_[lon, lon[:50], 10.0, 10.0]
+    w = np.ones(lat.shape[0])
+    assert_matches_oracle(lat, lon, w, 1e-6, 2.0)
+
+
+def _dense_scene(rng, n_per, spread_km):
+    centres = [(0.0, 0.0), (0.0, 90.0), (89.9, 10.0), (45.0, -120.0), (-30.0, 179.99)]
+    lat, lon = [], []
+    for c_lat, c_lon in centres:  # every cell_axis choice, dateline and pole included
+        lat.append(np.clip(c_lat + rng.normal(0, spread_km / R * 57.3, n_per), -90, 90))
+        coslat = max(math.cos(math.radians(c_lat)), 1e-3)
+        lon.append(wrap_lon(c_lon + rng.normal(0, spread_km / (R * coslat) * 57.3, n_per)))
+    return np.concatenate(lat), np.concatenate(lon)
+
+
+def test_nearest_core_dense_cells_brute_force():
+    """Hundreds of targets per cell: the slab skip must not change any answer."""
+    rng = np.random.default_rng(6)
+    eps_km = 13.0
+    tlat, tlon = _dense_scene(rng, 2000, 15.0)
+    tlat, tlon = np.round(tlat, 2), np.round(tlon, 2)  # ties in distance and duplicates
+    label = rng.integers(0, 7, tlat.shape[0])
+    qlat, qlon = _dense_scene(rng, 300, 25.0)
+    qlat, qlon = np.r_[qlat, tlat[:200]], np.r_[qlon, tlon[:200]]
+    got, dist = nearest_core(qlat, qlon, tlat, tlon, label, eps_km=eps_km)
+    rd = rdist_matrix(qlat, qlon, tlat, tlon)
+    rd = np.where(rd <= threshold(eps_km), rd, np.inf)
+    best = rd.min(axis=1)
+    found = np.isfinite(best)
+    assert found.sum() > 1000 and (~found).sum() > 10
+    np.testing.assert_array_equal(got[~found], -1)
+    for i in np.flatnonzero(found):
+        assert got[i] == label[rd[i] == best[i]].min()
+        assert dist[i] == 2 * math.asin(math.sqrt(best[i])) * R
+
+
+def test_link_clusters_many_labels_per_cell():
+    """More distinct label pairs per cell than the parallel pass stores: the serial rest."""
+    rng = np.random.default_rng(8)
+    eps_km = 5.0
+    lat, lon = _dense_scene(rng, 400, 6.0)
+    in_a = rng.random(lat.shape[0]) < 0.5
+    la = rng.integers(0, 30, lat.shape[0])
+    lb = rng.integers(0, 30, lat.shape[0])
+    pairs = link_clusters(lat[in_a], lon[in_a], la[in_a], lat[~in_a], lon[~in_a], lb[~in_a],
+                          eps_km=eps_km)
+    rd = rdist_matrix(lat[in_a], lon[in_a], lat[~in_a], lon[~in_a]) <= threshold(eps_km)
+    ia, ib = np.nonzero(rd)
+    expected = sorted(set(zip(la[in_a][ia].tolist(), lb[~in_a][ib].tolist())))
+    assert len(expected) > 500
+    assert [tuple(p) for p in pairs.tolist()] == expected

@@ -205,7 +205,7 @@ def _ingested(path, **kw):
     q = Quarantine()
     n = ingest_table(con, path, input_id=0, quarantine=q, **kw)
     docs = store.fetch_arrow(con, "SELECT * EXCLUDE (input_id) FROM documents").cast(DOCUMENT)
-    cons = store.fetch_arrow(con, "SELECT * EXCLUDE (input_id) FROM raw_contributions"
+    cons = store.fetch_arrow(con, "SELECT * EXCLUDE (input_id, doc_type, _row) FROM raw_contributions"
                              ).cast(RAW_CONTRIBUTION)
     assert n == cons.num_rows
     return docs, cons, q
