@@ -7,7 +7,7 @@ points_<N>_s0.npz``; a larger cached file is subsampled when N has none), split 
 two "sources" like the pipeline's patents and publications. Per repeat it times, like
 ``clusters.st.cluster_points``: ``dbscan_sphere`` per source (min_weight = 0.02 % of the
 source's total weight), ``link_clusters`` between the two core sets, ``nearest_core`` of every
-non-core point against all core points, and every ``_grid`` kernel inside (wrapped in timers).
+non-core point against all core points, and (``--impl new``) every ``_grid`` kernel inside.
 Medians over repeats are printed; ``--impl old`` runs a frozen copy from ``/tmp/before``.
 ``--dbscan-pkg`` adds the ``dbscan`` package on all N points as 3-D unit vectors.
 """
@@ -43,23 +43,6 @@ def load(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return lat, lon, w
 
 
-def wrap_kernels(grid, spent):
-    for name in dir(grid):
-        fn = getattr(grid, name)
-        if name.startswith("_") or not callable(fn) or isinstance(fn, type) or name == "njit":
-            continue
-        if not hasattr(fn, "py_func") and name not in ("core_components",):
-            continue
-
-        def timed(*a, _fn=fn, _name=name, **k):
-            t0 = time.perf_counter()
-            try:
-                return _fn(*a, **k)
-            finally:
-                spent[_name] += time.perf_counter() - t0
-        setattr(grid, name, timed)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("n", type=int, nargs="?", default=1_000_000)
@@ -74,10 +57,8 @@ def main() -> None:
     if args.impl == "old" or args.check:
         sys.path.insert(0, "/tmp/before")
     if args.impl == "old":
-        import oldgrid as grid  # noqa: PLC0415
         import olddbscan as mod  # noqa: PLC0415
     else:
-        from stclusters.clusters import _grid as grid  # noqa: PLC0415
         from stclusters.clusters import dbscan as mod  # noqa: PLC0415
     lat, lon, w = load(args.n)
     n = lat.shape[0]
@@ -91,7 +72,11 @@ def main() -> None:
     mod.link_clusters(lat[:m:2], lon[:m:2], r.labels[:m:2], lat[1:m:2], lon[1:m:2],
                       r.labels[1:m:2], eps_km=args.eps)
     spent: dict[str, float] = defaultdict(float)
-    wrap_kernels(grid, spent)
+    if args.impl == "new":  # kernel timers (the frozen old copy is timed as a whole only)
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from benchmarks.profile_ours import _time_kernels  # noqa: PLC0415
+
+        spent = _time_kernels()
     stages: dict[str, list[float]] = defaultdict(list)
     kern: dict[str, list[float]] = defaultdict(list)
     outs = None

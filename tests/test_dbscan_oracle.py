@@ -272,12 +272,18 @@ def test_edge_cases():
 
 # --------------------------------------------------------------------------- footprints
 
+def _points_of(scene, seed):
+    """Coordinates and eps of a scene (weights and threshold unused), a seeded generator, and
+    a random half of the points."""
+    lat, lon, _, eps_km, _ = scene
+    rng = np.random.default_rng(seed)
+    return lat, lon, eps_km, rng, rng.random(len(lat)) < 0.5
+
+
 @settings(max_examples=25, **SETTINGS)
 @given(scenes(), st.integers(0, 2**32 - 1))
 def test_nearest_core_brute_force(scene, seed):
-    lat, lon, _, eps_km, _ = scene
-    rng = np.random.default_rng(seed)
-    is_core = rng.random(len(lat)) < 0.5
+    lat, lon, eps_km, rng, is_core = _points_of(scene, seed)
     label = rng.integers(0, 4, len(lat))
     qlat = np.clip(lat + rng.normal(0, eps_km / R * 57.3, len(lat)), -90, 90)
     qlon = wrap_lon(lon + rng.normal(0, eps_km / R * 57.3, len(lat)))
@@ -303,9 +309,7 @@ def test_nearest_core_brute_force(scene, seed):
 @settings(max_examples=25, **SETTINGS)
 @given(scenes(), st.integers(0, 2**32 - 1))
 def test_link_clusters_brute_force(scene, seed):
-    lat, lon, _, eps_km, _ = scene
-    rng = np.random.default_rng(seed)
-    in_a = rng.random(len(lat)) < 0.5
+    lat, lon, eps_km, rng, in_a = _points_of(scene, seed)
     la = rng.integers(0, 5, len(lat))
     lb = rng.integers(0, 5, len(lat))
     pairs = link_clusters(lat[in_a], lon[in_a], la[in_a], lat[~in_a], lon[~in_a], lb[~in_a],
@@ -440,3 +444,33 @@ def test_link_clusters_many_labels_per_cell():
     expected = sorted(set(zip(la[in_a][ia].tolist(), lb[~in_a][ib].tolist())))
     assert len(expected) > 500
     assert [tuple(p) for p in pairs.tolist()] == expected
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(scenes())
+def test_matches_sklearn_with_sub_boxes_everywhere(scene):
+    """Every cell with >= 2 points gets sub-boxes: the estimate path must decide like the oracle."""
+    from stclusters.clusters import dbscan as dbscan_mod
+
+    lat, lon, w, eps_km, min_weight = scene
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(dbscan_mod, "_DENSE_CELL", 2)
+        assert_matches_oracle(lat, lon, w, eps_km, min_weight)
+
+
+def test_sub_box_estimate_changes_no_core_flag():
+    """Dense cells, non-dyadic weights, thresholds from low to near the densest sums."""
+    from stclusters.clusters import dbscan as dbscan_mod
+
+    rng = np.random.default_rng(9)
+    lat, lon = _dense_scene(rng, 6000, 10.0)  # dozens of cells with >= 256 points at 13 km
+    lat, lon = np.round(lat, 3), np.round(lon, 3)
+    w = rng.random(lat.shape[0]) * 0.3 + 0.01
+    for eps_km, mw in ((13.0, 300.0), (13.0, 500.0), (13.0, 600.0), (4.0, 40.0), (4.0, 80.0)):
+        fast = dbscan_sphere(lat, lon, w, eps_km=eps_km, min_weight=mw)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(dbscan_mod, "_DENSE_CELL", 10**12)  # no sub-boxes
+            plain = dbscan_sphere(lat, lon, w, eps_km=eps_km, min_weight=mw)
+        assert 0 < fast.is_core.sum() < lat.shape[0]
+        assert fast.is_core.tobytes() == plain.is_core.tobytes()
+        assert fast.labels.tobytes() == plain.labels.tobytes()

@@ -129,6 +129,39 @@ def pack_keys(k, kmin, b1, b2):
 
 
 @njit(cache=True, parallel=True)
+def unpack_keys(key, kmin, b1, b2):
+    """Cell coordinates (n, 3) of keys made by :func:`pack_keys` (inverse, row by row)."""
+    n = key.shape[0]
+    k = np.empty((n, 3), np.int64)
+    m1 = (np.int64(1) << b1) - 1
+    m2 = (np.int64(1) << b2) - 1
+    for i in prange(n):
+        k[i, 0] = (key[i] >> (b1 + b2)) + kmin[0]
+        k[i, 1] = ((key[i] >> b2) & m1) + kmin[1]
+        k[i, 2] = (key[i] & m2) + kmin[2]
+    return k
+
+
+@njit(cache=True, parallel=True)
+def gather_points(order, xyz, latr, lonr, cl):
+    """Rows ``order`` of the point arrays, in one pass."""
+    n = order.shape[0]
+    oxyz = np.empty((n, 3))
+    olat = np.empty(n)
+    olon = np.empty(n)
+    ocl = np.empty(n)
+    for i in prange(n):
+        o = order[i]
+        oxyz[i, 0] = xyz[o, 0]
+        oxyz[i, 1] = xyz[o, 1]
+        oxyz[i, 2] = xyz[o, 2]
+        olat[i] = latr[o]
+        olon[i] = lonr[o]
+        ocl[i] = cl[o]
+    return oxyz, olat, olon, ocl
+
+
+@njit(cache=True, parallel=True)
 def gather_rows(a, order):
     n = order.shape[0]
     out = np.empty((n, a.shape[1]), a.dtype)
@@ -249,13 +282,27 @@ def neighbour_cells(kx, ky, kz, reach, cell_k, col_start, col_k, table, out):
 
 
 @njit(cache=True)
+def _own_neighbours(c, reach, cell_k, col_start, col_k, table, out):
+    """:func:`neighbour_cells` of cell c of the same grid."""
+    return neighbour_cells(cell_k[c, 0], cell_k[c, 1], cell_k[c, 2], reach, cell_k, col_start,
+                           col_k, table, out)
+
+
+@njit(cache=True)
 def _box_d2(xyz, i, cell_k, d, h):
     """Squared min and max distance from point i to the box of cell d."""
+    return _box_dist2(xyz, i, cell_k[d, 0] * h - 1.0, cell_k[d, 1] * h - 1.0,
+                      cell_k[d, 2] * h - 1.0, h)
+
+
+@njit(cache=True)
+def _box_dist2(xyz, i, lo0, lo1, lo2, side):
+    """Squared min and max distance from point i to the box [lo, lo + side] (3 axes)."""
     dmin = 0.0
     dmax = 0.0
     for a in range(3):
-        lo = cell_k[d, a] * h - 1.0
-        hi = lo + h
+        lo = lo0 if a == 0 else (lo1 if a == 1 else lo2)
+        hi = lo + side
         p = xyz[i, a]
         if p < lo:
             dmin += (lo - p) * (lo - p)
@@ -374,13 +421,20 @@ def cell_sums(w, cell_start):
 
 @njit(cache=True, parallel=True)
 def core_flags(xyz, latr, lonr, cl, w, cell_start, cell_k, cell_w, col_start, col_k, table,
-               h, reach, c_lo2, c_hi2, s2, m):
+               h, reach, c_lo2, c_hi2, s2, m, dense_id, sub_start, sub_pos, sub_w):
     """Core flag per (sorted) point: weight within eps (itself included) >= m.
 
     Deterministic sum order: own cell total, totals of cells wholly inside the eps ball
-    (nearest cell offsets first, then cell key), then points of partially covered cells. Early exits: a cell whose total
-    reaches m makes all its points core; a cell whose whole neighbourhood cannot reach m has
-    none; per point, stop as soon as m is reached or can no longer be reached.
+    (nearest cell offsets first, then cell key), then points of partially covered cells.
+    Early exits: a cell whose total reaches m makes all its points core; a cell whose whole
+    neighbourhood cannot reach m has none; per point, stop as soon as m is reached or can no
+    longer be reached.
+
+    When partially covered cells are dense (see :func:`sub_boxes`), the sum is first estimated
+    sub-box by sub-box (whole sub-boxes inside, points of straddling ones); the estimate
+    decides whenever it is farther from m than the rounding of both sums can reach, and only
+    the remaining near-ties take the deterministic-order sum above. Decisions are therefore
+    those of the deterministic-order sum.
     """
     n = xyz.shape[0]
     ncell = cell_start.shape[0] - 1
@@ -395,8 +449,7 @@ def core_flags(xyz, latr, lonr, cl, w, cell_start, cell_k, cell_w, col_start, co
                 core[i] = True
             continue
         raw = np.empty(maxnb, np.int64)
-        cnt = neighbour_cells(cell_k[c, 0], cell_k[c, 1], cell_k[c, 2], reach, cell_k,
-                              col_start, col_k, table, raw)
+        cnt = _own_neighbours(c, reach, cell_k, col_start, col_k, table, raw)
         total = 0.0
         npts = 0
         for j in range(cnt):
@@ -433,6 +486,19 @@ def core_flags(xyz, latr, lonr, cl, w, cell_start, cell_k, cell_w, col_start, co
                     npart += 1
             if decided:
                 continue
+            dense = False
+            for jj in range(npart):
+                if dense_id[part[jj]] >= 0:
+                    dense = True
+                    break
+            if dense:
+                r = _estimate_decides(i, acc, rem, part, npart, xyz, latr, lonr, cl, w,
+                                      cell_start, cell_k, cell_w, h, c_lo2, c_hi2, s2, m,
+                                      guard + total * (2 * npts + (_NSUB + 8) * maxnb) * _SUM_ULP,
+                                      dense_id, sub_start, sub_pos, sub_w)
+                if r >= 0:
+                    core[i] = r == 1
+                    continue
             found = False
             for jj in range(npart):
                 d = part[jj]
@@ -450,6 +516,113 @@ def core_flags(xyz, latr, lonr, cl, w, cell_start, cell_k, cell_w, col_start, co
                     break
             core[i] = found
     return core
+
+
+_SUB = 4  # sub-boxes per cell side in dense cells
+_NSUB = _SUB * _SUB * _SUB
+
+
+@njit(cache=True)
+def _sub_corner(cell_k, c, b, h):
+    """Lower corner of sub-box b of cell c (side h / _SUB)."""
+    hs = h / _SUB
+    bx = b // (_SUB * _SUB)
+    by = (b // _SUB) % _SUB
+    bz = b % _SUB
+    return (cell_k[c, 0] * h - 1.0 + bx * hs, cell_k[c, 1] * h - 1.0 + by * hs,
+            cell_k[c, 2] * h - 1.0 + bz * hs)
+
+
+@njit(cache=True, parallel=True)
+def sub_boxes(xyz, w, cell_start, cell_k, h, dense_min):
+    """Sub-box tables of cells with >= dense_min points: _SUB^3 boxes per cell.
+
+    Returns dense_id (ncell,) (-1: not dense), sub_start (ndense, _NSUB + 1) into sub_pos,
+    sub_pos (n,) point positions grouped by sub-box (within the cell, ascending), and sub_w
+    (ndense, _NSUB) weight per sub-box.
+    """
+    ncell = cell_start.shape[0] - 1
+    dense_id = np.full(ncell, -1, np.int64)
+    nd = 0
+    for c in range(ncell):
+        if cell_start[c + 1] - cell_start[c] >= dense_min:
+            dense_id[c] = nd
+            nd += 1
+    sub_start = np.zeros((nd, _NSUB + 1), np.int64)
+    sub_pos = np.empty(xyz.shape[0], np.int64)
+    sub_w = np.zeros((nd, _NSUB))
+    inv = _SUB / h
+    for c in prange(ncell):
+        di = dense_id[c]
+        if di < 0:
+            continue
+        s = cell_start[c]
+        e = cell_start[c + 1]
+        ids = np.empty(e - s, np.int64)
+        cnt = np.zeros(_NSUB + 1, np.int64)
+        for i in range(s, e):
+            b = 0
+            for a in range(3):
+                f = int(math.floor((xyz[i, a] - (cell_k[c, a] * h - 1.0)) * inv))
+                b = b * _SUB + min(max(f, 0), _SUB - 1)
+            ids[i - s] = b
+            cnt[b + 1] += 1
+            sub_w[di, b] += w[i]
+        for b in range(_NSUB):
+            cnt[b + 1] += cnt[b]
+        for b in range(_NSUB + 1):
+            sub_start[di, b] = s + cnt[b]
+        for i in range(s, e):
+            b = ids[i - s]
+            sub_pos[s + cnt[b]] = i
+            cnt[b] += 1
+    return dense_id, sub_start, sub_pos, sub_w
+
+
+@njit(cache=True)
+def _estimate_decides(i, acc, rem, part, npart, xyz, latr, lonr, cl, w, cell_start, cell_k,
+                      cell_w, h, c_lo2, c_hi2, s2, m, slack, dense_id, sub_start, sub_pos,
+                      sub_w):
+    """Weight within eps of point i estimated with sub-boxes: 1 core, 0 not, -1 too close.
+
+    ``acc`` is the sum so far, ``rem`` the weight of the partially covered cells ``part``;
+    ``slack`` bounds the rounding of this estimate plus that of the deterministic-order sum.
+    """
+    hs = h / _SUB
+    for jj in range(npart):
+        d = part[jj]
+        di = dense_id[d]
+        if di < 0:
+            for q in range(cell_start[d], cell_start[d + 1]):
+                if w[q] > 0.0 and _within(xyz, latr, lonr, cl, i, xyz, latr, lonr, cl, q,
+                                          c_lo2, c_hi2, s2):
+                    acc += w[q]
+        else:
+            for b in range(_NSUB):
+                if sub_w[di, b] == 0.0:
+                    continue
+                x0, y0, z0 = _sub_corner(cell_k, d, b, h)
+                dmin2, dmax2 = _box_dist2(xyz, i, x0, y0, z0, hs)
+                if dmin2 > c_hi2:
+                    continue
+                if dmax2 <= c_lo2:
+                    acc += sub_w[di, b]
+                    continue
+                for t in range(sub_start[di, b], sub_start[di, b + 1]):
+                    q = sub_pos[t]
+                    if w[q] > 0.0 and _within(xyz, latr, lonr, cl, i, xyz, latr, lonr, cl, q,
+                                              c_lo2, c_hi2, s2):
+                        acc += w[q]
+        rem -= cell_w[d]
+        if acc >= m + slack:
+            return 1
+        if acc + rem + slack < m:
+            return 0
+    if acc >= m + slack:
+        return 1
+    if acc + slack < m:
+        return 0
+    return -1
 
 
 @njit(cache=True)
@@ -532,8 +705,7 @@ def _cheap_links(xyz, latr, lonr, cl, core, ncore, cell_start, cell_k, col_start
         if ncore[c] == 0:
             continue
         nb = np.empty(maxnb, np.int64)
-        cnt = neighbour_cells(cell_k[c, 0], cell_k[c, 1], cell_k[c, 2], reach, cell_k,
-                              col_start, col_k, table, nb)
+        cnt = _own_neighbours(c, reach, cell_k, col_start, col_k, table, nb)
         k = 0
         for j in range(cnt):
             d = nb[j]
@@ -582,8 +754,7 @@ def _finish_links(keep, more, xyz, latr, lonr, cl, core, ncore, cell_start, cell
     for c in range(ncell):
         if not more[c]:
             continue
-        cnt = neighbour_cells(cell_k[c, 0], cell_k[c, 1], cell_k[c, 2], reach, cell_k,
-                              col_start, col_k, table, nb)
+        cnt = _own_neighbours(c, reach, cell_k, col_start, col_k, table, nb)
         for j in range(cnt):
             d = nb[j]
             if d <= c or ncore[d] == 0:
@@ -760,8 +931,7 @@ def border_labels(xyz, latr, lonr, cl, core, lab, ncore, cell_start, cell_k, col
         if ncore[c] == e - s:
             continue
         raw = np.empty(maxnb, np.int64)
-        cnt = neighbour_cells(cell_k[c, 0], cell_k[c, 1], cell_k[c, 2], reach, cell_k,
-                              col_start, col_k, table, raw)
+        cnt = _own_neighbours(c, reach, cell_k, col_start, col_k, table, raw)
         k = 0
         for j in range(cnt):
             if ncore[raw[j]] > 0:

@@ -44,6 +44,7 @@ from stclusters.errors import ParameterError
 EARTH_RADIUS_KM = 6371.0088
 MIN_EPS_KM = 1e-6  # 1 mm: below this float64 coordinates cannot resolve the radius
 _CHUNK = 16  # prange chunk size: clumpy data makes per-cell work very uneven
+_DENSE_CELL = 256  # cells with this many points get sub-boxes for the core test
 
 __all__ = ["DbscanResult", "EARTH_RADIUS_KM", "dbscan_sphere", "link_clusters", "nearest_core"]
 
@@ -192,31 +193,30 @@ class _Grid:
         kmin = k.min(axis=0)
         span = k.max(axis=0) - kmin
         bits = [int(s).bit_length() for s in span]
+        if axis_h is not None:
+            within = (_grid.axis_keys(xyz, k, axis_h),)
         order = np.arange(k.shape[0], dtype=np.int64)
         if sum(bits) <= 62:
             key = _grid.pack_keys(k, kmin, bits[1], bits[2])
-            _, order = _grid.radix_sort(key, order, sum(bits))
+            del k
+            skey, order = _grid.radix_sort(key, order, sum(bits))
             del key
+            ks = _grid.unpack_keys(skey, kmin, bits[1], bits[2])
+            del skey
         else:  # only for very small eps over a wide area: LSD by kz, then ky, then kx
             for d in (2, 1, 0):
                 col = _grid.gather(np.ascontiguousarray(k[:, d] - kmin[d]), order)
                 _, order = _grid.radix_sort(col, order, bits[d])
                 del col
-        if axis_h is not None:
-            within = (_grid.axis_keys(xyz, k, axis_h),)
-        ks = _grid.gather_rows(k, order)
-        del k
+            ks = _grid.gather_rows(k, order)
+            del k
         self.cell_start, self.cell_k, self.col_start, self.col_k, self.table = _grid.cell_tables(ks)
         del ks
         if within:
             keys = tuple(within) + (within[0],) * (3 - len(within))
             _grid.sort_within_cells(order, self.cell_start, *keys, len(within))
         self.order = order
-        self.xyz = _grid.gather_rows(xyz, order)
-        del xyz
-        self.latr = _grid.gather(latr, order)
-        self.lonr = _grid.gather(lonr, order)
-        self.cl = _grid.gather(cl, order)
+        self.xyz, self.latr, self.lonr, self.cl = _grid.gather_points(order, xyz, latr, lonr, cl)
 
 
 # --------------------------------------------------------------------------- public API
@@ -285,9 +285,11 @@ def dbscan_sphere(lat_deg, lon_deg, weight=None, *, eps_km: float, min_weight: f
         g = _Grid(la, lo, inv_h, within=() if exact else (la, lo, w))
         ws = _grid.gather(w, g.order)
         cell_w = _grid.cell_sums(ws, g.cell_start)
+        sub = _grid.sub_boxes(g.xyz, ws, g.cell_start, g.cell_k, h, _DENSE_CELL)
         core = _grid.core_flags(g.xyz, g.latr, g.lonr, g.cl, ws, g.cell_start, g.cell_k, cell_w,
                                 g.col_start, g.col_k, g.table, h, reach, c_lo2, c_hi2, s2,
-                                min_weight)
+                                min_weight, *sub)
+        del sub
         ncore = _grid.count_per_cell(core, g.cell_start)
         ncell = g.cell_start.shape[0] - 1
         root = _grid.core_components(g.xyz, g.latr, g.lonr, g.cl, core, ncore, g.cell_start,
