@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -10,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from stclusters._version import __version__
@@ -60,10 +62,35 @@ def print_ranking(ranking, *, title: str, top: int = 20) -> None:
     console.print(table)
 
 
-def _progress_printer(prefix: str):
-    def show(stage: str) -> None:
-        console.print(f"[dim]{prefix}{stage}…[/]")
-    return show
+_STAGE_TEXT = {"read": "reading inputs", "geocode": "geocoding addresses offline",
+               "count": "fractional counting", "cluster": "clustering (exact DBSCAN)",
+               "rank": "scoring, naming, ranking", "account": "accounting"}
+
+
+@contextlib.contextmanager
+def _progress(prefix: str = ""):
+    """A live spinner with the current stage, the records read and the time spent.
+
+    Yields the two callbacks :func:`stclusters.rank` takes (``progress``, ``on_batch``).
+    Outside a terminal it prints one line per stage instead.
+    """
+    if not console.is_terminal:
+        yield (lambda stage: console.print(f"[dim]{prefix}{_STAGE_TEXT.get(stage, stage)}…[/]"),
+               None)
+        return
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(prefix + "starting", total=None)
+        seen = {"n": 0}
+
+        def stage(name: str) -> None:
+            bar.update(task, description=prefix + _STAGE_TEXT.get(name, name))
+
+        def batch(path: str, n: int) -> None:
+            seen["n"] += n
+            bar.update(task, description=f"{prefix}reading {Path(path).name}: {seen['n']:,} records")
+
+        yield stage, batch
 
 
 @app.command()
@@ -88,8 +115,9 @@ def demo(
             inputs = d.sample_inputs(shared)
             console.print(f"[bold](a) Real samples[/] from {shared}: "
                           f"{len(inputs.patents)} USPTO grant files, {len(inputs.publications)} OpenAlex file(s)")
-            res = rank([str(p) for p in inputs.all], params=d.sample_params(),
-                       progress=_progress_printer("  "), notes=d.SAMPLE_NOTES)
+            with _progress("  ") as (stage, batch):
+                res = rank([str(p) for p in inputs.all], params=d.sample_params(),
+                           progress=stage, on_batch=batch, notes=d.SAMPLE_NOTES)
             res.write(out / "samples")
             mw = {s: c["min_weight"] for s, c in res.manifest["clustering"].items()}
             for note in d.SAMPLE_NOTES:
@@ -106,8 +134,9 @@ def demo(
         console.print(f"[bold](b) SYNTHETIC world[/]: {n_per_source:,} contributions per source, seed {seed}")
         world = out / "synthetic" / "SYNTHETIC_world.parquet"
         write_synthetic_world(world, n_per_source=n_per_source, seed=seed)
-        res = rank([str(world)], label="SYNTHETIC", progress=_progress_printer("  "),
-                   notes=["SYNTHETIC data drawn around GeoNames places; not real activity"])
+        with _progress("  ") as (stage, batch):
+            res = rank([str(world)], label="SYNTHETIC", progress=stage, on_batch=batch,
+                       notes=["SYNTHETIC data drawn around GeoNames places; not real activity"])
         res.write(out / "synthetic")
         print_ranking(res.ranking, title="SYNTHETIC world: S&T clusters (not real data)", top=top)
         _print_accounting(res.manifest)
@@ -157,8 +186,9 @@ def rank_cmd(
             first, last = _years(years)
             params = params.with_source(s, eps_km=eps_km, min_weight=mw, first_year=first,
                                         last_year=last, min_weight_share_pct=min_weight_share_pct)
-        res = rank([Input(str(p), kind=kind, source=source) for p in inputs], params=params,
-                   progress=_progress_printer(""))
+        with _progress() as (stage, batch):
+            res = rank([Input(str(p), kind=kind, source=source) for p in inputs], params=params,
+                       progress=stage, on_batch=batch)
         paths = res.write(out)
     except Exception as exc:  # noqa: BLE001 - every error becomes one line
         _fail(exc)
