@@ -68,6 +68,17 @@ def test_samples_rank_named_clusters_and_balance(sample_run):
         assert r["patent_share_pct"] == pytest.approx(r["patent_weight"] / totals["patent"] * 100)
 
 
+def test_contributions_table_holds_the_canonical_schema(sample_run):
+    """Methodology §1's table (schema.CONTRIBUTION) is what the workspace calls contributions."""
+    from stclusters.schema import CONTRIBUTION
+
+    table = sample_run[0].table("contributions")
+    for field in CONTRIBUTION:
+        assert table.schema.field(field.name).type == field.type, field.name
+    assert set(table.column("status").to_pylist()) <= {"used", "out_of_window", "doc_type_excluded",
+                                                        "unlocated", "coarse_precision"}
+
+
 def test_outputs_written_and_described(sample_run):
     res, out = sample_run
     for name in ("ranking.csv", "ranking.parquet", "clusters.parquet", "points.parquet",

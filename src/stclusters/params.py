@@ -102,7 +102,9 @@ class RankParams:
         Coarsest precision that takes part in clustering (``city`` by default).
     merge_eps_km : float or None
         Radius linking patent and publication clusters into one S&T cluster and the radius
-        of footprint discs; None = the largest source ``eps_km``.
+        of footprint discs; None = the largest source ``eps_km``. Set smaller than a
+        source's ``eps_km``, some of that source's border points fall outside every
+        footprint and are not counted for a cluster.
     source_weights : mapping of str to float
         Weight of each source's share in the score (equal by default).
     top_n : int

@@ -11,7 +11,7 @@ raw_contributions  (document, contributor, address) as read     :mod:`stclusters
 quarantine     rejected record (file, position, reason)         :mod:`stclusters.store`
 institutions   OpenAlex institution with coordinates (optional) :mod:`stclusters.store`
 contributions  located contribution with fractional ``weight``  :mod:`stclusters.contributions`
-points         (source, lat, lon) with summed weight, labels    :mod:`stclusters.points`
+points         (source, lat, lon) with summed weight, labels    :mod:`stclusters.contributions`, :mod:`stclusters.clusters.st`
 clusters       S&T cluster (all, ranked or not)                 :mod:`stclusters.ranking`
 ranking        published cluster (top N)                        :mod:`stclusters.ranking`
 runs           run (parameters, version, timings)               :mod:`stclusters.pipeline`
