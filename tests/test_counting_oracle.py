@@ -25,6 +25,9 @@ class _NoMatchGeocoder:
         cols["geocode_status"] = pa.array(["unmatched:no-city"] * n)
         return pa.table(cols)
 
+    def places(self) -> pa.Table:
+        return pa.table({"geoname_id": pa.array([], pa.int64()), "country": pa.array([], pa.string())})
+
 
 PLACES = [(22.5, 114.0), (22.3, 114.2), (35.7, 139.7), (48.85, 2.35), (-33.9, 151.2)]
 

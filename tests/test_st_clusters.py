@@ -120,3 +120,12 @@ def test_cluster_ids_do_not_depend_on_point_order():
         cluster_points(con, _params(min_weight=4, eps_km=5), {"patent": 60})
     q = "SELECT source, lat, lon, src_label, is_core, stc FROM points ORDER BY source, lat, lon"
     assert a.execute(q).fetchall() == b.execute(q).fetchall()
+
+
+def test_later_clusters_with_a_taken_name_get_their_own():
+    from stclusters._naming import _later_duplicates
+
+    names = ["A", "B", "A", "A", "C"]
+    assert _later_duplicates(names, np.arange(5)).tolist() == [False, False, True, True, False]
+    # The heaviest carrier keeps the name, whatever its number.
+    assert _later_duplicates(names, np.array([3, 1, 0, 2, 4])).tolist() == [True, False, True, False, False]

@@ -108,7 +108,41 @@ def cluster_names(con: duckdb.DuckDBPyConnection, places: pa.Table, world_totals
     stc, lat, lon, share = _pool(pts.column("stc").to_numpy(), pts.column("lat").to_numpy(),
                                  pts.column("lon").to_numpy(),
                                  pts.column("weight").to_numpy() / denom)
-    place = best_place(lat, lon, places, min_population=min_population)
+    out = _names_by_weight(stc, share, best_place(lat, lon, places, min_population=min_population),
+                           places, n_clusters=n_clusters, max_places=max_places,
+                           min_share_pct=min_share_pct)
+    # Two clusters near one big city would both be called after it: all but the heaviest
+    # (largest share of the world, then lowest number) are named after their own places.
+    heaviest_first = np.lexsort((np.arange(n_clusters),
+                                 -np.bincount(stc, weights=share, minlength=n_clusters)))
+    dup = _later_duplicates(out, heaviest_first)
+    if dup.any():
+        local = _names_by_weight(stc, share, best_place(lat, lon, places, min_population=0),
+                                 places, n_clusters=n_clusters, max_places=max_places,
+                                 min_share_pct=min_share_pct)
+        out = [local[c] if dup[c] else out[c] for c in range(n_clusters)]
+        # Still equal: number them, in cluster order.
+        again = _later_duplicates(out, heaviest_first)
+        taken: dict[str, int] = {}
+        for c in heaviest_first:
+            if again[c]:
+                taken[out[c]] = taken.get(out[c], 1) + 1
+                out[c] = f"{out[c]} ({taken[out[c]]})"
+    return out
+
+
+def _later_duplicates(names: list[str], order: np.ndarray) -> np.ndarray:
+    """True for every name that a cluster earlier in ``order`` already carries."""
+    seen: set[str] = set()
+    dup = np.zeros(len(names), dtype=bool)
+    for c in order:
+        dup[c] = names[c] in seen
+        seen.add(names[c])
+    return dup
+
+
+def _names_by_weight(stc, share, place, places, *, n_clusters, max_places, min_share_pct):
+    """Per cluster, the 1–``max_places`` places with most weight, formatted."""
     named = place >= 0
     # Weight per (cluster, place), then per cluster: heaviest first, ties → smaller place row.
     n_places = places.num_rows

@@ -75,9 +75,17 @@ def locate(con: duckdb.DuckDBPyConnection, get_geocoder: Callable[[], Any]) -> d
         {**{k: distinct.column(k) for k in _ADDRESS_KEY},
          **{f.name: (located.column(f.name) if located is not None else pa.array([], f.type))
             for f in geo}})
+    # The economy of a contribution is where it was placed: a raw affiliation string naming
+    # Hamburg puts its row in DE even if the institution record said IN.
+    places = (get_geocoder().places().select(["geoname_id", "country"]) if n else
+              pa.table({"geoname_id": pa.array([], pa.int64()), "country": pa.array([], pa.string())}))
     con.register("_geocodes", table)
-    con.execute("CREATE OR REPLACE TABLE geocodes AS SELECT * FROM _geocodes")
+    con.register("_places", places)
+    con.execute("""CREATE OR REPLACE TABLE geocodes AS
+        SELECT g.*, p.country AS place_country
+        FROM _geocodes g LEFT JOIN _places p ON p.geoname_id = g.geoname_id""")
     con.unregister("_geocodes")
+    con.unregister("_places")
     matched = scalar(con, "SELECT count(*) FROM geocodes WHERE lat IS NOT NULL")
     return {"distinct_addresses": n, "matched": int(matched)}
 
@@ -113,6 +121,8 @@ def count_fractional(con: duckdb.DuckDBPyConnection, params: RankParams) -> None
     common = ("r.input_id, r.doc_id, r.source, r.year, r.contributor_seq, r.address_seq, "
               "r.country, r.admin1, r.city, r.org, r.tech_field, r.applicant, r.institution_id, "
               "r.record_ref, r.doc_type")
+    # A geocoded row takes the country of the place it was matched to.
+    common_geo = common.replace("r.country", "coalesce(g.place_country, r.country) AS country")
     con.execute(f"""
     CREATE OR REPLACE TABLE contributions AS
     WITH sp AS ({_source_params_sql(params, sources)}),
@@ -135,7 +145,7 @@ def count_fractional(con: duckdb.DuckDBPyConnection, params: RankParams) -> None
         FROM raw_contributions r JOIN inst i ON i.id = r.institution_id
         WHERE r.lat IS NULL
         UNION ALL
-        SELECT {common}, g.lat, g.lon, g.precision AS precision_, g.geoname_id,
+        SELECT {common_geo}, g.lat, g.lon, g.precision AS precision_, g.geoname_id,
                coalesce(g.geocode_status, 'unmatched:not-geocoded') AS geocode_status
         FROM raw_contributions r LEFT JOIN geocodes g ON {key_match}
         WHERE r.lat IS NULL AND NOT EXISTS (SELECT 1 FROM inst i WHERE i.id = r.institution_id)
