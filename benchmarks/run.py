@@ -5,12 +5,16 @@
 Sections (each contender run in its own subprocess, see :mod:`benchmarks._child`):
 
 1. ``weighted``: ours vs scikit-learn (haversine ball tree, ``sample_weight``) on world-realistic
-   weighted points; labels checked (core sets, core partitions, noise sets, borders non-noise).
+   weighted points (calibrated to the issue's scikit-learn reference, see :mod:`benchmarks._data`);
+   labels checked (core sets, core partitions, noise sets, borders non-noise), every core-flag
+   difference explained (exact weight tie at ``min_weight``, distance at eps, or not).
 2. ``unweighted``: ours vs the ``dbscan`` package (3-D unit vectors, chord eps), 1 and 2
    threads (``NUMBA_NUM_THREADS`` + ``n_threads=`` / ``PARLAY_NUM_THREADS``).
 3. ``scaling``: ours from 100k to 10M points, time per point.
 4. ``min_weight``: ours at one size, threshold from tiny (everything core) to huge (nothing).
-5. ``end_to_end``: contributions Parquet → ranking, ``stclusters.rank`` vs
+5. ``dense``: the previous, ~10x denser world (dense metros): ours, and scikit-learn at the
+   largest size it finishes in 16 GiB.
+6. ``end_to_end``: contributions Parquet → ranking, ``stclusters.rank`` vs
    ``benchmarks/baseline_pandas_sklearn.py``.
 
 Times are medians over ``repeats`` runs, measured inside the child around the work only
@@ -57,13 +61,16 @@ class Scale:
     repeats: int
     timeout_s: float
     mem_limit_mb: float
+    dense: tuple[int, ...] = ()  # sizes of the dense-world case (ours)
+    dense_skl: int = 0  # the dense size where scikit-learn also runs (one run)
 
 
 SCALES = {
     "quick": Scale(cmp_n=30_000, scaling=(10_000, 30_000, 100_000), e2e=(20_000,), repeats=1,
-                   timeout_s=120, mem_limit_mb=8000),
+                   timeout_s=120, mem_limit_mb=8000, dense=(10_000, 30_000), dense_skl=10_000),
     "full": Scale(cmp_n=1_000_000, scaling=(100_000, 300_000, 1_000_000, 3_000_000, 10_000_000),
-                  e2e=(1_000_000, 10_000_000), repeats=3, timeout_s=600, mem_limit_mb=16000),
+                  e2e=(1_000_000, 10_000_000), repeats=3, timeout_s=600, mem_limit_mb=16000,
+                  dense=(300_000, 1_000_000, 10_000_000), dense_skl=300_000),
 }
 
 
@@ -127,10 +134,14 @@ def run_child(task: dict[str, Any], env: dict[str, str], scale: Scale) -> dict[s
 
 
 def measure(row: Row, task: dict[str, Any], env: dict[str, str], scale: Scale,
-            repeats: int | None = None) -> Row:
-    """Fill ``row`` with ``repeats`` runs of ``task`` (stops at the first failure)."""
+            repeats: int | None = None, once_above_s: float | None = None) -> Row:
+    """Fill ``row`` with ``repeats`` runs of ``task`` (stops at the first failure; stops after
+    the first run if that one took longer than ``once_above_s``)."""
     peaks = []
     for i in range(repeats or scale.repeats):
+        if i == 1 and once_above_s is not None and row.times_s[0] > once_above_s:
+            row.facts["one_run"] = f"first run > {once_above_s:.0f} s"
+            break
         t = dict(task)
         if i > 0:
             t.pop("labels_out", None)
@@ -181,6 +192,72 @@ def compare_labels(ours: Path, other: Path) -> dict[str, Any]:
             "identical": core_diff == 0 and bool(same_partition) and noise_diff == 0}
 
 
+def explain_core_diff(points: Path, ours: Path, other: Path, eps_km: float,
+                      min_weight: float, weighted: bool = True, limit: int = 2000
+                      ) -> dict[str, Any]:
+    """Why the core flags of two labelings differ: exact neighbour weight per differing point.
+
+    For each point whose core flag differs (up to ``limit``), its neighbours within eps are
+    found by haversine (scikit-learn's formula; chord on unit vectors for the unweighted
+    comparison, like the dbscan package) and their weights summed exactly (``math.fsum``).
+    Causes: ``weight_tie`` (weighted only: the exact sum equals ``min_weight``, so each side's
+    summation order decides), ``distance_at_eps`` (a neighbour within 1e-12 of eps), otherwise
+    ``unexplained``, with who agrees with the exact count (for unweighted points an exact
+    count equal to ``min_samples`` is core by definition, not a tie).
+    """
+    from scipy.spatial import cKDTree  # noqa: PLC0415
+
+    lat, lon, w = _data.load_points(points)
+    if not weighted:
+        w = np.ones_like(lat)
+    with np.load(ours) as a, np.load(other) as b:
+        ca, cb, la, lb = a["core"], b["core"], a["labels"], b["labels"]
+    diff = np.flatnonzero(ca != cb)
+    out: dict[str, Any] = {"core_diff": int(diff.size), "weight_tie": 0, "distance_at_eps": 0,
+                           "unexplained": 0, "ours_core_of_diff": int(ca[diff].sum()),
+                           "exact_agrees_with_ours": 0, "exact_agrees_with_other": 0}
+    if diff.size == 0:
+        return out
+    xyz = _data.unit_vectors(lat, lon)
+    tree = cKDTree(xyz)
+    eps = eps_km / _data.R_KM
+    chord = 2.0 * math.sin(eps / 2.0)
+    phi, lam = np.radians(lat), np.radians(lon)
+    for i in diff[:limit]:
+        nb = np.asarray(tree.query_ball_point(xyz[i], chord * (1 + 1e-6)), dtype=np.int64)
+        if weighted:
+            h = (np.sin((phi[nb] - phi[i]) / 2) ** 2
+                 + np.cos(phi[i]) * np.cos(phi[nb]) * np.sin((lam[nb] - lam[i]) / 2) ** 2)
+            d, lim = 2.0 * np.arcsin(np.sqrt(h)), eps
+        else:
+            d, lim = np.sqrt(((xyz[nb] - xyz[i]) ** 2).sum(axis=1)), chord
+        s = math.fsum(w[nb[d <= lim]].tolist())
+        if weighted and abs(s - min_weight) <= 1e-9 * max(1.0, min_weight):
+            out["weight_tie"] += 1
+        elif np.any(np.abs(d - lim) <= 1e-12):
+            out["distance_at_eps"] += 1
+        else:
+            out["unexplained"] += 1
+            exact = s >= min_weight
+            out["exact_agrees_with_ours" if ca[i] == exact else "exact_agrees_with_other"] += 1
+    # noise differences caused by those flips: a noise-diff point within eps of a core-diff one
+    nd = np.flatnonzero((la < 0) != (lb < 0))
+    if nd.size:
+        near = cKDTree(xyz[diff]).query(xyz[nd], distance_upper_bound=chord * (1 + 1e-6))[0]
+        out["noise_diff_next_to_core_diff"] = int(np.isfinite(near).sum())
+        out["noise_diff"] = int(nd.size)
+    return out
+
+
+def check_labels(points: Path, ours: Path, other: Path, min_weight: float,
+                 weighted: bool = True) -> dict[str, Any]:
+    """:func:`compare_labels` plus, when core flags differ, :func:`explain_core_diff`."""
+    chk = compare_labels(ours, other)
+    if chk["core_diff"] or chk["noise_diff"]:
+        chk["cause"] = explain_core_diff(points, ours, other, EPS_KM, min_weight, weighted)
+    return chk
+
+
 # --------------------------------------------------------------------------- sections
 
 def _ratio(slow: Row, fast: Row) -> str:
@@ -205,6 +282,8 @@ def section_weighted(scale: Scale, data_dir: Path, work: Path) -> tuple[list[Row
     path = _data.points_file(data_dir, scale.cmp_n)
     mw = realistic_min_weight(path)
     base = {"data": str(path), "eps_km": EPS_KM, "min_weight": mw}
+    stats = _data.point_stats(path)
+    print(f"  world: {stats}", file=sys.stderr, flush=True)
     rows = []
     for thr in (1, 2):
         r = Row("weighted", scale.cmp_n, "ours", f"mw={mw:.1f} threads={thr}")
@@ -216,10 +295,10 @@ def section_weighted(scale: Scale, data_dir: Path, work: Path) -> tuple[list[Row
                              "labels_out": str(work / "sk_w.npz")}, _threads_env(1), scale))
     check = {}
     if sk.status == "ok" and rows[0].status == "ok":
-        check = compare_labels(work / "ours_w1.npz", work / "sk_w.npz")
+        check = check_labels(path, work / "ours_w1.npz", work / "sk_w.npz", mw)
     for r in rows[:2]:
         r.ratio = _ratio(sk, r) + " vs sklearn"
-    return rows, {"min_weight": mw, "labels_vs_sklearn": check}
+    return rows, {"min_weight": mw, "world": stats, "labels_vs_sklearn": check}
 
 
 def section_sklearn_sizes(scale: Scale, data_dir: Path, work: Path) -> tuple[list[Row], dict]:
@@ -239,7 +318,7 @@ def section_sklearn_sizes(scale: Scale, data_dir: Path, work: Path) -> tuple[lis
         rows += [o, sk]
         if sk.status != "ok":
             break
-        checks[str(n)] = compare_labels(work / f"ours_{n}.npz", work / f"sk_{n}.npz")
+        checks[str(n)] = check_labels(path, work / f"ours_{n}.npz", work / f"sk_{n}.npz", mw)
     return rows, {"labels_vs_sklearn": checks}
 
 
@@ -258,24 +337,26 @@ def section_unweighted(scale: Scale, data_dir: Path, work: Path) -> tuple[list[R
                      "labels_out": str(work / f"pkg_u{thr}.npz")}, _threads_env(thr), scale)
         if o.times_s and p.times_s:
             o.ratio = f"{o.median_s / p.median_s:.2f}x of dbscan_pkg time"
-            checks[f"threads={thr}"] = compare_labels(work / f"ours_u{thr}.npz",
-                                                      work / f"pkg_u{thr}.npz")
+            checks[f"threads={thr}"] = check_labels(path, work / f"ours_u{thr}.npz",
+                                                    work / f"pkg_u{thr}.npz", ms, weighted=False)
         rows += [o, p]
     return rows, {"min_samples": ms, "labels_vs_dbscan_pkg": checks}
 
 
 def section_scaling(scale: Scale, data_dir: Path, work: Path) -> tuple[list[Row], dict]:
-    rows = []
+    rows, worlds = [], {}
     for n in scale.scaling:
         path = _data.points_file(data_dir, n)
+        worlds[str(n)] = _data.point_stats(path)
         mw = realistic_min_weight(path)
         r = measure(Row("scaling", n, "ours", f"mw={mw:.1f} threads=2"),
                     {"data": str(path), "eps_km": EPS_KM, "min_weight": mw, "contender": "ours",
                      "threads": 2}, _threads_env(2), scale)
-        if r.times_s:
-            r.ratio = f"{r.median_s / n * 1e6:.2f} us/point"
+        nb = worlds[str(n)]
+        r.ratio = (f"{r.median_s / n * 1e6:.2f} us/point; " if r.times_s else "") + \
+            f"nbrs mean {nb['nbr_mean']:.0f} median {nb['nbr_median']:.0f}"
         rows.append(r)
-    return rows, {}
+    return rows, {"worlds": worlds}
 
 
 def section_min_weight(scale: Scale, data_dir: Path, work: Path) -> tuple[list[Row], dict]:
@@ -289,6 +370,34 @@ def section_min_weight(scale: Scale, data_dir: Path, work: Path) -> tuple[list[R
                      "threads": 2}, _threads_env(2), scale)
         rows.append(r)
     return rows, {"total_weight": total}
+
+
+def section_dense(scale: Scale, data_dir: Path, work: Path) -> tuple[list[Row], dict]:
+    """The previous (dense) world: ours at each size, scikit-learn once at ``dense_skl``."""
+    rows, worlds, checks = [], {}, {}
+    for n in scale.dense:
+        path = _data.points_file(data_dir, n, world="dense")
+        worlds[str(n)] = nb = _data.point_stats(path)
+        mw = realistic_min_weight(path)
+        base = {"data": str(path), "eps_km": EPS_KM, "min_weight": mw}
+        thr = 1 if n == scale.dense_skl else 2
+        o = measure(Row("dense", n, "ours", f"mw={mw:.1f} threads={thr}"),
+                    {**base, "contender": "ours", "threads": thr,
+                     "labels_out": str(work / f"ours_d{n}.npz")}, _threads_env(thr), scale)
+        o.ratio = (f"{o.median_s / n * 1e6:.2f} us/point; " if o.times_s else "") + \
+            f"nbrs mean {nb['nbr_mean']:.0f} median {nb['nbr_median']:.0f}"
+        rows.append(o)
+        if n == scale.dense_skl:
+            sk = measure(Row("dense", n, "sklearn", f"mw={mw:.1f} ball_tree n_jobs=1"),
+                         {**base, "contender": "sklearn",
+                          "labels_out": str(work / f"sk_d{n}.npz")}, _threads_env(1), scale,
+                         repeats=1)
+            o.ratio = _ratio(sk, o) + " vs sklearn; " + o.ratio
+            rows.append(sk)
+            if sk.status == "ok" and o.status == "ok":
+                checks[str(n)] = check_labels(path, work / f"ours_d{n}.npz",
+                                              work / f"sk_d{n}.npz", mw)
+    return rows, {"worlds": worlds, "labels_vs_sklearn": checks}
 
 
 def section_e2e(scale: Scale, data_dir: Path, work: Path) -> tuple[list[Row], dict]:
@@ -305,9 +414,9 @@ def section_e2e(scale: Scale, data_dir: Path, work: Path) -> tuple[list[Row], di
         if baseline_dead:
             b.status = "skipped (a smaller size did not finish)"
         else:
-            # one run when a run is long: the baseline is the slow side of the ratio
+            # one run when the first takes > 60 s: the baseline is the slow side of the ratio
             measure(b, {"data": str(path), "contender": "e2e_baseline"}, _threads_env(1),
-                    scale, repeats=reps)
+                    scale, repeats=reps, once_above_s=60.0)
             baseline_dead = b.status != "ok"
         o.ratio = "" if b.status.startswith("skipped") else _ratio(b, o) + " vs baseline"
         rows.append(b)
@@ -317,7 +426,7 @@ def section_e2e(scale: Scale, data_dir: Path, work: Path) -> tuple[list[Row], di
 SECTIONS = {"weighted": section_weighted, "skl_sizes": section_sklearn_sizes,
             "unweighted": section_unweighted,
             "scaling": section_scaling, "min_weight": section_min_weight,
-            "end_to_end": section_e2e}
+            "dense": section_dense, "end_to_end": section_e2e}
 
 
 # --------------------------------------------------------------------------- report
@@ -380,6 +489,17 @@ def targets(rows: list[Row], extra: dict[str, Any], scale: Scale) -> list[str]:
             q = o.median_s / p.median_s
             out.append(f"unweighted {thr} thread(s): {q:.2f}x the dbscan package's time "
                        f"(target <= 1.5x: {'met' if q <= 1.5 else 'MISSED'})")
+    for n, c in extra.get("skl_sizes", {}).get("labels_vs_sklearn", {}).items():
+        o = get("skl_sizes", "ours", n=int(n))
+        out.append(f"weighted {int(n):,}: {o.ratio if o else ''}; labels identical: "
+                   f"{c.get('identical')} (core diff {c['core_diff']}, noise diff "
+                   f"{c['noise_diff']}, causes {c.get('cause', {})})")
+    mws = [r for r in rows if r.section == "min_weight" and r.times_s]
+    if mws:
+        lo, hi = min(mws, key=lambda r: r.median_s), max(mws, key=lambda r: r.median_s)
+        q = hi.median_s / lo.median_s
+        out.append(f"min_weight sweep: {lo.median_s:.2f}-{hi.median_s:.2f} s, slowest "
+                   f"{hi.params} = {q:.1f}x the fastest ({lo.params})")
     big = get("scaling", "ours", n=max(scale.scaling))
     if big and big.times_s:
         out.append(f"scaling {big.n:,}: {big.median_s:.1f} s, {big.peak_mb:.0f} MiB "

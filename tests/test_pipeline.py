@@ -4,6 +4,7 @@ bad input is quarantined or refused with one clear line; outputs are byte-identi
 from __future__ import annotations
 
 import gzip
+import re
 import json
 import shutil
 from pathlib import Path
@@ -61,7 +62,9 @@ def test_samples_rank_named_clusters_and_balance(sample_run):
         assert r["score_pct"] == pytest.approx(r["patent_share_pct"] + r["publication_share_pct"])
     # US names carry their state code.
     us = [r["name"] for r in rows if r["economy"] == "US"]
-    assert us and all(n[-4:-2] == ", " for n in us), us
+    assert us and all(re.search(r", [A-Z]{2}( \(\d+\))?$", n) for n in us), us
+    # No two clusters carry the same name.
+    assert len({r["name"] for r in rows}) == len(rows)
     # Shares are of the world total of the source's weight.
     totals = m["world_totals"]
     for r in rows:
