@@ -23,7 +23,7 @@ from stclusters import store
 from stclusters._version import __version__
 from stclusters.accounting import account
 from stclusters.clusters.st import SourceClustering, cluster_points
-from stclusters.errors import InputFormatError
+from stclusters.errors import InputFormatError, ParameterError
 from stclusters.params import RankParams
 from stclusters.ranking import POPULATION_SOURCE, build_ranking
 from stclusters.sources import detect_kind, read_source
@@ -94,6 +94,9 @@ class RankResult:
 
 def _check_inputs(inputs: Sequence[Input]) -> list[tuple[Input, str]]:
     """Fail fast, before anything is read or written, on missing or unknown inputs."""
+    if not inputs:
+        raise ParameterError("no input given",
+                             hint="pass USPTO XML, OpenAlex works or contribution tables")
     out = []
     for item in inputs:
         p = Path(item.path)
