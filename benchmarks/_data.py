@@ -11,7 +11,7 @@ Two point worlds, both seeded and cached in ``data_dir``:
     (normal, σ = max(8 + 4·log10(population / 15,000), 1) km), rounded to 4 decimals; each
     contribution weighs 1 / team size (the synthetic world's patent team sizes, 1–8) and the
     weights are summed per unique (lat, lon) like the pipeline's ``points`` table. Exactly
-    ``n`` unique points are drawn. At 1M: mean 716, median 188 neighbours within 13 km
+    ``n`` unique points are drawn. At 1M: mean 731, median 192 neighbours within 13 km
     (self included; exact count, 20k sampled query points).
 ``dense`` (:func:`dense_points`, the previous benchmark world)
     The engine's synthetic world (:mod:`stclusters.synthetic`, patent source: 34k places of

@@ -1,7 +1,9 @@
 """Where the time goes: pyinstrument profile of ``dbscan_sphere`` on world-realistic points.
 
-``python -m benchmarks.profile_ours [--n 1000000] [--threads 1]`` (data from the run.py cache;
-numba compilation excluded by a warm-up call).
+``python -m benchmarks.profile_ours [--n 1000000] [--threads 1] [--world dense]`` (data from the
+run.py cache; numba compilation excluded by a warm-up call), or of the whole pipeline:
+``python -m benchmarks.profile_ours --e2e 10000000`` (``stclusters.rank`` on the cached
+synthetic-world Parquet of that many contributions).
 """
 
 from __future__ import annotations
@@ -39,17 +41,41 @@ def _time_kernels() -> dict[str, float]:
     return spent
 
 
+def _profile_e2e(args) -> None:
+    import stclusters  # noqa: PLC0415
+
+    path = _data.contributions_file(args.data_dir, args.e2e)
+    _warm_ours()
+    spent = _time_kernels()
+    with tempfile.TemporaryDirectory(prefix="stc-prof-") as tmp:
+        prof = Profiler(interval=0.01)
+        prof.start()
+        t0 = time.perf_counter()
+        res = stclusters.rank([str(path)], workspace=f"{tmp}/workspace.duckdb")
+        total = time.perf_counter() - t0
+        prof.stop()
+    print(prof.output_text(unicode=False, color=False))
+    print(f"total {total:.3f} s; stages {res.timings_s}; numba kernels of _grid (wall s, share):")
+    for name, sec in sorted(spent.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:28s} {sec:7.3f}  {100 * sec / total:5.1f} %")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Profile one call and print the call tree."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--world", choices=list(_data.WORLDS), default="realistic")
+    ap.add_argument("--e2e", type=int, default=0, help="profile rank() on this many contributions")
     ap.add_argument("--data-dir", type=Path,
                     default=Path(tempfile.gettempdir()) / "stclusters-bench-data")
     args = ap.parse_args(argv)
     from stclusters.clusters.dbscan import dbscan_sphere  # noqa: PLC0415
 
-    lat, lon, w = _data.load_points(_data.points_file(args.data_dir, args.n))
+    if args.e2e:
+        _profile_e2e(args)
+        return
+    lat, lon, w = _data.load_points(_data.points_file(args.data_dir, args.n, world=args.world))
     mw = float(max(2, round(w.sum() * 0.0002)))
     _warm_ours()
     spent = _time_kernels()

@@ -404,19 +404,17 @@ def section_e2e(scale: Scale, data_dir: Path, work: Path) -> tuple[list[Row], di
     rows, baseline_dead = [], False
     for n in scale.e2e:
         path = _data.contributions_file(data_dir, n)
-        # one run above 1M contributions: a full run must fit the session's time budget
-        reps = scale.repeats if n <= 1_000_000 else 1
         o = measure(Row("end_to_end", n, "stclusters", "rank(), threads=2"),
-                    {"data": str(path), "contender": "e2e_ours"}, _threads_env(2), scale,
-                    repeats=reps)
+                    {"data": str(path), "contender": "e2e_ours"}, _threads_env(2), scale)
         rows.append(o)
         b = Row("end_to_end", n, "pandas+skl", "baseline_pandas_sklearn.py")
         if baseline_dead:
             b.status = "skipped (a smaller size did not finish)"
         else:
-            # one run when the first takes > 60 s: the baseline is the slow side of the ratio
+            # one run when the first takes > 60 s (a full run must fit in about 30 min): the
+            # baseline is the slow side of the ratio, its spread is small next to its time
             measure(b, {"data": str(path), "contender": "e2e_baseline"}, _threads_env(1),
-                    scale, repeats=reps, once_above_s=60.0)
+                    scale, once_above_s=60.0)
             baseline_dead = b.status != "ok"
         o.ratio = "" if b.status.startswith("skipped") else _ratio(b, o) + " vs baseline"
         rows.append(b)
