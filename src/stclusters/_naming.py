@@ -65,10 +65,11 @@ def _pool(stc: np.ndarray, lat: np.ndarray, lon: np.ndarray, share: np.ndarray,
 
     Shapes: (n,) arrays → (m,) arrays, m ≤ n, ordered by (cluster, cell).
     """
-    i = np.round(lat / step_deg).astype(np.int64)
-    j = np.round(lon / step_deg).astype(np.int64)
-    _, first, inv = np.unique(np.stack([stc, i, j]), axis=1, return_index=True, return_inverse=True)
-    inv = inv.ravel()
+    n_i, n_j = int(round(180 / step_deg)) + 1, int(round(360 / step_deg)) + 1
+    i = np.round((lat + 90) / step_deg).astype(np.int64)
+    j = np.round((lon + 180) / step_deg).astype(np.int64)
+    # One int64 key per (cluster, cell): a 1-D unique is ~10x faster than a 3-row one.
+    _, first, inv = np.unique((stc * n_i + i) * n_j + j, return_index=True, return_inverse=True)
     w = np.bincount(inv, weights=share)
     safe = np.where(w > 0, w, 1.0)
     lat_c = np.where(w > 0, np.bincount(inv, weights=share * lat) / safe, lat[first])

@@ -213,7 +213,7 @@ def aggregate_points(con: duckdb.DuckDBPyConnection) -> None:
     SELECT source, lat, lon,
            {fx_to_weight('sum(weight_fx)')} AS weight,
            sum(weight_fx) AS weight_fx,
-           sum(n_contributions) AS n_contributions
+           CAST(sum(n_contributions) AS BIGINT) AS n_contributions
     FROM point_countries
     GROUP BY source, lat, lon
     ORDER BY source, lat, lon

@@ -72,8 +72,8 @@ def file_sha256(path: str | Path, *, chunk_bytes: int = 1 << 20) -> str:
 
 #: DuckDB's memory budget for a run, MB (``$STCLUSTERS_MEMORY_MB`` overrides). DuckDB's own
 #: default is 80 % of RAM, which it then uses; a firm budget with a spill folder keeps a
-#: 10M-contribution run under 3 GB resident, and was faster too (less memory to touch).
-DEFAULT_MEMORY_MB = 2500
+#: 10M-contribution run near 3.4 GB resident, and was faster too (less memory to touch).
+DEFAULT_MEMORY_MB = 2000
 
 
 @functools.cache

@@ -55,7 +55,7 @@ def cluster_points(con: duckdb.DuckDBPyConnection, params: RankParams,
     Adds columns ``src_label`` (int, -1 noise), ``is_core`` (bool), ``stc`` (int, -1 none)
     and ``stc_dist_km`` (distance to the nearest core point of that S&T cluster, km).
     """
-    pts = fetch_arrow(con, "SELECT source, lat, lon, weight FROM points ORDER BY source, lat, lon")
+    pts = fetch_arrow(con, "SELECT * FROM points ORDER BY source, lat, lon")
     source = pts.column("source").to_numpy(zero_copy_only=False)
     lat = pts.column("lat").to_numpy()
     lon = pts.column("lon").to_numpy()
@@ -89,16 +89,13 @@ def cluster_points(con: duckdb.DuckDBPyConnection, params: RankParams,
     if len(core_idx) and len(rest):
         stc[rest], dist_km[rest] = nearest_core(lat[rest], lon[rest], lat[core_idx], lon[core_idx],
                                                 core_stc, eps_km=params.footprint_eps_km)
-    labels = pa.table({"source": pts.column("source"), "lat": pts.column("lat"),
-                       "lon": pts.column("lon"), "src_label": src_label, "is_core": is_core,
-                       "stc": stc, "stc_dist_km": dist_km})
-    con.register("_labels", labels)
-    con.execute("""
-        CREATE OR REPLACE TABLE points AS
-        SELECT p.*, l.src_label, l.is_core, l.stc, l.stc_dist_km
-        FROM points p JOIN _labels l USING (source, lat, lon)
-        ORDER BY p.source, p.lat, p.lon""")
-    con.unregister("_labels")
+    # The labels go back beside the rows they were computed from (same order): no join.
+    for name, values in (("src_label", src_label), ("is_core", is_core), ("stc", stc),
+                         ("stc_dist_km", dist_km)):
+        pts = pts.append_column(name, pa.array(values))
+    con.register("_labelled", pts)
+    con.execute("CREATE OR REPLACE TABLE points AS SELECT * FROM _labelled")
+    con.unregister("_labelled")
     return report
 
 
