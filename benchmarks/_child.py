@@ -111,12 +111,10 @@ def _e2e_ours(task: dict[str, Any]):
 
     _warm_ours()
 
-    import tempfile  # noqa: PLC0415
-
-    tmp = tempfile.TemporaryDirectory(prefix="stc-bench-")
-
     def work():
-        return stclusters.rank([task["data"]], workspace=f"{tmp.name}/workspace.duckdb")
+        # The default call, as `stclusters rank` makes it: in-memory workspace with DuckDB's
+        # memory budget and spill folder (stclusters.store.DEFAULT_MEMORY_MB).
+        return stclusters.rank([task["data"]])
 
     def facts(res) -> dict:
         return {"n_clusters": int(res.ranking.num_rows), "stages_s": res.timings_s}
