@@ -13,8 +13,9 @@ from stclusters.errors import InputFormatError
 from stclusters.sources import Quarantine, detect_kind, read_source
 from stclusters.sources.openalex import read_openalex_institutions, read_openalex_works
 
-SAMPLE = (Path(__file__).resolve().parents[2] / "shared" / "data" / "samples" / "openalex"
-          / "openalex_works_tu9_sample_410.json.gz")
+from conftest import SHARED_DATA
+
+SAMPLE = SHARED_DATA / "samples" / "openalex" / "openalex_works_tu9_sample_410.json.gz"
 FIXTURE = Path(__file__).parent / "fixtures" / "openalex_works_2024_synthetic.jsonl"
 
 
@@ -31,7 +32,6 @@ def _where(q):
     return [(r["position"], r["reason"]) for r in q.to_table().to_pylist()]
 
 
-@pytest.mark.skipif(not SAMPLE.exists(), reason="shared sample not available")
 def test_sample_2022_shape_counts_match_json_load():
     works = json.load(gzip.open(SAMPLE))
     batches, docs, cons, q = _read(SAMPLE, batch_size=100)

@@ -13,9 +13,10 @@ from stclusters.errors import InputFormatError
 from stclusters.sources import Quarantine, read_source
 from stclusters.sources.uspto_xml import normalise_patent_id, read_uspto_xml
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "samples" / "uspto"
+from conftest import SHARED_DATA
+
+SAMPLES = SHARED_DATA / "samples" / "uspto"
 SAMPLE_FILES = sorted(SAMPLES.glob("*.xml.gz"))
-pytestmark = pytest.mark.skipif(not SAMPLE_FILES, reason="shared samples not available")
 
 
 def _read_all(path, **kw):
