@@ -30,7 +30,7 @@ BAD = [  # (row, field, reason)
     (["P5", "patent", "2020", "0", "-181", "", "", ""], "lon", "lon outside [-180, 180]"),
     (["P6", "patent", "2020", "10", "", "", "", ""], "lat/lon", "only one of lat/lon given"),
     (["P7", "patent", "2020", "", "", "XX", "", ""], "country",
-     "country not an ISO 3166-1 alpha-2 code"),
+     "country not recognised (ISO 3166-1 code or English name)"),
     (["P8", "venture", "2020", "", "", "", "", ""], "source", "unknown source"),
 ]
 

@@ -1,80 +1,89 @@
-"""Names and population of S&T clusters from GeoNames places (CC BY 4.0, geonames.org)."""
+"""Names of S&T clusters (methodology §6): the settlements that carry most of their weight.
+
+Settlements are UN urban agglomerations and GeoNames places that are no section of another
+(:mod:`stclusters._settlements`); GeoNames (geonames.org) CC BY 4.0, UN WUP 2018 CC BY 3.0 IGO.
+"""
 
 from __future__ import annotations
 
 import duckdb
 import numpy as np
 import pyarrow as pa
-from scipy.spatial import cKDTree
 
-from stclusters.clusters.dbscan import nearest_core
+from stclusters import _sphere
+from stclusters._settlements import Settlements
+from stclusters.contributions import fx_to_weight
 from stclusters.store import fetch_arrow
-from stclusters.params import EARTH_RADIUS_KM
 
-#: A point is named after the place with the largest pull ``population / (d + d0)²``
-#: among places within this radius: a big city next door beats the small town underfoot,
-#: but not a bigger city an hour away.
-_NAME_RADIUS_KM = 60.0
+#: A point is named after the settlement with the largest pull ``population / (d + d0)²``
+#: among the settlements whose reach covers it: a big city next door beats the small town
+#: underfoot, but not a bigger city an hour away.
 _NAME_D0_KM = 5.0
-_NAME_CANDIDATES = 12
+_NAME_CANDIDATES = 16
 
 
-def _xyz(lat_deg: np.ndarray, lon_deg: np.ndarray) -> np.ndarray:
-    la, lo = np.radians(lat_deg), np.radians(lon_deg)
-    return np.column_stack((np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)))
+def best_place(lat: np.ndarray, lon: np.ndarray, country: list[str] | np.ndarray,
+               places: Settlements) -> np.ndarray:
+    """Row index into ``places`` of the settlement naming each point (-1 if none within 60 km).
 
+    A point is named after a settlement of its own economy when one is in reach (a Macao
+    point after Macao, not Zhuhai next door); points of unknown economy (``??``) take any.
 
-def _chord(km: float) -> float:
-    return 2.0 * np.sin(km / (2.0 * EARTH_RADIUS_KM))
+    Parameters
+    ----------
+    lat, lon : ndarray, shape (n,)
+        Degrees.
+    country : sequence of str, shape (n,)
+        ISO 3166-1 alpha-2 code of each point's weight, ``??`` unknown.
+    places : Settlements
 
-
-def best_place(lat: np.ndarray, lon: np.ndarray, places: pa.Table, *, min_population: int) -> np.ndarray:
-    """Row index into ``places`` of the place naming each point (-1 if none within 60 km).
-
-    Shapes: ``lat``, ``lon`` (n,) degrees → (n,) int64.
+    Returns
+    -------
+    ndarray of int64, shape (n,)
     """
     out = np.full(len(lat), -1, dtype=np.int64)
-    if len(lat) == 0 or places.num_rows == 0:
+    if len(lat) == 0 or len(places) == 0:
         return out
-    pop = places.column("population").to_numpy()
-    plat, plon = places.column("lat").to_numpy(), places.column("lon").to_numpy()
-    q = _xyz(lat, lon)
-    for threshold in (min_population, 0):  # big places first, any place as a fallback
-        cand = np.flatnonzero(pop >= threshold)
-        todo = np.flatnonzero(out < 0)
-        if len(cand) == 0 or len(todo) == 0:
-            continue
-        tree = cKDTree(_xyz(plat[cand], plon[cand]))
-        k = min(_NAME_CANDIDATES, len(cand))
-        dist, idx = tree.query(q[todo], k=k, distance_upper_bound=_chord(_NAME_RADIUS_KM))
-        dist, idx = dist.reshape(len(todo), k), idx.reshape(len(todo), k)
-        valid = np.isfinite(dist)
-        safe = np.where(valid, idx, 0)
-        km = 2 * EARTH_RADIUS_KM * np.arcsin(np.clip(np.where(valid, dist, 0) / 2, 0, 1))
-        pull = np.where(valid, pop[cand][safe] / (km + _NAME_D0_KM) ** 2, -1.0)
-        # argmax takes the first maximum in the tree's (distance, index) order: deterministic.
-        best = np.argmax(pull, axis=1)
-        has = valid.any(axis=1)
-        out[todo[has]] = cand[safe[has, best[has]]]
+    k = min(_NAME_CANDIDATES, len(places))
+    dist, idx = _sphere.tree(places.lat, places.lon).query(
+        _sphere.unit_xyz(lat, lon), k=k,
+        distance_upper_bound=_sphere.chord_of_km(float(places.reach_km.max())))
+    dist, idx = dist.reshape(len(lat), k), idx.reshape(len(lat), k)
+    safe = np.where(np.isfinite(dist), idx, 0)
+    km = _sphere.km_of_chord(np.where(np.isfinite(dist), dist, 0))
+    # A settlement names only the points within its own reach: where the weight is.
+    valid = np.isfinite(dist) & (km <= places.reach_km[safe])
+    place_country = np.asarray(places.country, dtype=object)[safe]
+    same = valid & (place_country == np.asarray(country, dtype=object)[:, None])
+    # Own economy first, where it has a settlement in reach; any economy otherwise.
+    allowed = np.where(same.any(axis=1)[:, None], same, valid)
+    pull = np.where(allowed, places.population[safe] / (km + _NAME_D0_KM) ** 2, -1.0)
+    # argmax takes the first maximum in the tree's (distance, index) order: deterministic.
+    best = np.argmax(pull, axis=1)
+    has = allowed.any(axis=1)
+    out[has] = safe[has, best[has]]
     return out
 
 
-def _pool(stc: np.ndarray, lat: np.ndarray, lon: np.ndarray, share: np.ndarray,
+def _pool(stc: np.ndarray, lat: np.ndarray, lon: np.ndarray, share: np.ndarray, key: np.ndarray,
           *, step_deg: float = 0.01) -> tuple[np.ndarray, ...]:
-    """Sum ``share`` per (cluster, grid cell); each cell at its cells' share-weighted centre.
+    """Sum ``share`` per (cluster, grid cell, ``key``); each cell at its share-weighted centre.
 
-    Shapes: (n,) arrays → (m,) arrays, m ≤ n, ordered by (cluster, cell).
+    Shapes: (n,) arrays (``key`` small non-negative ints, here the economy) → (m,) arrays,
+    m ≤ n, ordered by (cluster, cell, key).
     """
     n_i, n_j = int(round(180 / step_deg)) + 1, int(round(360 / step_deg)) + 1
+    n_k = int(key.max()) + 1 if len(key) else 1
     i = np.round((lat + 90) / step_deg).astype(np.int64)
     j = np.round((lon + 180) / step_deg).astype(np.int64)
-    # One int64 key per (cluster, cell): a 1-D unique is ~10x faster than a 3-row one.
-    _, first, inv = np.unique((stc * n_i + i) * n_j + j, return_index=True, return_inverse=True)
+    # One int64 key per (cluster, cell, economy): a 1-D unique is ~10x faster than rows.
+    _, first, inv = np.unique(((stc * n_i + i) * n_j + j) * n_k + key, return_index=True,
+                              return_inverse=True)
     w = np.bincount(inv, weights=share)
     safe = np.where(w > 0, w, 1.0)
     lat_c = np.where(w > 0, np.bincount(inv, weights=share * lat) / safe, lat[first])
     lon_c = np.where(w > 0, np.bincount(inv, weights=share * lon) / safe, lon[first])
-    return stc[first], lat_c, lon_c, w
+    return stc[first], lat_c, lon_c, w, key[first]
 
 
 def _format_name(place_rows: list[int], names: list, countries: list, admin1: list) -> str:
@@ -88,40 +97,76 @@ def _format_name(place_rows: list[int], names: list, countries: list, admin1: li
                     for i in place_rows)
 
 
-def cluster_names(con: duckdb.DuckDBPyConnection, places: pa.Table, world_totals: dict[str, float],
-                  *, max_places: int, min_share_pct: float, min_population: int,
-                  n_clusters: int) -> list[str]:
-    """Name every S&T cluster after the 1–3 places carrying most of its weight.
+def _weighted_cells(con: duckdb.DuckDBPyConnection, world_totals: dict[str, float]):
+    """Clustered weight pooled per (cluster, 0.01° cell, economy), as shares of the world.
 
-    Each source's weight counts by its share of the world total, so patents and
-    publications pull equally, as in the score.
+    Each source's weight counts by its share of the world total, so patents and publications
+    pull equally, as in the score. Returns (stc, lat, lon, share, country) arrays, shape (m,).
     """
-    if n_clusters == 0 or places is None or places.num_rows == 0:
-        return [f"Cluster {i}" for i in range(n_clusters)]
-    pts = fetch_arrow(con, "SELECT source, lat, lon, weight, stc FROM points WHERE stc >= 0 "
-                           "ORDER BY source, lat, lon")
+    pts = fetch_arrow(con, f"""
+        SELECT c.source, c.lat, c.lon, c.country, p.stc,
+               {fx_to_weight('c.weight_fx')} AS weight
+        FROM point_countries c JOIN points p USING (source, lat, lon)
+        WHERE p.stc >= 0 ORDER BY c.source, c.lat, c.lon, c.country""")
     src = pts.column("source").to_numpy(zero_copy_only=False)
     denom = np.ones(len(src))
     for s, total in world_totals.items():
         denom[src == s] = total or 1.0
+    codes, key = np.unique(pts.column("country").to_numpy(zero_copy_only=False).astype(str),
+                           return_inverse=True)
     # Naming needs no metre precision: points are pooled per cluster on a 0.01° grid
-    # (~1 km, against a 60 km pull radius) before the place look-up, 10x fewer queries.
-    stc, lat, lon, share = _pool(pts.column("stc").to_numpy(), pts.column("lat").to_numpy(),
-                                 pts.column("lon").to_numpy(),
-                                 pts.column("weight").to_numpy() / denom)
-    out = _names_by_weight(stc, share, best_place(lat, lon, places, min_population=min_population),
-                           places, n_clusters=n_clusters, max_places=max_places,
-                           min_share_pct=min_share_pct)
+    # (~1 km, against a 60 km pull radius) before the look-up, 10x fewer queries.
+    stc, lat, lon, share, k = _pool(pts.column("stc").to_numpy(), pts.column("lat").to_numpy(),
+                                    pts.column("lon").to_numpy(),
+                                    pts.column("weight").to_numpy() / denom, key.astype(np.int64))
+    return stc, lat, lon, share, codes[k]
+
+
+def cluster_names(con: duckdb.DuckDBPyConnection, settlements: Settlements, local: Settlements,
+                  world_totals: dict[str, float], *, max_places: int, min_share_pct: float,
+                  n_clusters: int) -> list[str]:
+    """Name every S&T cluster after the 1–``max_places`` settlements carrying most of its weight.
+
+    Parameters
+    ----------
+    settlements : Settlements
+        Places that name clusters (:func:`stclusters._settlements.naming_settlements`).
+    local : Settlements
+        Every GeoNames place: names a cluster that would otherwise carry the name of a
+        heavier one (two clusters in one agglomeration).
+    world_totals : dict of str to float
+        Sum of used weight per source.
+    max_places, min_share_pct : int, float
+        At most this many names; the second and later need this share (%) of the weight.
+
+    Returns
+    -------
+    list of str, length n_clusters
+    """
+    if n_clusters == 0 or len(settlements) == 0:
+        return [f"Cluster {i}" for i in range(n_clusters)]
+    stc, lat, lon, share, country = _weighted_cells(con, world_totals)
+
+    def names_from(places: Settlements) -> list[str]:
+        return _names_by_weight(stc, share, best_place(lat, lon, country, places), places,
+                                n_clusters=n_clusters, max_places=max_places,
+                                min_share_pct=min_share_pct)
+
+    out = names_from(settlements)
+    # Far from every settlement (a research station, a rural campus): the local place.
+    unnamed = [c for c in range(n_clusters) if out[c] == f"Cluster {c}"]
+    if unnamed:
+        own = names_from(local)
+        for c in unnamed:
+            out[c] = own[c]
     # Two clusters near one big city would both be called after it: all but the heaviest
     # (largest share of the world, then lowest number) are named after their own places.
     heaviest_first = np.lexsort((np.arange(n_clusters),
                                  -np.bincount(stc, weights=share, minlength=n_clusters)))
     dup = _later_duplicates(out, heaviest_first)
     if dup.any():
-        local = _names_by_weight(stc, share, best_place(lat, lon, places, min_population=0),
-                                 places, n_clusters=n_clusters, max_places=max_places,
-                                 min_share_pct=min_share_pct)
-        out = [local[c] if dup[c] else out[c] for c in range(n_clusters)]
+        own = names_from(local)
+        out = [own[c] if dup[c] else out[c] for c in range(n_clusters)]
         # Still equal: number them, in cluster order.
         again = _later_duplicates(out, heaviest_first)
         taken: dict[str, int] = {}
@@ -142,43 +187,34 @@ def _later_duplicates(names: list[str], order: np.ndarray) -> np.ndarray:
     return dup
 
 
-def _names_by_weight(stc, share, place, places, *, n_clusters, max_places, min_share_pct):
-    """Per cluster, the 1–``max_places`` places with most weight, formatted."""
+def _names_by_weight(stc, share, place, places: Settlements, *, n_clusters, max_places,
+                     min_share_pct) -> list[str]:
+    """Per cluster, the 1–``max_places`` names with most weight, formatted.
+
+    Settlements that read alike (two UN agglomerations both shown as 'Taipei') pool their
+    weight under the one name.
+    """
+    labels = list(zip(places.name, places.country, places.admin1))
+    uniq_labels, first_row, label_of = np.unique(
+        np.array([f"{n}\x1f{c}\x1f{a}" for n, c, a in labels]), return_index=True,
+        return_inverse=True)
     named = place >= 0
-    # Weight per (cluster, place), then per cluster: heaviest first, ties → smaller place row.
-    n_places = places.num_rows
-    uniq, inv = np.unique(stc[named] * n_places + place[named], return_inverse=True)
+    lab = label_of[place[named]]
+    # Weight per (cluster, name), then per cluster: heaviest first, ties → smaller label.
+    n_lab = len(uniq_labels)
+    uniq, inv = np.unique(stc[named] * n_lab + lab, return_inverse=True)
     sums = np.bincount(inv, weights=share[named])
-    u_stc, u_place = uniq // n_places, uniq % n_places
-    order = np.lexsort((u_place, -sums, u_stc))
+    u_stc, u_lab = uniq // n_lab, uniq % n_lab
+    order = np.lexsort((u_lab, -sums, u_stc))
     totals = np.bincount(stc, weights=share, minlength=n_clusters)
     starts = np.searchsorted(u_stc[order], np.arange(n_clusters + 1))
-    names_col = places.column("name").to_pylist()
-    countries = places.column("country").to_pylist()
-    admin1 = places.column("admin1").to_pylist()
     out = [f"Cluster {i}" for i in range(n_clusters)]
     for c in range(n_clusters):
         group = order[starts[c]:starts[c + 1]][:max_places]
         if len(group) == 0:
             continue
-        chosen = [int(u_place[group[0]])] + [
-            int(u_place[j]) for j in group[1:]
+        chosen = [int(first_row[u_lab[group[0]]])] + [
+            int(first_row[u_lab[j]]) for j in group[1:]
             if totals[c] > 0 and sums[j] / totals[c] * 100 >= min_share_pct]
-        out[c] = _format_name(chosen, names_col, countries, admin1)
-    return out
-
-
-def footprint_population(con: duckdb.DuckDBPyConnection, places: pa.Table, *, eps_km: float,
-                         n_clusters: int) -> np.ndarray:
-    """Population (inhabitants) of GeoNames places inside each footprint, shape (n_clusters,)."""
-    out = np.zeros(n_clusters)
-    if n_clusters == 0 or places is None or places.num_rows == 0:
-        return out
-    cores = fetch_arrow(con, "SELECT lat, lon, stc FROM points WHERE is_core AND stc >= 0 ORDER BY lat, lon, stc")
-    label, _ = nearest_core(places.column("lat").to_numpy(), places.column("lon").to_numpy(),
-                            cores.column("lat").to_numpy(), cores.column("lon").to_numpy(),
-                            cores.column("stc").to_numpy(), eps_km=eps_km)
-    inside = label >= 0
-    out += np.bincount(label[inside], weights=places.column("population").to_numpy()[inside],
-                       minlength=n_clusters)[:n_clusters]
+        out[c] = _format_name(chosen, places.name, places.country, places.admin1)
     return out

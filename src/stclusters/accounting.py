@@ -27,6 +27,7 @@ _DOCUMENT_STATUS = """CASE
     WHEN count(c.status) = 0 THEN 'no_contributors'
     WHEN bool_or(c.status = 'out_of_window') THEN 'out_of_window'
     WHEN bool_or(c.status = 'doc_type_excluded') THEN 'doc_type_excluded'
+    WHEN bool_or(c.status = 'country_mismatch') THEN 'country_mismatch'
     ELSE 'no_located_contributor' END"""
 
 #: A contribution's filter reason, with the geocoder's reason for unlocated ones.
@@ -137,3 +138,97 @@ def _contributions(con: duckdb.DuckDBPyConnection, per_source: dict[str, dict[st
             b["filtered"][status] = b["filtered"].get(status, 0) + n
     for source, b in acc.items():
         per_source.setdefault(source, {})["contributions"] = b
+
+
+#: Sources that are lookups (they locate other records) and feed no counts of their own.
+LOOKUP_SOURCES = frozenset({"institution"})
+
+#: A source whose filtered and rejected records reach this share (%) of its read records
+#: gets a warning naming the main reason: most of its input did not count.
+WARN_UNUSED_SHARE_PCT = 50.0
+
+#: Run outcomes and the exit code the command line gives each (documented in the README).
+OUTCOME_EXIT_CODES = {"ok": 0, "nothing_used": 3, "no_cluster": 4}
+
+
+def _plural(n: int, unit: str) -> str:
+    return f"{n:,} {unit}" + ("" if n == 1 else "s")
+
+
+def _main_reason(rec: dict[str, Any]) -> tuple[str, str, int]:
+    """(``filtered`` or ``rejected``, reason, count) of the largest reason; ties by name."""
+    reasons = [(n, kind, reason) for kind in ("filtered", "rejected")
+               for reason, n in rec[kind].items()]
+    if not reasons:
+        return "filtered", "none", 0
+    n, kind, reason = max(reasons, key=lambda r: (r[0], r[1] == "filtered", r[2]))
+    return kind, reason, n
+
+
+def unused_warnings(accounting: dict[str, Any]) -> list[dict[str, Any]]:
+    """Sources whose records mostly did not count, each with its main reason.
+
+    Parameters
+    ----------
+    accounting : dict
+        The per-source accounting of :func:`account`.
+
+    Returns
+    -------
+    list of dict
+        Per source, in name order: ``source``, ``unit``, ``read``, ``unused`` (filtered +
+        rejected), ``kind`` (``filtered`` or ``rejected``), ``reason``, ``n`` (records of
+        that reason) and ``message`` (one line).
+    """
+    out = []
+    for source, acc in sorted(accounting.items()):
+        rec = acc.get("records")
+        if source in LOOKUP_SOURCES or not rec or not rec["read"]:
+            continue
+        unused = rec["read"] - rec["used"]
+        if 100.0 * unused / rec["read"] < WARN_UNUSED_SHARE_PCT:
+            continue
+        kind, reason, n = _main_reason(rec)
+        message = (f"{unused:,} of {_plural(rec['read'], source + ' ' + rec['unit'])} not "
+                   f"used: {reason} ({n:,} {kind})")
+        out.append({"source": source, "unit": rec["unit"], "read": rec["read"], "unused": unused,
+                    "kind": kind, "reason": reason, "n": n, "message": message})
+    return out
+
+
+def outcome(accounting: dict[str, Any], *, n_clusters: int) -> dict[str, Any]:
+    """What a run produced, in one word and one line.
+
+    Parameters
+    ----------
+    accounting : dict
+        The per-source accounting of :func:`account`.
+    n_clusters : int
+        S&T clusters found (ranked or not).
+
+    Returns
+    -------
+    dict
+        ``status``: ``ok``, ``nothing_used`` (no record of any source counted: every one was
+        filtered or rejected) or ``no_cluster`` (records counted, but no point reached a
+        core threshold); ``message``: one line with the main reason; ``warnings``: the
+        :func:`unused_warnings`.
+    """
+    warnings = unused_warnings(accounting)
+    counted = {s: a["records"] for s, a in accounting.items()
+               if s not in LOOKUP_SOURCES and a.get("records")}
+    n_used = sum(r["used"] for r in counted.values())
+    n_read = sum(r["read"] for r in counted.values())
+    if n_used == 0:
+        if warnings:
+            main = max(warnings, key=lambda w: (w["n"], w["source"]))
+            why = f"; main reason: {main['reason']} ({main['n']:,} {main['source']} {main['kind']})"
+        else:
+            why = ""
+        return {"status": "nothing_used", "warnings": warnings,
+                "message": f"nothing used: {_plural(n_read, 'record')} read, none counted{why}"}
+    if n_clusters == 0:
+        return {"status": "no_cluster", "warnings": warnings,
+                "message": f"no cluster found: {_plural(n_used, 'record')} used, but no point's "
+                           "neighbourhood reached the core threshold (min_weight)"}
+    return {"status": "ok", "warnings": warnings, "message": "ok"}

@@ -1,31 +1,89 @@
-"""The ``stclusters`` command line: ``demo`` and ``rank``."""
+"""The ``stclusters`` command line: ``demo`` and ``rank``.
+
+Exit codes (also in ``rank --help`` and the README): 0 ok; 1 internal error; 2 bad input or
+parameters; 3 nothing usable (every record filtered or rejected); 4 no cluster found.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
+import re
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
+from typer.core import TyperCommand, TyperGroup
 
 from stclusters._version import __version__
-from stclusters.errors import StclustersError
+from stclusters.accounting import OUTCOME_EXIT_CODES
+from stclusters.cli_options import params_from_options, with_options
+from stclusters.errors import InputFormatError, StclustersError
+
+#: Exit codes besides the run outcomes' (:data:`stclusters.accounting.OUTCOME_EXIT_CODES`).
+EXIT_INTERNAL = 1
+EXIT_BAD_INPUT = 2
+
+EXIT_CODES_HELP = ("Exit codes: 0 ok; 1 internal error; 2 bad input or parameters; "
+                   f"{OUTCOME_EXIT_CODES['nothing_used']} nothing usable (every record filtered "
+                   f"or rejected); {OUTCOME_EXIT_CODES['no_cluster']} no cluster found. "
+                   "Outputs are written in cases 0, 3 and 4.")
+
+
+class _FlagsWithoutValues:
+    """Help shows a flag (``--force``, ``--help``) without a value placeholder."""
+
+    def get_params(self, ctx):  # noqa: ANN001, ANN201 - click's signature
+        params = super().get_params(ctx)  # type: ignore[misc]
+        for p in params:
+            if getattr(p, "is_flag", False) and p.metavar is None:
+                p.metavar = ""
+        return params
+
+
+class _Command(_FlagsWithoutValues, TyperCommand):
+    pass
+
+
+class _Group(_FlagsWithoutValues, TyperGroup):
+    pass
+
 
 app = typer.Typer(
-    name="stclusters",
+    name="stclusters", cls=_Group,
     help="Find, rank and explain the world's science and technology clusters.\n\n"
          "Example: stclusters demo",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]})
 console = Console()
 if not console.is_terminal:  # piped or captured: wide enough for the ranking table
     console = Console(width=140)
 err = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 140)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"stclusters {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.",
+                                          callback=_print_version, is_eager=True)] = False,
+) -> None:
+    """Find, rank and explain the world's science and technology clusters.
+
+    Example: stclusters demo
+    """
 
 
 def _fail(exc: Exception) -> None:
@@ -36,25 +94,36 @@ def _fail(exc: Exception) -> None:
         err.print(f"[bold red]error:[/] {exc}")
         if exc.hint:
             err.print(f"[dim]hint: {exc.hint}[/]")
-        raise typer.Exit(code=2)
+        raise typer.Exit(code=EXIT_BAD_INPUT)
     if isinstance(exc, OSError):
         err.print(f"[bold red]error:[/] {exc.strerror or exc}: {exc.filename or ''}")
         err.print("[dim]hint: check the path and its permissions[/]")
-        raise typer.Exit(code=2)
+        raise typer.Exit(code=EXIT_BAD_INPUT)
     err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}")
     err.print("[dim]hint: rerun with STCLUSTERS_DEBUG=1 for the traceback, and report it[/]")
-    raise typer.Exit(code=1)
+    raise typer.Exit(code=EXIT_INTERNAL)
 
 
-def print_ranking(ranking, *, title: str, top: int = 20) -> None:
-    """Print the top ``top`` rows of a ranking table (Arrow) as a rich table."""
-    rows = ranking.slice(0, top).to_pylist()
-    table = Table(title=title, title_justify="left", show_lines=False)
+def print_ranking(ranking, *, title: str, top: int = 20, n_clusters: int | None = None,
+                  world_totals: dict[str, float] | None = None) -> None:
+    """Print the top ``top`` rows of a ranking table (Arrow) as a rich table; the columns of
+    a source with no used weight in ``world_totals`` (e.g. no patent input) are left out:
+    they would show zeros that look like data."""
+    if top <= 0 or ranking.num_rows == 0:
+        return
+    shown = ranking.slice(0, top)
+    rows = shown.to_pylist()
+    total = n_clusters if n_clusters is not None else ranking.num_rows
+    table = Table(title=f"{title} (top {len(rows)} of {total:,})", title_justify="left",
+                  show_lines=False)
     cols = [("Rank", "rank", "{:d}"), ("Cluster", "name", "{}"), ("Economy", "economy", "{}"),
             ("Patents", "patent_weight", "{:,.1f}"), ("Pubs", "publication_weight", "{:,.1f}"),
             ("Pat %", "patent_share_pct", "{:.2f}"), ("Pub %", "publication_share_pct", "{:.2f}"),
             ("Score %", "score_pct", "{:.2f}")]
-    cols = [c for c in cols if c[1] in ranking.column_names]
+    empty = ({s for s in ("patent", "publication") if not world_totals.get(s)}
+             if world_totals is not None else set())
+    cols = [c for c in cols if c[1] in ranking.column_names
+            and not any(c[1].startswith(s + "_") for s in empty)]
     for header, _, _ in cols:
         table.add_column(header, justify="left" if header in ("Cluster", "Economy") else "right")
     for r in rows:
@@ -67,38 +136,92 @@ _STAGE_TEXT = {"read": "reading inputs", "geocode": "geocoding addresses offline
                "rank": "scoring, naming, ranking", "account": "accounting"}
 
 
+def _size_bytes(path: Path) -> int:
+    """Bytes of a file, or of every file below a folder (0 when it cannot be seen)."""
+    try:
+        if path.is_dir():
+            return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+class _ReadProgress:
+    """Progress of the read stage: bytes of finished input files out of all input bytes (a
+    file counts when its last batch is in: readers do not report positions inside a file),
+    records read and their rate."""
+
+    def __init__(self, bar: Progress, inputs: list[Path], prefix: str) -> None:
+        self.bar = bar
+        self.prefix = prefix
+        self.records = 0
+        self.current: str | None = None
+        self.done: set[str] = set()
+        self.task = bar.add_task(prefix + "reading inputs", total=sum(map(_size_bytes, inputs))
+                                 or None, records="")
+        self.t0 = time.perf_counter()
+
+    def _finish_current(self) -> None:
+        if self.current is not None and self.current not in self.done:
+            self.done.add(self.current)
+            self.bar.advance(self.task, _size_bytes(Path(self.current)))
+
+    def batch(self, path: str, n: int) -> None:
+        if path != self.current:
+            self._finish_current()
+            self.current = path
+        self.records += n
+        rate = self.records / max(time.perf_counter() - self.t0, 1e-9)
+        self.bar.update(self.task, description=f"{self.prefix}reading {Path(path).name}",
+                        records=f"{self.records:,} records, {rate:,.0f}/s")
+
+    def finish(self) -> None:
+        self._finish_current()
+        task = self.bar.tasks[self.task]
+        if task.total is not None:
+            self.bar.update(self.task, completed=task.total)
+        self.bar.stop_task(self.task)
+
+
 @contextlib.contextmanager
-def _progress(prefix: str = ""):
-    """A live spinner with the current stage, the records read and the time spent.
+def _progress(inputs: list[Path], prefix: str = "", *, out: Console | None = None
+              ) -> Iterator[tuple[Callable[[str], None], Callable[[str, int], None] | None]]:
+    """Live progress: a bar for reading (the input bytes are known), a spinner for the later
+    stages (their work is not known ahead).
 
     Yields the two callbacks :func:`stclusters.rank` takes (``progress``, ``on_batch``).
     Outside a terminal it prints one line per stage instead.
     """
-    if not console.is_terminal:
-        yield (lambda stage: console.print(f"[dim]{prefix}{_STAGE_TEXT.get(stage, stage)}…[/]"),
+    out = out or console
+    if not out.is_terminal:
+        yield (lambda stage: out.print(f"[dim]{prefix}{_STAGE_TEXT.get(stage, stage)}…[/]"),
                None)
         return
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task(prefix + "starting", total=None)
-        seen = {"n": 0}
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+               TaskProgressColumn(), TextColumn("{task.fields[records]}"),
+               TimeRemainingColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=out, transient=True) as bar:
+        reading = _ReadProgress(bar, inputs, prefix)
+        later: list[Any] = []
 
         def stage(name: str) -> None:
-            bar.update(task, description=prefix + _STAGE_TEXT.get(name, name))
+            if name == "read":
+                return
+            if not later:  # reading is over
+                reading.finish()
+                later.append(bar.add_task(prefix, total=None, records=""))
+            bar.update(later[0], description=prefix + _STAGE_TEXT.get(name, name))
 
-        def batch(path: str, n: int) -> None:
-            seen["n"] += n
-            bar.update(task, description=f"{prefix}reading {Path(path).name}: {seen['n']:,} records")
-
-        yield stage, batch
+        yield stage, reading.batch
 
 
-@app.command()
+@app.command(cls=_Command)
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the outputs.")] = Path("stclusters-demo"),
-    n_per_source: Annotated[int, typer.Option(help="Synthetic contributions per source.")] = 1_000_000,
+    n_per_source: Annotated[int, typer.Option(help="Synthetic contributions per source.",
+                                              min=1)] = 1_000_000,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic world.")] = 0,
-    top: Annotated[int, typer.Option(help="Rows to print.")] = 20,
+    top: Annotated[int, typer.Option(help="Rows to print.", min=0)] = 20,
     synthetic_only: Annotated[bool, typer.Option("--synthetic-only", help="Skip the real samples.")] = False,
 ) -> None:
     """Run the whole pipeline on the real samples and on a seeded synthetic world.
@@ -115,7 +238,7 @@ def demo(
             inputs = d.sample_inputs(shared)
             console.print(f"[bold](a) Real samples[/] from {shared}: "
                           f"{len(inputs.patents)} USPTO grant files, {len(inputs.publications)} OpenAlex file(s)")
-            with _progress("  ") as (stage, batch):
+            with _progress(inputs.all, "  ") as (stage, batch):
                 res = rank([str(p) for p in inputs.all], params=d.sample_params(),
                            progress=stage, on_batch=batch, notes=d.SAMPLE_NOTES)
             res.write(out / "samples")
@@ -124,7 +247,8 @@ def demo(
                 console.print(f"  [yellow]{note}[/]")
             console.print("  min_weight used: " + ", ".join(f"{s} {w:.2f}" for s, w in mw.items()))
             print_ranking(res.ranking, title="Real samples (USPTO grants 2005–2013, OpenAlex works "
-                                             "2017–2023): S&T clusters", top=top)
+                                             "2017–2023): S&T clusters", top=top,
+                          world_totals=res.manifest["world_totals"])
             _print_accounting(res.manifest)
         elif not synthetic_only:
             console.print("[yellow]../shared/data not found: running the synthetic world only "
@@ -134,10 +258,11 @@ def demo(
         console.print(f"[bold](b) SYNTHETIC world[/]: {n_per_source:,} contributions per source, seed {seed}")
         world = out / "synthetic" / "SYNTHETIC_world.parquet"
         write_synthetic_world(world, n_per_source=n_per_source, seed=seed)
-        with _progress("  ") as (stage, batch):
+        with _progress([world], "  ") as (stage, batch):
             res = rank([str(world)], label="SYNTHETIC", progress=stage, on_batch=batch,
                        notes=["SYNTHETIC data drawn around GeoNames places; not real activity"])
-        res.write(out / "synthetic")
+        # The folder holds the world file this command just wrote beside the outputs.
+        res.write(out / "synthetic", force=True)
         print_ranking(res.ranking, title="SYNTHETIC world: S&T clusters (not real data)", top=top)
         _print_accounting(res.manifest)
     except Exception as exc:  # noqa: BLE001 - every error becomes one line
@@ -146,71 +271,148 @@ def demo(
                   f"Wall time {time.perf_counter() - t_start:.1f} s.")
 
 
+def _plural(n: int, unit: str) -> str:
+    return f"{n:,} {unit}" + ("" if n == 1 else "s")
+
+
+def _reasons(counts: dict[str, int]) -> str:
+    """`` (doc_type_excluded 410, out_of_window 3)``, or nothing when there is none."""
+    if not counts:
+        return ""
+    return " (" + ", ".join(f"{k} {n:,}" for k, n in counts.items()) + ")"
+
+
+def accounting_line(source: str, r: dict[str, Any]) -> str:
+    """``patent: read 3 documents = used 2 + filtered 1 (out_of_window 1) + rejected 0``."""
+    return (f"{source}: read {_plural(r['read'], r['unit'])} = used {r['used']:,} + filtered "
+            f"{sum(r['filtered'].values()):,}{_reasons(r['filtered'])} + rejected "
+            f"{sum(r['rejected'].values()):,}{_reasons(r['rejected'])}")
+
+
 def _print_accounting(manifest: dict) -> None:
     for source, acc in manifest["accounting"].items():
         r = acc.get("records")
-        if not r:
-            continue
-        console.print(f"  [dim]{source}: read {r['read']:,} {r['unit']}s = used {r['used']:,} + filtered "
-                      f"{sum(r['filtered'].values()):,} {r['filtered'] or ''} + rejected "
-                      f"{sum(r['rejected'].values()):,} {r['rejected'] or ''}[/]")
+        if r:
+            console.print(f"  [dim]{accounting_line(source, r)}[/]", markup=True, highlight=False)
 
 
-@app.command("rank")
-def rank_cmd(
-    inputs: Annotated[list[Path], typer.Argument(help="USPTO XML, OpenAlex works, or contribution tables.")],
-    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("stclusters-out"),
-    eps_km: Annotated[float, typer.Option(help="DBSCAN radius for every source, km.")] = 13.0,
-    min_weight_patent: Annotated[float | None, typer.Option(help="Core threshold, patents (fractional count).")] = None,
-    min_weight_publication: Annotated[float | None, typer.Option(help="Core threshold, publications.")] = None,
-    min_weight_share_pct: Annotated[float, typer.Option(help="Threshold as % of the world total when no absolute one is given.")] = 0.02,
-    patent_years: Annotated[str | None, typer.Option(help="Patent window, e.g. 2019-2023.")] = None,
-    publication_years: Annotated[str | None, typer.Option(help="Publication window, e.g. 2018-2022.")] = None,
-    counting: Annotated[str, typer.Option(help="'located' (1/n_located) or 'all' (1/n_all).")] = "located",
-    top_n: Annotated[int, typer.Option(help="Clusters to publish.")] = 100,
-    kind: Annotated[str, typer.Option(help="Input kind: auto, uspto-xml, openalex, openalex-institutions, table.")] = "auto",
-    source: Annotated[str | None, typer.Option(help="Metric of a table without a 'source' column.")] = None,
-    top: Annotated[int, typer.Option(help="Rows to print.")] = 20,
-) -> None:
+def _reason_hint(source: str, reason: str) -> str:
+    """How to keep records that ``reason`` left out, in this command's options."""
+    if reason == "doc_type_excluded":
+        return f"use --{source}-types all to keep every type"
+    if reason == "out_of_window":
+        return f"widen --{source}-years (or --years all)"
+    if reason.startswith("unlocated") or reason == "no_located_contributor":
+        return "give lat/lon or address fields (docs/inputs.md)"
+    if reason == "coarse_precision":
+        return "lower --min-precision (e.g. admin1)"
+    if reason == "unknown source":
+        return "a table's source must be patent or publication (or pass --source); see quarantine.csv"
+    return "see quarantine.csv"
+
+
+def _threshold_warnings(manifest: dict[str, Any]) -> list[str]:
+    """Sources whose core threshold, derived from a share of a small world total, is below
+    one document: then every located document is a core point and a cluster of its own."""
+    out = []
+    for s, c in sorted(manifest["clustering"].items()):
+        sp = manifest["parameters"]["sources"].get(s, {})
+        if sp.get("min_weight") is None and c["n_points"] and c["min_weight"] < 1.0:
+            out.append(f"{s}: min_weight {c['min_weight']:.3g} ({sp.get('min_weight_share_pct')} % "
+                       f"of {manifest['world_totals'].get(s, 0):,.1f}) is below one document, so "
+                       f"every located document is a core point; for a small input raise "
+                       f"--min-weight-share-pct or set --min-weight-{s}")
+    return out
+
+
+def _report_outcome(outcome: dict[str, Any]) -> int:
+    """Print the warnings and, when the run found nothing, why; return the exit code."""
+    status = outcome["status"]
+    main = max(outcome["warnings"], key=lambda w: (w["n"], w["source"]), default=None)
+    for w in outcome["warnings"]:
+        if status != "nothing_used" or w is not main:  # the main one is said below
+            err.print(f"[yellow]warning:[/] {w['message']}; "
+                      f"{_reason_hint(w['source'], w['reason'])}", highlight=False)
+    if status == "nothing_used":
+        err.print(f"[bold red]{outcome['message']}[/]", highlight=False)
+        if main:
+            err.print(f"[dim]hint: {_reason_hint(main['source'], main['reason'])}[/]")
+    elif status == "no_cluster":
+        err.print(f"[bold red]{outcome['message']}[/]", highlight=False)
+        err.print("[dim]hint: lower --min-weight-<source> or --min-weight-share-pct, or widen "
+                  "--eps-km[/]")
+    return OUTCOME_EXIT_CODES[status]
+
+
+_KINDS = ("auto", "uspto-xml", "openalex", "openalex-institutions", "table")
+
+
+def rank_cmd(*, inputs: list[Path], out: Path, force: bool, kind: str, source: str | None,
+             top: int, **method: Any) -> None:
     """Rank S&T clusters from your own records and write ranking, footprints, points, manifest.
 
     Example: stclusters rank grants.xml.gz works.jsonl.gz --out out --patent-years 2019-2023
     """
-    from stclusters.params import RankParams  # noqa: PLC0415
     from stclusters.pipeline import Input, rank  # noqa: PLC0415
 
     try:
-        params = RankParams(counting=counting, top_n=top_n)
-        for s, mw, years in (("patent", min_weight_patent, patent_years),
-                             ("publication", min_weight_publication, publication_years)):
-            first, last = _years(years)
-            params = params.with_source(s, eps_km=eps_km, min_weight=mw, first_year=first,
-                                        last_year=last, min_weight_share_pct=min_weight_share_pct)
-        with _progress() as (stage, batch):
+        problems = []
+        if kind not in _KINDS:
+            problems.append(f"--kind must be one of {', '.join(_KINDS)}, got {kind!r}")
+        if top < 0:
+            problems.append(f"--top must be >= 0, got {top}")
+        params = params_from_options(method, extra_problems=problems)
+        with _progress(list(inputs)) as (stage, batch):
             res = rank([Input(str(p), kind=kind, source=source) for p in inputs], params=params,
                        progress=stage, on_batch=batch)
-        paths = res.write(out)
+        paths = res.write(out, force=force)
     except Exception as exc:  # noqa: BLE001 - every error becomes one line
+        if isinstance(exc, InputFormatError) and re.search(
+                r"missing required column\(s\) [^;]*\bsource\b", exc.detail):
+            exc.hint = "add a source column, or pass --source patent (or publication)"
         _fail(exc)
-    print_ranking(res.ranking, title="S&T clusters", top=top)
+    n_clusters = sum(c["n_clusters"] for c in res.manifest["clustering"].values())
+    print_ranking(res.ranking, title="S&T clusters", top=top,
+                  n_clusters=res.table("clusters").num_rows if n_clusters else 0,
+                  world_totals=res.manifest["world_totals"])
     _print_accounting(res.manifest)
+    for line in _threshold_warnings(res.manifest):
+        err.print(f"[yellow]warning:[/] {line}", highlight=False)
     console.print(f"Wrote {', '.join(sorted(p.name for p in paths.values()))} to {out}/. "
                   "Place names: GeoNames (geonames.org), CC BY 4.0.")
+    code = _report_outcome(res.outcome)
+    if code:
+        raise typer.Exit(code=code)
 
 
-def _years(text: str | None) -> tuple[int | None, int | None]:
-    if not text:
-        return None, None
-    from stclusters.errors import ParameterError  # noqa: PLC0415
-
-    try:
-        a, _, b = text.partition("-")
-        return int(a), int(b or a)
-    except ValueError:
-        raise ParameterError(f"bad year window {text!r}", hint="write it as 2019-2023") from None
+def _fixed(name: str, annotation: Any, default: Any = inspect.Parameter.empty) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                             annotation=annotation)
 
 
-@app.command()
+_RANK_FIXED = [
+    _fixed("inputs", Annotated[list[Path], typer.Argument(
+        help="USPTO XML, OpenAlex works (file or snapshot folder), contribution tables "
+             "(CSV/Parquet), or folders of them.", metavar="INPUT...")]),
+    _fixed("out", Annotated[Path, typer.Option(
+        help="Output folder: new, empty, or of an earlier run (whose outputs are replaced).")],
+        Path("stclusters-out")),
+    _fixed("force", Annotated[bool, typer.Option(
+        "--force", help="Write into a folder that holds other files (they are left as they are).")],
+        False),
+    _fixed("kind", Annotated[str, typer.Option(
+        help="Input kind: " + ", ".join(_KINDS) + " (auto: from each file's content).",
+        metavar="KIND")], "auto"),
+    _fixed("source", Annotated[str | None, typer.Option(
+        help="Metric of a table without a 'source' column: patent or publication.",
+        metavar="SOURCE")], None),
+    _fixed("top", Annotated[int, typer.Option(help="Rows to print (x >= 0).", metavar="N")], 20),
+]
+
+app.command("rank", cls=_Command, epilog=EXIT_CODES_HELP)(with_options(rank_cmd, _RANK_FIXED))
+
+
+@app.command(cls=_Command)
 def version() -> None:
     """Print the version.
 

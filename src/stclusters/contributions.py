@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from stclusters import quality
 from stclusters.params import RankParams
 from stclusters.store import fetch_arrow, scalar
 from stclusters.schema import GEOCODE_FIELDS, PRECISIONS, RAW_CONTRIBUTION
@@ -26,9 +27,19 @@ from stclusters.schema import GEOCODE_FIELDS, PRECISIONS, RAW_CONTRIBUTION
 WEIGHT_SCALE = float(2**52)
 
 #: Why a contribution does not take part in clustering (in the order they are tested).
-FILTER_REASONS = ("out_of_window", "doc_type_excluded", "unlocated", "coarse_precision")
+FILTER_REASONS = ("out_of_window", "doc_type_excluded", "unlocated", "coarse_precision",
+                  "country_mismatch")
 
-_ADDRESS_KEY = ("city", "admin1", "country", "postcode", "address_raw")
+_ADDRESS_KEY = ("city", "admin1", "country", "postcode", "address_raw", "org")
+
+
+def _key_expr(field: str, alias: str) -> str:
+    """SQL of one address-key field of row ``alias``. The organisation's name only helps to
+    place a free-text address (no ``city``): elsewhere it is left out of the key, so that a
+    patent's assignee does not multiply its inventors' distinct addresses."""
+    if field == "org":
+        return f"CASE WHEN {alias}.city IS NULL THEN {alias}.org END"
+    return f"{alias}.{field}"
 
 
 def fx_to_weight(expr: str) -> str:
@@ -45,12 +56,16 @@ def locate(con: duckdb.DuckDBPyConnection, get_geocoder: Callable[[], Any]) -> d
         Returns a :class:`stclusters.geocode.Geocoder`; called only if some address needs
         geocoding (loading the gazetteer costs a second), and then once per distinct key.
 
+    Also builds the lookups of :func:`stclusters.quality.prepare` (reverse geocoding of
+    coordinates without a country, the outside-its-country test of given coordinates).
+
     Returns
     -------
     dict
-        ``{"distinct_addresses": n, "matched": m}``.
+        ``{"distinct_addresses": n, "matched": m, "points_without_country": k,
+        "cells_checked": c}``.
     """
-    keys = ", ".join(_ADDRESS_KEY)
+    keys = ", ".join(f"{_key_expr(k, 'r')} AS {k}" for k in _ADDRESS_KEY)
     # Rows located through their OpenAlex institution need no geocoding.
     distinct = fetch_arrow(con, f"""
         SELECT DISTINCT {keys} FROM raw_contributions r
@@ -74,7 +89,10 @@ def locate(con: duckdb.DuckDBPyConnection, get_geocoder: Callable[[], Any]) -> d
     table = pa.table(
         {**{k: distinct.column(k) for k in _ADDRESS_KEY},
          **{f.name: (located.column(f.name) if located is not None else pa.array([], f.type))
-            for f in geo}})
+            for f in geo},
+         # The country the affiliation text names (it may disagree with the stated one).
+         "text_country": (located.column("text_country") if located is not None
+                          else pa.array([], pa.string()))})
     # The economy of a contribution is where it was placed: a raw affiliation string naming
     # Hamburg puts its row in DE even if the institution record said IN.
     places = (get_geocoder().places().select(["geoname_id", "country"]) if n else
@@ -87,7 +105,8 @@ def locate(con: duckdb.DuckDBPyConnection, get_geocoder: Callable[[], Any]) -> d
     con.unregister("_geocodes")
     con.unregister("_places")
     matched = scalar(con, "SELECT count(*) FROM geocodes WHERE lat IS NOT NULL")
-    return {"distinct_addresses": n, "matched": int(matched)}
+    return {"distinct_addresses": n, "matched": int(matched),
+            **quality.prepare(con, get_geocoder)}
 
 
 def _source_params_sql(params: RankParams, sources: list[str]) -> str:
@@ -117,12 +136,24 @@ def count_fractional(con: duckdb.DuckDBPyConnection, params: RankParams) -> None
     prec_case = "CASE precision_ " + " ".join(
         f"WHEN '{p}' THEN {i}" for i, p in enumerate(PRECISIONS)) + " ELSE 99 END"
     n_denominator = "n_all" if params.counting == "all" else "n_located"
-    key_match = " AND ".join(f"g.{k} IS NOT DISTINCT FROM r.{k}" for k in _ADDRESS_KEY)
+    key_match = " AND ".join(f"g.{k} IS NOT DISTINCT FROM {_key_expr(k, 'r')}"
+                             for k in _ADDRESS_KEY)
+    # The raw fields are kept beside the parsed ones: country_stated, postcode, address_raw.
     common = ("r.input_id, r.doc_id, r.source, r.year, r.contributor_seq, r.address_seq, "
               "r.country, r.admin1, r.city, r.org, r.tech_field, r.applicant, r.institution_id, "
-              "r.record_ref, r.doc_type")
-    # A geocoded row takes the country of the place it was matched to.
-    common_geo = common.replace("r.country", "coalesce(g.place_country, r.country) AS country")
+              "r.record_ref, r.doc_type, r.country AS country_stated, r.postcode, r.address_raw")
+    # A given coordinate without a country takes the country of where it is (reverse
+    # geocoding, stclusters.quality); a stated country is kept, a disagreement flagged.
+    common_given = common.replace("r.country,", "coalesce(r.country, rc.country) AS country,", 1)
+    given_join, given_flag = quality.flag_sql("r.lat", "r.lon", "r.country", "oc")
+    inst_join, inst_flag = quality.flag_sql("i.lat", "i.lon", "r.country", "oc")
+    # A geocoded row takes the country of the place it was matched to (the stated one, or
+    # for a text without one, the country the text names).
+    common_geo = common.replace(
+        "r.country,", "coalesce(g.place_country, r.country, g.text_country) AS country,", 1)
+    text_flag = quality.text_flag_sql("g.text_country", "r.country")
+    filter_flagged = "TRUE" if params.quality_action == "filter" else "FALSE"
+    flagged = ", ".join(f"'{c}'" for c in quality.COUNTRY_CHECKS)
     con.execute(f"""
     CREATE OR REPLACE TABLE contributions AS
     WITH sp AS ({_source_params_sql(params, sources)}),
@@ -134,19 +165,27 @@ def count_fractional(con: duckdb.DuckDBPyConnection, params: RankParams) -> None
     ),
     located AS (
         -- Rows the source located keep their coordinate; only the others meet the geocodes.
-        SELECT {common}, r.lat, r.lon, coalesce(r.precision, 'point') AS precision_,
-               NULL::BIGINT AS geoname_id, 'given' AS geocode_status
-        FROM raw_contributions r WHERE r.lat IS NOT NULL
+        SELECT {common_given}, r.lat, r.lon, coalesce(r.precision, 'point') AS precision_,
+               NULL::BIGINT AS geoname_id, 'given' AS geocode_status,
+               NULL::VARCHAR AS text_country, {given_flag} AS quality_flag
+        FROM raw_contributions r
+        LEFT JOIN reverse_countries rc ON rc.lat = r.lat AND rc.lon = r.lon
+        {given_join}
+        WHERE r.lat IS NOT NULL
         UNION ALL
         -- OpenAlex institution coordinates (geo.latitude/longitude: the institution's city).
-        SELECT {common}, i.lat, i.lon, 'city' AS precision_,
+        SELECT {common_given}, i.lat, i.lon, 'city' AS precision_,
                TRY_CAST(i.geonames_city_id AS BIGINT) AS geoname_id,
-               'institution' AS geocode_status
+               'institution' AS geocode_status,
+               NULL::VARCHAR AS text_country, {inst_flag} AS quality_flag
         FROM raw_contributions r JOIN inst i ON i.id = r.institution_id
+        LEFT JOIN reverse_countries rc ON rc.lat = i.lat AND rc.lon = i.lon
+        {inst_join}
         WHERE r.lat IS NULL
         UNION ALL
         SELECT {common_geo}, g.lat, g.lon, g.precision AS precision_, g.geoname_id,
-               coalesce(g.geocode_status, 'unmatched:not-geocoded') AS geocode_status
+               coalesce(g.geocode_status, 'unmatched:not-geocoded') AS geocode_status,
+               g.text_country, {text_flag} AS quality_flag
         FROM raw_contributions r LEFT JOIN geocodes g ON {key_match}
         WHERE r.lat IS NULL AND NOT EXISTS (SELECT 1 FROM inst i WHERE i.id = r.institution_id)
     ),
@@ -161,6 +200,7 @@ def count_fractional(con: duckdb.DuckDBPyConnection, params: RankParams) -> None
                   AND NOT list_contains(sp.doc_types, l.doc_type) THEN 'doc_type_excluded'
             WHEN l.lat IS NULL OR l.lon IS NULL THEN 'unlocated'
             WHEN ({prec_case}) > {min_rank} THEN 'coarse_precision'
+            WHEN {filter_flagged} AND l.quality_flag IN ({flagged}) THEN 'country_mismatch'
             ELSE 'used'
           END AS status
         FROM located l LEFT JOIN sp ON sp.source = l.source
@@ -182,7 +222,8 @@ def count_fractional(con: duckdb.DuckDBPyConnection, params: RankParams) -> None
     SELECT st.input_id, st.doc_id, st.source, st.year, st.contributor_seq, st.address_seq,
            st.lat, st.lon, st.precision_ AS precision, st.country, st.admin1, st.city, st.org,
            st.tech_field, st.applicant, st.institution_id, st.geoname_id, st.geocode_status,
-           st.record_ref, st.doc_type, st.status,
+           st.record_ref, st.doc_type, st.status, st.country_stated, st.postcode,
+           st.address_raw, st.text_country, st.quality_flag,
            CASE WHEN st.status = 'used' THEN 1.0 / w.{n_denominator} / w.n_addr ELSE 0.0 END AS weight,
            CASE WHEN st.status = 'used'
                 THEN CAST(round({WEIGHT_SCALE!r} / w.{n_denominator} / w.n_addr) AS BIGINT)

@@ -50,8 +50,9 @@ def sample_inputs(shared: Path) -> SampleInputs:
 SAMPLE_NOTES = (
     f"thresholds scaled to the samples' size: min_weight = {SAMPLE_MIN_WEIGHT_SHARE_PCT}% of "
     "each source's world total",
-    "all publication types kept: the OpenAlex sample holds books, proceedings and "
-    "dissertations but no journal articles, which the default (GII: articles only) keeps",
+    "all publication types kept: the OpenAlex sample holds books, monographs, proceedings "
+    "and dissertations but no journal articles, and the default keeps journal articles only "
+    "(as the GII)",
 )
 
 

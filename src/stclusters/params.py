@@ -28,6 +28,10 @@ DEFAULT_EPS_KM = 13.0
 #: the GII's 100th cluster (about 0.1 % of the world) well above the threshold.
 DEFAULT_MIN_WEIGHT_SHARE_PCT = 0.02
 
+#: Population year when no window is set: the UN table's latest estimate-based year
+#: (later columns are projections).
+DEFAULT_POPULATION_YEAR = 2020
+
 
 @dataclass(frozen=True)
 class SourceParams:
@@ -117,7 +121,18 @@ class RankParams:
         A second or third place joins the name only with at least this share (%) of the
         cluster's weight.
     name_min_population : int
-        Only places of at least this population name clusters (keeps suburbs out of names).
+        GeoNames places outside the UN's urban agglomerations name clusters only from this
+        population up (keeps villages out of names; agglomerations always may).
+    population_year : int or None
+        Year of the footprint populations (UN World Urbanization Prospects 2018, linear
+        between its five-year figures, 1950–2035). None: the latest ``last_year`` of the
+        sources' windows, or 2020 when no window is set.
+    quality_action : {"keep", "filter"}
+        What happens to contributions whose country evidence disagrees (data-quality checks
+        ``point_outside_country`` and ``text_country_differs``, see :mod:`stclusters.quality`):
+        ``keep`` (default: counted under the stated country, as the GII counts every record;
+        each one is listed in the ``quality`` table) or ``filter`` (not counted; filter reason
+        ``country_mismatch`` in the accounting).
     """
 
     sources: Mapping[str, SourceParams] = field(default_factory=_default_sources)
@@ -131,6 +146,8 @@ class RankParams:
     name_max_places: int = 3
     name_min_share_pct: float = 10.0
     name_min_population: int = 100_000
+    population_year: int | None = None
+    quality_action: Literal["keep", "filter"] = "keep"
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -154,6 +171,11 @@ class RankParams:
             problems.append(f"economy_min_share_pct must be in [0, 100), got {self.economy_min_share_pct}")
         if not (1 <= self.name_max_places <= 5):
             problems.append(f"name_max_places must be in 1..5, got {self.name_max_places}")
+        if self.population_year is not None and not (1950 <= self.population_year <= 2035):
+            problems.append(f"population_year must be in 1950..2035 (the UN table's span), "
+                            f"got {self.population_year}")
+        if self.quality_action not in ("keep", "filter"):
+            problems.append(f"quality_action must be 'keep' or 'filter', got {self.quality_action!r}")
         if problems:
             raise ParameterError("invalid parameters: " + "; ".join(problems),
                                  hint="see `stclusters rank --help` for the ranges")
@@ -164,6 +186,14 @@ class RankParams:
         if self.merge_eps_km is not None:
             return self.merge_eps_km
         return max(sp.eps_km for sp in self.sources.values())
+
+    @property
+    def resolved_population_year(self) -> int:
+        """Population year in use: ``population_year``, else the latest window end, else 2020."""
+        if self.population_year is not None:
+            return self.population_year
+        ends = [sp.last_year for sp in self.sources.values() if sp.last_year is not None]
+        return min(max(max(ends), 1950), 2035) if ends else DEFAULT_POPULATION_YEAR
 
     def source(self, name: str) -> SourceParams:
         """Parameters of ``name``; sources not configured get the defaults."""
@@ -184,4 +214,5 @@ class RankParams:
         d["sources"] = {k: dataclasses.asdict(v) for k, v in sorted(self.sources.items())}
         d["source_weights"] = dict(sorted(self.source_weights.items()))
         d["footprint_eps_km"] = self.footprint_eps_km
+        d["resolved_population_year"] = self.resolved_population_year
         return d

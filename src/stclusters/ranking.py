@@ -11,16 +11,11 @@ import numpy as np
 import pyarrow as pa
 
 from stclusters import _naming as _names
+from stclusters import _settlements
+from stclusters._population import footprint_population, population_source
 from stclusters.contributions import fx_to_weight
 from stclusters.store import fetch_arrow, scalar
 from stclusters.params import RankParams
-
-POPULATION_SOURCE = (
-    "GeoNames cities500 (geonames.org, CC BY 4.0): sum of the populations of GeoNames places "
-    "inside the footprint. Limits: places are points with administrative populations, which "
-    "can overlap (a city and its districts) or miss rural population; treat as indicative."
-)
-
 
 def score(shares_pct: dict[str, np.ndarray], source_weights: dict[str, float]) -> np.ndarray:
     """``score = Σ_s weight_s · share_s`` over the sources in use (methodology §6).
@@ -131,7 +126,7 @@ def _cluster_ids(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def _per_million(weight: np.ndarray, population: np.ndarray) -> np.ndarray:
-    """Weight per million inhabitants; NaN where the footprint holds no GeoNames place."""
+    """Weight per million inhabitants; NaN where the footprint holds no settlement."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(population > 0, weight / population * 1e6, np.nan)
 
@@ -145,8 +140,9 @@ def build_ranking(con: duckdb.DuckDBPyConnection, params: RankParams, world_tota
     world_totals : dict
         Sum of used weight per source (the denominators of the shares).
     places : pyarrow.Table, optional
-        GeoNames places (geoname_id, name, lat, lon, country, admin1, population) for names
-        and population; needed only when some cluster was found.
+        GeoNames places (geoname_id, name, lat, lon, country, admin1, population), which
+        with the UN agglomerations name the clusters and count their inhabitants; needed only
+        when some cluster was found.
 
     Returns
     -------
@@ -154,8 +150,9 @@ def build_ranking(con: duckdb.DuckDBPyConnection, params: RankParams, world_tota
         One row per published cluster in rank order: ``rank``, ``cluster_id``, ``name``,
         ``economy``, ``<source>_weight`` (fractional count), ``<source>_share_pct`` (% of the
         world total), ``score_pct``, ``n_core_points``, ``lat``/``lon`` (weighted centre of
-        the core points, degrees), ``population`` (inhabitants of the footprint's GeoNames
-        places) and ``<source>_per_million_pop``.
+        the core points, degrees), ``population`` (inhabitants of the footprint,
+        each counted once: UN agglomerations and GeoNames places, see
+        :mod:`stclusters._population`), ``population_basis`` and ``<source>_per_million_pop``.
     """
     # Every configured source gets its columns, even with no data: stable output layout.
     sources = sorted(set(world_totals) | set(params.sources))
@@ -169,11 +166,7 @@ def build_ranking(con: duckdb.DuckDBPyConnection, params: RankParams, world_tota
         SELECT stc, lat, lon, weight FROM points WHERE is_core AND stc >= 0
         ORDER BY stc, source, lat, lon"""))
     economies = economy_labels(con, min_share_pct=params.economy_min_share_pct)
-    naming = _names.cluster_names(con, places, world_totals, max_places=params.name_max_places,
-                                  min_share_pct=params.name_min_share_pct,
-                                  min_population=params.name_min_population, n_clusters=n_stc)
-    population = _names.footprint_population(con, places, eps_km=params.footprint_eps_km,
-                                             n_clusters=n_stc)
+    naming, population, basis = _names_and_population(con, params, places, world_totals, n_stc)
     order = rank_order(sc, shares.get("patent", np.zeros(n_stc)), naming)
     rank = np.empty(n_stc, dtype=np.int64)
     rank[order] = np.arange(1, n_stc + 1)
@@ -183,14 +176,38 @@ def build_ranking(con: duckdb.DuckDBPyConnection, params: RankParams, world_tota
         **{f"{s}_weight": weights[s] for s in sources},
         **{f"{s}_share_pct": shares[s] for s in sources},
         "score_pct": sc, "n_core_points": n_core, "lat": core_lat, "lon": core_lon,
-        "population": population.astype(np.int64),
+        "population": np.round(population).astype(np.int64), "population_basis": basis,
         **{f"{s}_per_million_pop": _per_million(weights[s], population) for s in sources},
         "stc": np.arange(n_stc),
     }
     clusters = pa.table(cols).take(pa.array(order, type=pa.int64()))
     con.register("_clusters", clusters)
     con.execute("CREATE OR REPLACE TABLE clusters AS SELECT * FROM _clusters ORDER BY rank")
-    con.execute("CREATE OR REPLACE TABLE ranking AS SELECT * FROM _clusters "
-                f"WHERE rank <= {int(params.top_n)} ORDER BY rank")
+    con.execute("CREATE OR REPLACE TABLE ranking AS SELECT * EXCLUDE (stc) FROM _clusters "
+                "WHERE rank <= ? ORDER BY rank", [int(params.top_n)])
     con.unregister("_clusters")
-    return clusters.slice(0, min(params.top_n, clusters.num_rows))
+    # ``stc`` is the workspace's join key to ``points``; users see ``cluster_id``.
+    return clusters.drop_columns(["stc"]).slice(0, min(params.top_n, clusters.num_rows))
+
+
+def _names_and_population(con: duckdb.DuckDBPyConnection, params: RankParams,
+                          places: pa.Table | None, world_totals: dict[str, float], n_stc: int
+                          ) -> tuple[list[str], np.ndarray, list[str]]:
+    """Cluster names, footprint populations and their basis (see :mod:`stclusters._population`)."""
+    if n_stc == 0 or places is None or places.num_rows == 0:
+        return [f"Cluster {i}" for i in range(n_stc)], np.zeros(n_stc), ["none"] * n_stc
+    year = params.resolved_population_year
+    naming = _names.cluster_names(
+        con, _settlements.naming_settlements(places, year=year,
+                                             min_population=params.name_min_population),
+        _settlements.geonames_places(places), world_totals, max_places=params.name_max_places,
+        min_share_pct=params.name_min_share_pct, n_clusters=n_stc)
+    population, basis = footprint_population(
+        con, _settlements.counting_settlements(places, year=year),
+        eps_km=params.footprint_eps_km, n_clusters=n_stc)
+    return naming, population, basis
+
+
+def population_statement(params: RankParams) -> dict[str, object]:
+    """The manifest's ``population_source``: data, year, rule and licences."""
+    return population_source(params.resolved_population_year)

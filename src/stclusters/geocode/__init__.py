@@ -10,6 +10,8 @@ Matching, most to least precise (``GeocodeResult.status``):
 * ``matched:fuzzy``: after dropping administrative suffixes (``-shi``, ``City``, ``市``) or by
   close spelling within the country → ``city``.
 * ``matched:affiliation``: a place found inside a free-text affiliation → ``city``.
+* ``matched:org-name``: no city in the address, but in the organisation's name (OpenAlex
+  institution ``display_name``: ``University of Avignon``) → ``city``.
 * ``matched:admin1`` / ``matched:country``: the city is missing or unknown but the state /
   province or the country is known → the population-weighted mean position of the
   gazetteer's places in it, precision ``admin1`` / ``country``.
@@ -42,6 +44,8 @@ from stclusters.geocode._gazetteer import (
     load_gazetteer,
 )
 from stclusters.geocode._normalize import (
+    _AMBIGUOUS_ISO2,
+    clean_artefacts,
     country_codes,
     country_to_iso2,
     has_cjk,
@@ -75,6 +79,32 @@ _SUFFIXES = ("center", "centre", "village", "city", "town", "heights", "station"
 
 _US_STATE_ZIP = re.compile(r"^([A-Za-z]{2})\.?(?:\s+\d{5}(?:-\d{4})?)?$")
 _AFFIL_SPLIT = re.compile(r"[,;]")
+# "[Lannion]", "(Germany)": a bracketed group is a part of its own (HAL prints the city so).
+_BRACKETED = re.compile(r"[\[(]([^\[\]()]*)[\])]")
+# "UniversitätHalle": a word glued to the next capitalised one (OpenAlex artefact).
+_CAMEL_GLUE = re.compile(r"(?<=[a-zà-öø-ÿ]{3})(?=[A-Z][a-zà-öø-ÿ])")
+# A part or token of capitals (and digits) only, at most six long: an organisation's
+# acronym (ETH, MIT, DLR, KTH, UC3M), never read as a place or, outside the last part, as a
+# country.
+_ACRONYM = re.compile(r"^[A-Z][A-Z0-9&]{1,5}$")
+# Stated China, text naming a SAR: the SAR is its own economy in the method.
+_CN_SARS = frozenset({"HK", "MO", "TW"})
+# An alternate name found *inside* a part must belong to a place at least this large and be
+# spelled like its own name (or the place must be very large): GeoNames' alternates include
+# words such as "Google" (Topeka) or "Cell" (Zell im Wiesental).
+_INSIDE_ALTERNATE_MIN_POP = 20_000
+_INSIDE_ALTERNATE_ANY_SPELLING_POP = 1_000_000
+_INSIDE_ALTERNATE_MIN_RATIO = 0.6
+# Two-letter codes of US states and Canadian provinces: "…, AZ" or "…, NL" at the end of an
+# affiliation is the state or province, not Azerbaijan or the Netherlands.
+_SUBDIVISION_CODES = frozenset({
+    "AB", "BC", "MB", "NB", "NL", "NS", "NT", "NU", "ON", "PE", "QC", "SK", "YT"})
+# An organisation's name places an address only in a place at least this large.
+_ORG_MIN_POP = 50_000
+_ORG_HOMONYM_MIN_POP = 100_000
+_ORG_HOMONYM_RATIO = 5.0
+# Articles that may start a place name of two words or more (Le Mans, La Rochelle).
+_ARTICLES = frozenset({"le", "la", "les", "los", "las", "el", "l"})
 
 _STOPWORDS = frozenset("""
 a an and at de del della der des di die das du e et for fur in la le les of on the und y
@@ -85,6 +115,9 @@ research science sciences technology technologies technical technische technik e
 national state key medical medicine academy graduate division section unit program group
 street road str strasse avenue ave blvd campus building room floor co ltd inc gmbh ag corp county
 company corporation polytechnic applied international joint new north south east west
+centro centrum media design data digital information systems energy management business
+economics studies history art arts culture innovation library foundation society museum
+services solutions operations
 """.split())
 
 
@@ -101,6 +134,10 @@ class GeocodeResult(NamedTuple):
         The GeoNames place (city precision only).
     status : str
         ``'matched:<how>'`` or ``'unmatched:<why>'`` (see the module docstring).
+    text_country : str or None
+        Free-text affiliations only: the country that the text itself names (ISO-2), which
+        may differ from the stated one (then the stated one wins, see
+        :meth:`Geocoder.geocode_affiliation`).
     """
 
     lat: float | None
@@ -108,6 +145,7 @@ class GeocodeResult(NamedTuple):
     precision: str | None
     geoname_id: int | None
     status: str
+    text_country: str | None = None
 
 
 class NearestPlaces(NamedTuple):
@@ -229,6 +267,46 @@ class Geocoder:
             distance_km=dist,
         )
 
+    def near_countries(self, lat: np.ndarray, lon: np.ndarray, *, k: int,
+                       max_km: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The ``k`` nearest gazetteer places of each point (offline reverse geocoding).
+
+        Parameters
+        ----------
+        lat, lon : array_like, shape (n,)
+            Degrees.
+        k : int, keyword-only
+            Places per point, nearest first.
+        max_km : float, keyword-only
+            Places farther than this (great-circle km) are left out (country ``None``).
+
+        Returns
+        -------
+        country : ndarray, shape (n, k), object
+            ISO-2 of each place, ``None`` beyond ``max_km``.
+        distance_km : ndarray, shape (n, k), float64
+        row : ndarray, shape (n, k), int64
+            Gazetteer rows (for names), -1 beyond ``max_km``.
+        """
+        lat = np.atleast_1d(np.asarray(lat, dtype=np.float64))
+        lon = np.atleast_1d(np.asarray(lon, dtype=np.float64))
+        tree, rows = self._tree(0)
+        k = min(int(k), rows.size)
+        if lat.size == 0:
+            return (np.empty((0, k), dtype=object), np.empty((0, k)),
+                    np.empty((0, k), dtype=np.int64))
+        chord, idx = tree.query(_unit_vectors(lat, lon), k=k)
+        chord, idx = chord.reshape(lat.size, k), idx.reshape(lat.size, k)
+        dist = 2.0 * EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))
+        within = dist <= max_km
+        picked = np.where(within, rows[np.minimum(idx, rows.size - 1)], -1)
+        country = np.where(within, self._g.country[np.maximum(picked, 0)], None)
+        return country, dist, picked
+
+    def place_name(self, row: int) -> str:
+        """GeoNames name of gazetteer row ``row`` (from :meth:`near_countries`)."""
+        return self._g.places.column("name")[int(row)].as_py()
+
     def _tree(self, min_population: int) -> tuple[cKDTree, np.ndarray]:
         if min_population not in self._trees:
             rows = np.nonzero(self._active & (self._g.population >= min_population))[0]
@@ -295,26 +373,65 @@ class Geocoder:
     def geocode_affiliation(self, raw: str | None, country: str | None = None) -> GeocodeResult:
         """Geocode a free-text affiliation (OpenAlex ``raw_affiliation_string``).
 
-        The country is ``country`` (ISO-2 or a name) when given and valid, else parsed from
-        the comma-separated parts (right to left). Parts are tried right to left (skipping
-        the country and postal codes) for a whole-part place match in that country; then
-        place names inside parts (``Technische Universität Dresden`` → Dresden), preferring
-        the largest place; a city-state's affiliation falls back to the city itself.
+        Export artefacts (``#TAB#``, HTML escapes, glued words) are undone and bracketed
+        groups become parts of their own. The text's own country is parsed from its
+        comma-separated parts, right to left: a country written out (``Switzerland``,
+        ``Deutschland``) anywhere wins over a bare ISO code, which counts only as the last
+        part (``…, CH``); an acronym elsewhere (``ETH``, ``MIT``) is never a country.
+
+        The **stated** ``country`` (ISO-2 or a name; OpenAlex: the institution's
+        ``country_code``) wins over the text. The text refines the location only within
+        that country. When the text names another country and a place of that country
+        (``Sydney, Australia`` stated US; ``Hamburg, Germany`` stated IN), the result is the
+        stated country's centroid (its city for a city-state): a homonym in the stated
+        country would be a guess. When the place it names exists only in the stated country
+        (``Universität Graz, Deutschland`` stated AT), it is used. A text naming no country
+        but a place of 50,000 or more elsewhere and none in the stated country
+        (``University of Stuttgart`` stated FR) is a disagreement too. ``text_country``
+        tells every disagreement. One exception: stated ``CN`` with a text naming Hong Kong, Macao or
+        Taiwan is placed there, as in :meth:`geocode`.
+
+        Within the country, parts are tried right to left (skipping the country and postal
+        codes) for a whole-part place match; then place names inside parts (``Technische
+        Universität Dresden`` → Dresden), preferring the largest place; a city-state's
+        affiliation falls back to the city itself.
         """
-        parts = [p.strip() for p in _AFFIL_SPLIT.split(_unglue_country(raw or "")) if p.strip()]
+        parts = _affiliation_parts(raw)
         cc = country_to_iso2(country) if not _blank(country) else None
         country_parts, parsed = self._affiliation_countries(parts)
-        tries = [cc or parsed]
+        code = cc or parsed
+        hit = None
         if cc is not None and parsed is not None and parsed != cc:
-            tries.append(parsed)  # the institution's country can disagree with the text
-        for code in tries:
-            hit = self._affiliation_place(parts, country_parts, code)
-            if hit is not None:
-                return hit
-        fallback = self._fallback(tries[0], self._affiliation_state(parts, tries[0]), None)
-        if fallback is not None:
-            return fallback
-        return _NO_CITY if not parts else _UNKNOWN_PLACE
+            if cc == "CN" and parsed in _CN_SARS:
+                code = parsed
+            elif self._affiliation_place(parts, country_parts, parsed, city_states=False):
+                # The text names a place of its own country: a homonym in the stated one
+                # would be a guess.
+                return self._stated_country_only(cc)._replace(text_country=parsed)
+        hit = self._affiliation_place(parts, country_parts, code)
+        if hit is None and cc is not None and parsed is None:
+            # No country in the text, no place of the stated one: does the text name a
+            # sizeable place elsewhere ("University of Stuttgart" stated FR)? Then that is a
+            # disagreement to report, and the stated country still wins.
+            elsewhere = self._affiliation_place(parts, country_parts, None, city_states=False)
+            if elsewhere is not None and self._population_of(elsewhere.geoname_id) >= _ORG_MIN_POP:
+                parsed = self._country_of(elsewhere.geoname_id)
+                if parsed not in (None, cc):
+                    return self._stated_country_only(cc)._replace(text_country=parsed)
+                parsed = None
+        if hit is None:
+            hit = self._fallback(code, self._affiliation_state(parts, code), None)
+        if hit is None:
+            hit = _NO_CITY if not parts else _UNKNOWN_PLACE
+        return hit._replace(text_country=parsed)
+
+    def _stated_country_only(self, cc: str) -> GeocodeResult:
+        """The stated country's own location: its city for a city-state, else its centroid."""
+        if cc in _CITY_STATES:
+            row = self._largest_in(cc)
+            if row is not None:
+                return self._city_result(row, "matched:affiliation")
+        return self._fallback(cc, None, None) or _UNKNOWN_PLACE
 
     def _affiliation_state(self, parts: list[str], cc: str | None) -> str | None:
         if cc not in (None, "US"):
@@ -326,12 +443,13 @@ class Geocoder:
         return None
 
     def _affiliation_place(self, parts: list[str], country_parts: set[int],
-                           cc: str | None) -> GeocodeResult | None:
+                           cc: str | None, *, city_states: bool = True
+                           ) -> GeocodeResult | None:
         """City-precision match of an affiliation's parts in country ``cc``, or None."""
         strict = self._affiliation_state(parts, cc)
         candidates, states = [], []
         for i in range(len(parts) - 1, -1, -1):
-            if i in country_parts:
+            if i in country_parts or _ACRONYM.match(parts[i]):
                 continue
             if cc in (None, "US") and self._us_state_part(parts[i]) is not None:
                 # "MA 02139" is only a state; "New York" may also be the city: try it last
@@ -343,9 +461,10 @@ class Geocoder:
         # Pass 1: a whole part is a place name (rightmost wins: addresses end with the city).
         for i in candidates:
             key = normalize_place(strip_postcode(parts[i]))
-            hit = self._match_key(key, cc, strict, set(), fuzzy=False)
+            rows, kinds = self._plausible(key, *self._g.lookup(key), min_pop=0)
+            hit = self._choose(rows, kinds, cc, strict, set())
             if hit is not None:
-                return hit._replace(status="matched:affiliation")
+                return self._city_result(hit[0], "matched:affiliation")
         # Pass 2: a place name inside a part (n-grams of its words; substrings for CJK).
         best = None
         for i in candidates:
@@ -354,7 +473,7 @@ class Geocoder:
                 best = hit
         if best is not None:
             return self._city_result(best[1], "matched:affiliation")
-        if cc in _CITY_STATES:
+        if city_states and cc in _CITY_STATES:
             row = self._largest_in(cc)
             if row is not None:
                 return self._city_result(row, "matched:affiliation")
@@ -369,17 +488,22 @@ class Geocoder:
         ``postcode``, else from ``address_raw`` + ``country``. Each distinct address is
         geocoded once (dictionary-encoded key) and the results are gathered back with
         ``take``, so cost grows with the number of distinct addresses, not of rows.
+        An address that reaches no city is tried once more with the organisation's name
+        (``org``: OpenAlex's institution ``display_name``), see :meth:`_org_refine`.
 
         Returns
         -------
         pa.Table
             ``table`` with ``lat``, ``lon``, ``precision`` replaced and ``geoname_id``,
-            ``geocode_status`` set (appended when absent).
+            ``geocode_status`` and ``text_country`` (the country an affiliation text
+            names, see :attr:`GeocodeResult.text_country`) set (appended when absent).
         """
         n = table.num_rows
         given = self._given_mask(table)
-        fields = ("city", "admin1", "country", "postcode", "address_raw")
+        fields = ("city", "admin1", "country", "postcode", "address_raw", "org")
         cols = [self._string_col(table, f) for f in fields]
+        # org only places an address without a city: keep it out of the others' keys.
+        cols[-1] = pc.if_else(pc.is_null(cols[0]), cols[-1], pa.nulls(n, pa.string()))
         key = pc.binary_join_element_wise(*[pc.fill_null(c, "") for c in cols], "\x1f")
         enc = key.combine_chunks().dictionary_encode() if isinstance(key, pa.ChunkedArray) \
             else key.dictionary_encode()
@@ -400,6 +524,7 @@ class Geocoder:
             "precision": pa.array([r.precision for r in results], pa.string()),
             "geoname_id": pa.array([r.geoname_id for r in results], pa.int64()),
             "geocode_status": pa.array([r.status for r in results], pa.string()),
+            "text_country": pa.array([r.text_country for r in results], pa.string()),
         }).take(take_idx)
         given_arr = pa.array(given)
         out = {
@@ -410,6 +535,7 @@ class Geocoder:
                 uniq["precision"]),
             "geoname_id": pc.if_else(given_arr, pa.nulls(n, pa.int64()), uniq["geoname_id"]),
             "geocode_status": pc.if_else(given_arr, pa.scalar("given"), uniq["geocode_status"]),
+            "text_country": pc.if_else(given_arr, pa.nulls(n, pa.string()), uniq["text_country"]),
         }
         for name, arr in out.items():
             arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
@@ -438,9 +564,10 @@ class Geocoder:
         return table[name].combine_chunks().cast(pa.float64())
 
     def _geocode_fields(self, city: str | None, admin1: str | None, country: str | None,
-                        postcode: str | None, address_raw: str | None) -> GeocodeResult:
+                        postcode: str | None, address_raw: str | None,
+                        org: str | None = None) -> GeocodeResult:
         """One distinct address of :meth:`geocode_table` (empty strings stand for null)."""
-        if city:
+        if city:  # a structured address: its org (a patent's assignee) is elsewhere
             r = self.geocode(city, admin1 or None, country or None, postcode=postcode or None)
             if r.precision != "city" and address_raw:
                 r2 = self.geocode_affiliation(address_raw, country or None)
@@ -448,8 +575,68 @@ class Geocoder:
                     return r2
             return r
         if address_raw:
-            return self.geocode_affiliation(address_raw, country or None)
-        return self.geocode(None, admin1 or None, country or None)
+            return self._org_refine(self.geocode_affiliation(address_raw, country or None),
+                                    org, country)
+        return self._org_refine(self.geocode(None, admin1 or None, country or None), org,
+                                country)
+
+    def _org_refine(self, found: GeocodeResult, org: str | None,
+                    country: str | None) -> GeocodeResult:
+        """Place a free-text address that reached no city by its organisation's name
+        (``Radboud University Nijmegen``, ``University of Avignon``), status
+        ``matched:org-name``.
+
+        Only with a stated country (the name is searched in it), never when the address
+        text named another country (the institution link may be the error), and only a
+        place of at least :data:`_ORG_MIN_POP` (a company called ``Oracle`` or ``Archer``
+        is not in the village of that name).
+        """
+        if (found.precision == "city" or not org or _blank(country)
+                or found.text_country is not None
+                and found.text_country != country_to_iso2(country)):
+            return found
+        r = self.geocode_affiliation(org, country)
+        if r.precision != "city" or r.text_country not in (None, country_to_iso2(country)):
+            return found
+        if self._population_of(r.geoname_id) < _ORG_MIN_POP or not self._unambiguous(
+                r.geoname_id):
+            return found
+        return r._replace(status="matched:org-name", text_country=found.text_country)
+
+    def _unambiguous(self, geoname_id: int) -> bool:
+        """Is the place the only one of its name in its country, or clearly the main one
+        (≥ :data:`_ORG_HOMONYM_MIN_POP` and ≥ :data:`_ORG_HOMONYM_RATIO` times any other
+        place of that name with 5,000 inhabitants or more)? An institution called
+        ``Columbia``, ``Lawrence`` or ``Brookhaven`` does not say which one."""
+        g = self._g
+        ids = g.places.column("geoname_id").to_numpy()
+        row = int(np.searchsorted(ids, geoname_id))
+        if self._norm_names is None:
+            self._norm_names = g.places.column("norm_name").to_pylist()
+        rows, _ = g.lookup(self._norm_names[row])
+        rows = rows[(rows != row) & (g.country[rows] == g.country[row])
+                    & (g.population[rows] >= _NGRAM_MIN_POP)]
+        if rows.size == 0:
+            return True
+        pop = int(g.population[row])
+        return pop >= _ORG_HOMONYM_MIN_POP and pop >= _ORG_HOMONYM_RATIO * int(
+            g.population[rows].max())
+
+    def _country_of(self, geoname_id: int | None) -> str | None:
+        """ISO-2 country of a place id (None if unknown)."""
+        if geoname_id is None:
+            return None
+        ids = self._g.places.column("geoname_id").to_numpy()
+        i = int(np.searchsorted(ids, geoname_id))
+        return self._g.country[i] if i < ids.size and ids[i] == geoname_id else None
+
+    def _population_of(self, geoname_id: int | None) -> int:
+        """GeoNames population of a place id (0 if unknown); places are sorted by id."""
+        if geoname_id is None:
+            return 0
+        ids = self._g.places.column("geoname_id").to_numpy()
+        i = int(np.searchsorted(ids, geoname_id))
+        return int(self._g.population[i]) if i < ids.size and ids[i] == geoname_id else 0
 
     def _city_result(self, row: int, status: str) -> GeocodeResult:
         g = self._g
@@ -614,13 +801,28 @@ class Geocoder:
     @staticmethod
     def _affiliation_countries(parts: list[str]) -> tuple[set[int], str | None]:
         """Indexes of parts that name a country, and the country (rightmost; ``Hong Kong,
-        China`` → HK, since the SAR is the economy the method ranks)."""
+        China`` → HK, since the SAR is the economy the method ranks).
+
+        A written-out name (any part) wins over a bare code. A code counts only as the last
+        part and in capitals: ISO-3 (``CHE``) or ISO-2 (``CH``) unless the pair is also a
+        US state or a word (``CA``, ``IN``, ``DE``).
+        """
         idx, found = set(), []
         for i in range(len(parts) - 1, -1, -1):
-            iso = country_to_iso2(strip_postcode(parts[i]), allow_iso2=False)
+            iso = country_to_iso2(strip_postcode(parts[i]), allow_iso2=False, allow_iso3=False)
             if iso is not None:
                 idx.add(i)
                 found.append(iso)
+        if not found and parts:
+            last = strip_postcode(parts[-1]).strip(" .")
+            iso = None
+            if len(last) == 3 and last.isupper():
+                iso = country_to_iso2(last, allow_iso2=False)
+            elif (len(last) == 2 and last.isupper() and last not in _AMBIGUOUS_ISO2
+                  and last not in _SUBDIVISION_CODES and last not in us_states().values()):
+                iso = country_to_iso2(last)
+            if iso is not None:
+                return {len(parts) - 1}, iso
         if not found:
             return idx, None
         if found[0] == "CN" and len(found) > 1 and found[1] in ("HK", "MO", "TW"):
@@ -641,16 +843,47 @@ class Geocoder:
         """Largest place named by a word sequence inside ``part``: (population, row)."""
         best = None
         for key, min_pop in self._inner_keys(part):
-            hit = self._choose(*self._g.lookup(key), cc, strict, set(), min_pop=min_pop)
+            rows, kinds = self._plausible(key, *self._g.lookup(key),
+                                          min_pop=_INSIDE_ALTERNATE_MIN_POP)
+            hit = self._choose(rows, kinds, cc, strict, set(), min_pop=min_pop)
             if hit is not None:
                 pop = float(self._g.population[hit[0]])
                 if best is None or pop > best[0]:
                     best = (pop, hit[0])
         return best
 
+    def _plausible(self, key: str, rows: np.ndarray, kinds: np.ndarray, *,
+                   min_pop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates of a key read from free text: own names, and alternates of places of
+        at least ``min_pop`` spelled like their own name or very large
+        (``_INSIDE_ALTERNATE_*``): ``Munich``, ``Köln``/``Cologne`` pass, ``Google``
+        (an alternate of Topeka) does not."""
+        if rows.size == 0 or not (kinds != KIND_NAME).any():
+            return rows, kinds
+        if self._norm_names is None:
+            self._norm_names = self._g.places.column("norm_name").to_pylist()
+        keep = np.ones(rows.size, dtype=bool)
+        for j, (row, kind) in enumerate(zip(rows.tolist(), kinds.tolist())):
+            if kind == KIND_NAME:
+                continue
+            pop = int(self._g.population[row])
+            own = self._norm_names[row]
+            if f" {key} " in f" {own} ":  # "Marbach" of "Marbach am Neckar"
+                continue
+            alike = difflib.SequenceMatcher(None, key, own).ratio()
+            keep[j] = pop >= _INSIDE_ALTERNATE_ANY_SPELLING_POP or (
+                pop >= min_pop and len(key) >= 4 and alike >= _INSIDE_ALTERNATE_MIN_RATIO)
+        return rows[keep], kinds[keep]
+
     @staticmethod
     def _inner_keys(part: str) -> list[tuple[str, int]]:
-        """Candidate place keys inside a part, each with the population it must reach."""
+        """Candidate place keys inside a part, each with the population it must reach.
+
+        Skipped: word sequences starting or ending with a stop word (an article may start
+        one of two words or more: ``Le Mans``), acronyms (``MAN``, ``NEC``; a part in
+        capitals throughout has none), country names, and the words of a US state name
+        (``North Carolina`` is not Carolina, Puerto Rico).
+        """
         key = normalize_place(strip_postcode(part))
         out = []
         if has_cjk(key):
@@ -659,17 +892,56 @@ class Geocoder:
                 out.extend((s[i:i + n], _CJK_NGRAM_MIN_POP) for i in range(len(s) - n + 1))
             return out
         tokens = key.split()
+        masked = _masked_tokens(part, tokens)
         for n in (3, 2, 1):
             for i in range(len(tokens) - n + 1):
                 gram = tokens[i:i + n]
-                if gram[0] in _STOPWORDS or gram[-1] in _STOPWORDS or len(gram[0]) < 3:
+                if masked & set(range(i, i + n)):
                     continue
-                if country_to_iso2(" ".join(gram), allow_iso2=False) is not None:
+                starts_ok = gram[0] not in _STOPWORDS or (n >= 2 and gram[0] in _ARTICLES)
+                if not starts_ok or gram[-1] in _STOPWORDS or len(gram[0]) < 2 or (
+                        len(gram[0]) < 3 and n == 1):
+                    continue
+                if country_to_iso2(" ".join(gram), allow_iso2=False,
+                                   allow_iso3=False) is not None:
                     continue  # "China University of …", "Hong Kong Polytechnic …"
                 out.append((" ".join(gram), _NGRAM_MIN_POP))
                 if n == 1 and len(gram[0]) >= 6 and gram[0].endswith("er"):
                     out.append((gram[0][:-1], _NGRAM_MIN_POP))  # Karlsruher → Karlsruhe
         return out
+
+
+def _affiliation_parts(raw: str | None) -> list[str]:
+    """Comma/semicolon-separated parts of an affiliation, artefacts undone, bracketed
+    groups split off (``Faculty of Computer Science [Moscow]`` → two parts)."""
+    text = _CAMEL_GLUE.sub(" ", _unglue_country(clean_artefacts(raw)))
+    text = _BRACKETED.sub(lambda m: f", {m.group(1)},", text)
+    parts = (p.strip(" .-–—/&*") for p in _AFFIL_SPLIT.split(text))
+    return [p for p in parts if p]
+
+
+# Two-word US state names: their words are not places of their own.
+_STATE_PHRASES = frozenset({
+    "new hampshire", "new jersey", "new mexico", "north carolina", "north dakota",
+    "south carolina", "south dakota", "west virginia", "rhode island"})
+
+
+def _masked_tokens(part: str, tokens: list[str]) -> set[int]:
+    """Positions in ``tokens`` (the normalised words of ``part``) that no place key may
+    use: acronyms (when ``part`` is not in capitals throughout) and US state names
+    (``University of Washington`` is not in Washington, DC)."""
+    masked: set[int] = set()
+    if any(ch.islower() for ch in part):
+        acronyms = {normalize_place(w) for w in re.split(r"[\s,;:/()\[\]\-]+", part)
+                    if _ACRONYM.match(w)}
+        masked.update(i for i, t in enumerate(tokens) if t in acronyms)
+    for i in range(len(tokens) - 1):
+        if f"{tokens[i]} {tokens[i + 1]}" in _STATE_PHRASES:
+            masked.update((i, i + 1))
+    states = us_states()
+    masked.update(i for i, t in enumerate(tokens) if len(t) > 2 and t in states
+                  and tokens[i + 1:i + 2] != ["dc"])  # "Washington DC" is the city
+    return masked
 
 
 _GLUED = re.compile(r"(?<=[a-z\)\]])([A-Z][a-z]+(?: [A-Z][a-z]+)?)\s*$")

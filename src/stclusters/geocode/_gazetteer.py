@@ -40,12 +40,15 @@ from stclusters.reports._atomic import atomic_path
 ATTRIBUTION = "GeoNames (geonames.org), CC BY 4.0"
 
 #: Bump when the layout or the key rules change: it is part of the cache file names.
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2
 
 KIND_NAME = 0
 KIND_ALTERNATE = 1
 
 _ASCII_KEY = re.compile(r"^[a-z0-9 ]+$")
+# Airport and station codes among GeoNames' alternate names ("TOP" for Topeka, "LOS" for
+# Lagos, "FAI" for Fairbanks): in addresses such tokens are acronyms of organisations.
+_CODE_LIKE = re.compile(r"^[A-Z0-9]{2,4}$")
 
 
 def cache_dir(override: str | os.PathLike | None = None) -> Path:
@@ -92,9 +95,12 @@ _EMPTY_KINDS = np.empty(0, dtype=np.int8)
 
 
 def _alternate_keys(alternates: list[str], own: set[str]) -> set[str]:
-    """Normalised alternate names worth indexing: Latin-script or CJK, not already own keys."""
+    """Normalised alternate names worth indexing: Latin-script or CJK, not already own keys,
+    not an all-capital code of 2–4 characters (IATA/ICAO, which GeoNames lists as names)."""
     out = set()
     for alt in alternates:
+        if _CODE_LIKE.match(alt.strip()):
+            continue
         k = normalize_place(alt)
         if len(k) < 2 or k in own or k.isdigit():
             continue

@@ -11,6 +11,7 @@ Country names come from GeoNames' ``countries.json`` as shipped by ``geonamescac
 from __future__ import annotations
 
 import functools
+import html
 import json
 import re
 import unicodedata
@@ -79,6 +80,31 @@ def umlaut_variant(text: str) -> str:
     return normalize_place(text.translate(_UMLAUT))
 
 
+# ------------------------------------------------------------------------ export artefacts
+# Escapes that some exports write for a control character: OpenAlex raw affiliation strings
+# carry "#TAB#" and "#N#" literally ("ETH, Switzerland#TAB#").
+_ESCAPED_CONTROL = re.compile(r"#(?:TAB|N|R|NL|CR|LF)#", re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def clean_artefacts(text: str | None) -> str:
+    """Undo export artefacts before parsing: escaped control characters (``#TAB#``,
+    ``#N#``), real control characters and HTML character references (``&#x00E9;`` → é).
+
+    Examples
+    --------
+    >>> clean_artefacts("ETH, Switzerland#TAB#")
+    'ETH, Switzerland'
+    >>> clean_artefacts("Sorbonne Universit&#x00E9;")
+    'Sorbonne Université'
+    """
+    if not text:
+        return ""
+    s = html.unescape(text) if "&" in text else text
+    s = _CONTROL.sub(" ", _ESCAPED_CONTROL.sub(" ", s))
+    return " ".join(s.split())
+
+
 # ---------------------------------------------------------------------------- postal codes
 _HAS_DIGIT = re.compile(r"\d")
 _PREFIX = re.compile(r"^[A-Z]{1,3}-?$")  # "I", "D-", "SE-", "CH" before a postal number
@@ -142,7 +168,10 @@ _COUNTRY_VARIANTS: dict[str, str] = {
     "hong kong sar": "HK", "hksar": "HK", "hong kong sar china": "HK",
     "hong kong special administrative region": "HK", "香港": "HK",
     "macau": "MO", "macau sar": "MO", "macao sar": "MO", "macao sar china": "MO",
-    "澳門": "MO", "澳门": "MO",
+    "澳門": "MO", "澳门": "MO", "hong kong china": "HK", "hong kong s a r": "HK",
+    "hong kong sar of china": "HK", "macau china": "MO", "macao china": "MO",
+    "macao special administrative region": "MO", "macau special administrative region": "MO",
+    "korea rep": "KR", "rep korea": "KR", "czechia": "CZ", "russia": "RU", "vietnam": "VN",
     "japan": "JP", "nippon": "JP", "日本": "JP",
     "netherlands": "NL", "the netherlands": "NL", "holland": "NL", "nederland": "NL",
     "schweiz": "CH", "suisse": "CH", "svizzera": "CH", "swiss confederation": "CH",
@@ -177,26 +206,36 @@ def country_codes() -> frozenset[str]:
 
 @functools.lru_cache(maxsize=1)
 def _country_names() -> dict[str, str]:
+    """Normalised written-out country name → ISO-2 (GeoNames names plus the variants)."""
     table: dict[str, str] = {}
     for iso, rec in _countries().items():
         table[normalize_place(rec["name"])] = iso
-        table[normalize_place(rec["iso3"])] = iso
     table.update({normalize_place(k): v for k, v in _COUNTRY_VARIANTS.items()})
     return table
 
 
+@functools.lru_cache(maxsize=1)
+def _iso3_codes() -> dict[str, str]:
+    """Normalised ISO 3166-1 alpha-3 code → ISO-2 (``eth`` → ``ET``)."""
+    return {normalize_place(rec["iso3"]): iso for iso, rec in _countries().items()}
+
+
 @functools.lru_cache(maxsize=20_000)
-def country_to_iso2(text: str | None, *, allow_iso2: bool = True) -> str | None:
+def country_to_iso2(text: str | None, *, allow_iso2: bool = True,
+                    allow_iso3: bool = True) -> str | None:
     """ISO-2 code of a printed country, or ``None`` when it is not recognised.
 
     Parameters
     ----------
     text : str or None
-        ``"US"``, ``"United States"``, ``"U.S.A."``, ``"P.R. China"``, ``"Korea, Republic of"``,
-        ``"Deutschland"``, ``"中国"`` …
+        ``"US"``, ``"USA"``, ``"United States"``, ``"U.S.A."``, ``"P.R. China"``,
+        ``"Korea, Republic of"``, ``"Deutschland"``, ``"Hong Kong SAR"``, ``"中国"`` …
     allow_iso2 : bool, keyword-only
         Accept a bare two-letter code. Off when reading free text, where ``CA`` or ``IN``
         are more likely a state or a word.
+    allow_iso3 : bool, keyword-only
+        Accept a bare three-letter ISO code (``CHE``, ``DEU``). Off inside free text, where
+        ``ETH``, ``MIT`` or ``UCL`` are far more likely an organisation's acronym.
     """
     if not text:
         return None
@@ -208,9 +247,12 @@ def country_to_iso2(text: str | None, *, allow_iso2: bool = True) -> str | None:
     key = normalize_place(raw)
     if not key:
         return None
-    iso = _country_names().get(key)
+    names = _country_names()
+    iso = names.get(key)
     if iso is None and key.startswith("the "):
-        iso = _country_names().get(key[4:])
+        iso = names.get(key[4:])
+    if iso is None and allow_iso3:
+        iso = _iso3_codes().get(key)
     return iso
 
 

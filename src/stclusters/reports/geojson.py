@@ -530,8 +530,10 @@ def footprints_feature_collection(core_lat_deg: Sequence[float] | np.ndarray,
                                   core_lon_deg: Sequence[float] | np.ndarray,
                                   cluster_ids: Sequence[Any] | np.ndarray, *, eps_km: float,
                                   properties: Mapping[Any, Mapping[str, Any]] | None = None,
-                                  n_vertices: int = 64) -> dict[str, Any]:
-    """A FeatureCollection with one footprint Feature per cluster, sorted by cluster id.
+                                  n_vertices: int = 64, order: Sequence[Any] | None = None
+                                  ) -> dict[str, Any]:
+    """A FeatureCollection with one footprint Feature per cluster, in ``order`` (e.g. rank
+    order) or sorted by cluster id.
 
     Parameters
     ----------
@@ -546,6 +548,9 @@ def footprints_feature_collection(core_lat_deg: Sequence[float] | np.ndarray,
         NaN becomes null. ``cluster_id`` is added when absent.
     n_vertices : int
         Vertices per disc.
+    order : sequence of cluster ids, optional
+        Order of the features (the ranking's, for the outputs); clusters not in it follow,
+        sorted by id. Default: sorted by id.
 
     Returns
     -------
@@ -560,11 +565,11 @@ def footprints_feature_collection(core_lat_deg: Sequence[float] | np.ndarray,
     properties = properties or {}
     features = []
     if ids.size:
-        order = np.argsort(ids, kind="stable")
-        uniq, start = np.unique(ids[order], return_index=True)
+        by_id = np.argsort(ids, kind="stable")
+        uniq, start = np.unique(ids[by_id], return_index=True)
         bounds = [*start[1:], ids.size]
         for cid, a, b in zip(uniq, start, bounds, strict=True):
-            sel = order[a:b]
+            sel = by_id[a:b]
             key = cid.item() if isinstance(cid, np.generic) else cid
             props = dict(properties.get(key, {}))
             props.setdefault("cluster_id", key)
@@ -575,6 +580,10 @@ def footprints_feature_collection(core_lat_deg: Sequence[float] | np.ndarray,
                 "geometry": footprint_geometry(lat[sel], lon[sel], eps_km=eps_km,
                                                n_vertices=n_vertices),
             })
+    if order is not None:
+        position = {key: i for i, key in enumerate(order)}
+        # Stable sort: clusters missing from `order` keep their id order, after the others.
+        features.sort(key=lambda f: position.get(f["id"], len(position)))
     return {"type": "FeatureCollection", "features": features}
 
 

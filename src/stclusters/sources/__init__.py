@@ -7,8 +7,8 @@ snapshot folder) and ``table`` (the generic contributions table, CSV or Parquet)
 
 from __future__ import annotations
 
+import itertools
 import re
-
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +19,8 @@ from stclusters.sources.openalex import read_openalex_institutions, read_openale
 from stclusters.sources.table import read_table
 from stclusters.sources.uspto_xml import read_uspto_xml
 
-__all__ = ["KINDS", "Quarantine", "ReadBatch", "detect_kind", "read_openalex_institutions",
+__all__ = ["FOLDER", "KINDS", "Quarantine", "ReadBatch", "detect_kind", "folder_files",
+           "read_openalex_institutions",
            "read_openalex_works", "read_source", "read_table", "read_uspto_xml"]
 
 #: The input kinds :func:`read_source` accepts (besides ``"auto"``).
@@ -28,6 +29,30 @@ KINDS: tuple[str, ...] = ("uspto-xml", "openalex", "table")
 _OPENALEX_ID = re.compile(rb'"id"\s*:\s*"https://openalex\.org/([A-Z])')
 
 _TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
+
+#: What :func:`detect_kind` says of a folder that is not an OpenAlex snapshot: a folder of
+#: input files, each read as the file it is (see :func:`folder_files`).
+FOLDER = "folder"
+
+
+def folder_files(path: str | Path) -> list[Path]:
+    """The files below a folder that are inputs: regular files, hidden ones (``.name``, and
+    everything in hidden folders) left out, in path order."""
+    root = Path(path)
+    return sorted(f for f in root.rglob("*") if f.is_file()
+                  and not any(part.startswith(".") for part in f.relative_to(root).parts))
+
+
+def _folder_kind(path: Path) -> str:
+    """``openalex``/``openalex-institutions`` for a snapshot (parts in ``updated_date=*``
+    folders), :data:`FOLDER` for any other folder with files; an empty one is an error."""
+    files = folder_files(path)
+    if not files:
+        raise InputFormatError(path, "a supported input", "the folder holds no files")
+    if any(part.startswith("updated_date=") for f in files
+           for part in f.relative_to(path).parts[:-1]):
+        return "openalex-institutions" if "institutions" in path.parts[-3:] else "openalex"
+    return FOLDER
 
 
 def _base_name(path: Path) -> str:
@@ -41,7 +66,9 @@ def detect_kind(path: str | Path) -> str:
     Content wins over the name: ``<?xml``/``<!DOCTYPE``/``<us-patent-grant`` → ``uspto-xml``;
     ``[`` or ``{`` → ``openalex`` (``openalex-institutions`` when the first OpenAlex id is an
     institution's ``I…``); ``PAR1`` → ``table`` (Parquet); other text → ``table``
-    (CSV). A folder is an OpenAlex snapshot.
+    (CSV). A folder whose files sit in ``updated_date=*`` subfolders is an OpenAlex snapshot
+    (``openalex-institutions`` when named ``institutions``); any other folder with files is
+    :data:`FOLDER`: its files (:func:`folder_files`) are inputs of their own kinds.
 
     Raises
     ------
@@ -50,7 +77,7 @@ def detect_kind(path: str | Path) -> str:
     """
     p = Path(path)
     if p.is_dir():
-        return "openalex-institutions" if "institutions" in p.parts[-3:] else "openalex"
+        return _folder_kind(p)
     head = sniff(p, expected="a supported input", n=4096)
     sig = first_significant(head)
     if sig.startswith((b"<?xml", b"<!DOCTYPE", b"<us-patent-grant")):
@@ -112,6 +139,10 @@ def read_source(
     if not p.exists():
         raise InputFormatError(p, kind if kind != "auto" else "a supported input", "file not found")
     resolved = detect_kind(p) if kind == "auto" else kind
+    if resolved == FOLDER:  # every file checked now, read one after the other
+        streams = [read_source(f, quarantine=quarantine, source=source, batch_size=batch_size)
+                   for f in folder_files(p)]
+        return itertools.chain.from_iterable(streams)
     if source is not None and resolved != "table":
         raise ParameterError(f"source= applies to tables only; {resolved} inputs are "
                              f"{'patents' if resolved == 'uspto-xml' else 'publications'}")

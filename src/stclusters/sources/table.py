@@ -66,6 +66,28 @@ def iso_country_codes() -> frozenset[str]:
     return frozenset(json.loads(data))
 
 
+def _register_country_map(con: duckdb.DuckDBPyConnection, *, has_country: bool) -> None:
+    """Register ``_cmap(raw, code)``: each distinct ``country`` value as written (trimmed)
+    → its ISO-2 code, NULL when not recognised.
+
+    Accepted: ISO 3166-1 alpha-2 and alpha-3 codes in any case and the English names and
+    common variants of :func:`stclusters.geocode._normalize.country_to_iso2` (``China``,
+    ``People's Republic of China``, ``Hong Kong SAR``, ``Macau``, ``USA``, ``Republic of
+    Korea`` …). Only the distinct values are looked up in Python; the rows join in SQL.
+    """
+    from stclusters.geocode._normalize import country_to_iso2  # noqa: PLC0415
+
+    raws: list[str] = []
+    if has_country:
+        raws = [r[0] for r in con.execute(
+            "SELECT DISTINCT NULLIF(trim(CAST(country AS VARCHAR)), '') FROM src").fetchall()
+            if r[0] is not None]
+    raws.sort()
+    con.register("_cmap", pa.table({"raw": pa.array(raws, pa.string()),
+                                    "code": pa.array([country_to_iso2(r) for r in raws],
+                                                     pa.string())}))
+
+
 # ----------------------------------------------------------------------------- loading
 
 def _sql_str(value: str) -> str:
@@ -106,8 +128,10 @@ def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path, *, need_source: bo
 
 def _sniff_csv_header(head: bytes, path: Path) -> tuple[str, list[str]]:
     """Delimiter (the most frequent of ``, TAB ;`` on the header line) and header names."""
-    text = first_significant(head).decode("utf-8", "replace")
-    first = text.splitlines()[0] if text else ""
+    # Names as pyarrow will read them: only a byte-order mark and empty lines go; blanks
+    # around a name stay (` doc_id`), so that the name matches the CSV reader's column.
+    text = head.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "replace")
+    first = next((line for line in text.splitlines() if line), "")
     delim = max(_DELIMITERS, key=first.count)
     if not first or first.count(delim) == 0 and len(first) > 200:
         raise InputFormatError(path, _EXPECTED, "no header line found")
@@ -204,9 +228,9 @@ def _checked_sql(found: dict[str, str], source: str | None) -> str:
       {col('lat')} AS lat_raw, TRY_CAST({col('lat')} AS DOUBLE) AS lat,
       {col('lon')} AS lon_raw, TRY_CAST({col('lon')} AS DOUBLE) AS lon,
       lower({col('precision')}) AS precision_raw,
-      upper({col('country')}) AS country,
+      {col('country')} AS country_raw, _cmap.code AS country,
       {text}
-    FROM src"""
+    FROM src LEFT JOIN _cmap ON _cmap.raw = {col('country')}"""
 
     def bad_int(raw: str, d: str) -> str:
         return f"{raw} IS NOT NULL AND ({d} IS NULL OR {d} <> floor({d}) OR {d} < 0 OR {d} > 2e9)"
@@ -229,8 +253,8 @@ def _checked_sql(found: dict[str, str], source: str | None) -> str:
         ("lon", "lon IS NOT NULL AND NOT (lon BETWEEN -180 AND 180)", "lon outside [-180, 180]"),
         ("precision", f"precision_raw IS NOT NULL AND precision_raw NOT IN ({precisions})",
          "unknown precision"),
-        ("country", "country IS NOT NULL AND country NOT IN (SELECT code FROM _iso)",
-         "country not an ISO 3166-1 alpha-2 code"),
+        ("country", "country_raw IS NOT NULL AND country IS NULL",
+         "country not recognised (ISO 3166-1 code or English name)"),
     ]
     field_case = " ".join(f"WHEN {cond} THEN {_sql_str(f)}" for f, cond, _ in checks)
     reason_case = " ".join(f"WHEN {cond} THEN {_sql_str(r)}" for _, cond, r in checks)
@@ -239,7 +263,7 @@ def _checked_sql(found: dict[str, str], source: str | None) -> str:
 
 
 _EXCERPT_COLUMNS = ("doc_id", "source", "year_raw", "cseq_raw", "aseq_raw", "lat_raw", "lon_raw",
-                    "precision_raw", "country", "city")
+                    "precision_raw", "country_raw", "city")
 
 
 def _quarantine_rejects(con: duckdb.DuckDBPyConnection, file_name: str,
@@ -363,13 +387,13 @@ def _open_checked(con: duckdb.DuckDBPyConnection, path: str | Path, quarantine: 
     head = sniff(p, expected=_EXPECTED, n=65536)
     if not first_significant(head):
         raise InputFormatError(p, _EXPECTED, "file is empty")
-    con.register("_iso", pa.table({"code": sorted(iso_country_codes())}))
     if head.startswith(PARQUET_MAGIC):
         found = _load_parquet(con, p, need_source=source is None)
     else:
         if b"\x00" in head:
             raise InputFormatError(p, _EXPECTED, "binary content that is not Parquet")
         found = _load_csv(con, p, quarantine, source, need_source=source is None)
+    _register_country_map(con, has_country="country" in found)
     con.execute(_checked_sql(found, source))
     try:
         _quarantine_rejects(con, p.name, quarantine)
@@ -415,7 +439,7 @@ def ingest_table(con: duckdb.DuckDBPyConnection, path: str | Path, *, input_id: 
             except duckdb.Error:
                 pass  # src is a view for Parquet and a table for CSV
         try:
-            con.unregister("_iso")
+            con.unregister("_cmap")
         except (duckdb.Error, KeyError):
             pass
 

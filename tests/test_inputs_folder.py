@@ -1,0 +1,87 @@
+"""Folders are detected by what they hold, and a CSV header with blanks around its names
+reads (issue 6)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+import stclusters
+from stclusters.cli import app
+from stclusters.errors import InputFormatError
+from stclusters.sources import FOLDER, Quarantine, detect_kind, read_source
+
+runner = CliRunner()
+
+
+def _rows(prefix: str, n: int, lat: float, lon: float, country: str) -> str:
+    return "".join(f"{prefix}{i},patent,2020,{lat},{lon + i * 1e-4},{country}\n" for i in range(n))
+
+
+def _work(i: int) -> dict:
+    return {"id": f"https://openalex.org/W{i}", "publication_year": 2020, "type": "article",
+            "authorships": [{"institutions": [{"id": f"https://openalex.org/I{i}",
+                                               "display_name": "ETH Zurich", "country_code": "CH"}],
+                             "raw_affiliation_strings": ["ETH Zurich, Zurich, Switzerland"]}]}
+
+
+def test_empty_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / ".hidden").write_text("x")   # hidden files are not inputs
+    with pytest.raises(InputFormatError, match="the folder holds no files"):
+        detect_kind(tmp_path / "empty")
+    result = runner.invoke(app, ["rank", str(tmp_path / "empty"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "holds no files" in result.output and "Traceback" not in result.output
+
+
+def test_folder_of_tables_reads_every_table(tmp_path):
+    folder = tmp_path / "tables"
+    (folder / "more").mkdir(parents=True)
+    header = "doc_id,source,year,lat,lon,country\n"
+    (folder / "a.csv").write_text(header + _rows("a", 5, 48.85, 2.35, "FR"))
+    (folder / "more" / "b.csv").write_text(header + _rows("b", 3, 52.52, 13.40, "DE"))
+    assert detect_kind(folder) == FOLDER
+    res = stclusters.rank([str(folder)])
+    assert [(i["name"], i["kind"]) for i in res.manifest["inputs"]] == [("a.csv", "table"),
+                                                                         ("b.csv", "table")]
+    rec = res.manifest["accounting"]["patent"]["records"]
+    assert rec["read"] == rec["used"] == 8
+    batches = list(read_source(folder, quarantine=Quarantine()))
+    assert sum(b.contributions.num_rows for b in batches) == 8
+
+
+def test_folder_of_json_works_files(tmp_path):
+    folder = tmp_path / "works"
+    folder.mkdir()
+    (folder / "w1.json").write_text(json.dumps([_work(1), _work(2)]))
+    with gzip.open(folder / "w2.jsonl.gz", "wt") as f:
+        f.write(json.dumps(_work(3)) + "\n")
+    assert detect_kind(folder) == FOLDER
+    res = stclusters.rank([str(folder)])
+    assert {i["kind"] for i in res.manifest["inputs"]} == {"openalex"}
+    assert res.manifest["accounting"]["publication"]["records"]["read"] == 3
+
+
+def test_snapshot_folder_is_openalex(tmp_path):
+    part = tmp_path / "snap" / "data" / "works" / "updated_date=2024-01-01"
+    part.mkdir(parents=True)
+    with gzip.open(part / "part_000.gz", "wt") as f:
+        f.write(json.dumps(_work(1)) + "\n")
+    (tmp_path / "snap" / "data" / "works" / "manifest").write_text("{}")
+    assert detect_kind(tmp_path / "snap") == "openalex"
+    res = stclusters.rank([str(tmp_path / "snap")])
+    assert res.manifest["accounting"]["publication"]["records"]["read"] == 1
+
+
+def test_header_with_blanks_around_names(tmp_path):
+    path = tmp_path / "blank.csv"
+    path.write_text(" doc_id, source ,year,lat ,lon,country\n"
+                    "d1,patent,2020,48.85,2.35,FR\nd2,patent,2020,48.86,2.35,FR\n")
+    res = stclusters.rank([str(path)])
+    rec = res.manifest["accounting"]["patent"]["records"]
+    assert rec["read"] == rec["used"] == 2
+    assert res.table("contributions").column("doc_id").to_pylist() == ["d1", "d2"]
