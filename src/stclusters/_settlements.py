@@ -63,6 +63,10 @@ SECTION_KM = 20.0
 #: county-level cities list whole counties), so it is capped to this figure.
 UN_MIN_POPULATION = 300_000
 
+#: An agglomeration names the points up to this far from its centre at least (its reach,
+#: sized for dense cities, falls short in sprawl: Mountain View is 20 km from San Jose).
+_MIN_NAMING_REACH_KM = 30.0
+
 #: A GeoNames place inside an agglomeration names clusters only from this size up.
 MAJOR_CITY_POPULATION = 1_000_000
 
@@ -218,7 +222,7 @@ def _agglomerations(places: pa.Table, *, year: int) -> tuple[Settlements, np.nda
         admin1.append(gn.admin1[pick] if pick >= 0 else "")
         city_pop.append(gn.population[pick] if pick >= 0 else 0.0)
     agg = Settlements(names, country, admin1, lat, lon, pop, np.ones(len(rows), bool),
-                      np.maximum(reach_km(pop), SECTION_KM))
+                      np.maximum(reach_km(pop), _MIN_NAMING_REACH_KM))
     return agg, np.asarray(city_pop)
 
 
@@ -226,29 +230,37 @@ def _display_place(un_name: str, un_population_: float, cand: list[int], d_km: n
                    gn: Settlements) -> int:
     """GeoNames row that names an agglomeration (-1: keep the UN name).
 
-    A place named in the UN name, the first named first ('Dallas-Fort Worth' → Dallas); else
-    the nearest place within :data:`_DISPLAY_KM` holding a quarter of the agglomeration's
-    population, which catches other spellings (Daejon → Daejeon, Taibei → Taipei) but not a
-    neighbouring city's name.
+    Of the places holding a tenth of the agglomeration's population, one named in the UN name,
+    the first named first ('Dallas-Fort Worth' → Dallas, 'New York-Newark' → New York City,
+    'Kinki M.M.A. (Osaka)' → Osaka); else the nearest within :data:`_DISPLAY_KM` holding a
+    quarter, which catches other spellings (Milano → Milan, Daejon → Daejeon, Taibei →
+    Taipei); else any place named in the UN name.
     """
-    words = [t for t in re.split(r"[^a-z]+", _ascii(un_name)) if len(t) >= 4]
-    parts = {p.strip() for p in re.split(r"[-(),]", _ascii(un_name))}
-    best, best_key = -1, None
-    for d, i in zip(d_km, cand):
-        hit = [words.index(t) for t in _fold(gn.name[i]) if t in words]
-        if hit:
-            # 'Munich' is a whole part of 'München (Munich)', 'Ottobrunn bei München' is not;
-            # 'New York City' starts with the part 'New York' of 'New York-Newark'.
-            name = _ascii(gn.name[i])
-            whole = any(name == p or name.startswith(p + " ") for p in parts if p)
-            key = (not whole, min(hit), -gn.population[i], i)
-            if best_key is None or key < best_key:
-                best, best_key = i, key
+    big = [(d, i) for d, i in zip(d_km, cand) if gn.population[i] >= 0.1 * un_population_]
+    best = _named_in(un_name, [i for _, i in big], gn)
     if best >= 0:
         return best
-    big = [(d, i) for d, i in zip(d_km, cand)
-           if d <= _DISPLAY_KM and gn.population[i] >= 0.25 * un_population_]
-    return min(big)[1] if big else -1
+    near_big = [(d, i) for d, i in big if d <= _DISPLAY_KM and gn.population[i] >= 0.25 * un_population_]
+    return min(near_big)[1] if near_big else _named_in(un_name, cand, gn)
+
+
+def _named_in(un_name: str, cand: list[int], gn: Settlements) -> int:
+    """The candidate the UN name names: a whole part of it first ('Munich' of 'München
+    (Munich)', not 'Ottobrunn bei München'; 'New York City' of 'New York-Newark'), then the
+    earliest named word, then the most populous; -1 if none is named."""
+    words = [t for t in re.split(r"[^a-z]+", _ascii(un_name)) if len(t) >= 4]
+    parts = {p.strip() for p in re.split(r"[-(),]", _ascii(un_name))} | {_ascii(un_name)}
+    best, best_key = -1, None
+    for i in cand:
+        hit = [words.index(t) for t in _fold(gn.name[i]) if t in words]
+        if not hit:
+            continue
+        name = _ascii(gn.name[i])
+        whole = any(name == p or name.startswith(p + " ") for p in parts if p)
+        key = (not whole, min(hit), -gn.population[i], i)
+        if best_key is None or key < best_key:
+            best, best_key = i, key
+    return best
 
 
 def _capped(gn: Settlements) -> Settlements:

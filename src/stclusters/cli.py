@@ -18,9 +18,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperCommand, TyperGroup
 
 from stclusters._version import __version__
@@ -91,15 +93,16 @@ def _fail(exc: Exception) -> None:
     if os.environ.get("STCLUSTERS_DEBUG"):
         raise exc
     if isinstance(exc, StclustersError):
-        err.print(f"[bold red]error:[/] {exc}")
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
         if exc.hint:
-            err.print(f"[dim]hint: {exc.hint}[/]")
+            err.print(f"[dim]hint: {escape(exc.hint)}[/]")
         raise typer.Exit(code=EXIT_BAD_INPUT)
     if isinstance(exc, OSError):
-        err.print(f"[bold red]error:[/] {exc.strerror or exc}: {exc.filename or ''}")
+        err.print(f"[bold red]error:[/] {escape(str(exc.strerror or exc))}: "
+                  f"{escape(str(exc.filename or ''))}")
         err.print("[dim]hint: check the path and its permissions[/]")
         raise typer.Exit(code=EXIT_BAD_INPUT)
-    err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}")
+    err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}")
     err.print("[dim]hint: rerun with STCLUSTERS_DEBUG=1 for the traceback, and report it[/]")
     raise typer.Exit(code=EXIT_INTERNAL)
 
@@ -180,7 +183,17 @@ class _ReadProgress:
         task = self.bar.tasks[self.task]
         if task.total is not None:
             self.bar.update(self.task, completed=task.total)
+        self.bar.update(self.task, description=f"{self.prefix}read {len(self.done)} input "
+                        f"file(s)")
         self.bar.stop_task(self.task)
+
+
+class _BarIfKnown(BarColumn):
+    """A bar for work of known size; nothing (the spinner says it) when the size is unknown,
+    rather than a pulse that looks like progress."""
+
+    def render(self, task):  # noqa: ANN001, ANN201 - rich's signature
+        return Text("") if task.total is None else super().render(task)
 
 
 @contextlib.contextmanager
@@ -197,7 +210,7 @@ def _progress(inputs: list[Path], prefix: str = "", *, out: Console | None = Non
         yield (lambda stage: out.print(f"[dim]{prefix}{_STAGE_TEXT.get(stage, stage)}…[/]"),
                None)
         return
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), _BarIfKnown(),
                TaskProgressColumn(), TextColumn("{task.fields[records]}"),
                TimeRemainingColumn(), TimeElapsedColumn())
     with Progress(*columns, console=out, transient=True) as bar:
@@ -293,7 +306,7 @@ def _print_accounting(manifest: dict) -> None:
     for source, acc in manifest["accounting"].items():
         r = acc.get("records")
         if r:
-            console.print(f"  [dim]{accounting_line(source, r)}[/]", markup=True, highlight=False)
+            console.print(f"  [dim]{escape(accounting_line(source, r))}[/]", highlight=False)
 
 
 def _reason_hint(source: str, reason: str) -> str:
@@ -306,6 +319,8 @@ def _reason_hint(source: str, reason: str) -> str:
         return "give lat/lon or address fields (docs/inputs.md)"
     if reason == "coarse_precision":
         return "lower --min-precision (e.g. admin1)"
+    if reason == "duplicate document":
+        return "a document read twice counts once: is an input given twice, or do files overlap?"
     if reason == "unknown source":
         return "a table's source must be patent or publication (or pass --source); see quarantine.csv"
     return "see quarantine.csv"
@@ -331,14 +346,14 @@ def _report_outcome(outcome: dict[str, Any]) -> int:
     main = max(outcome["warnings"], key=lambda w: (w["n"], w["source"]), default=None)
     for w in outcome["warnings"]:
         if status != "nothing_used" or w is not main:  # the main one is said below
-            err.print(f"[yellow]warning:[/] {w['message']}; "
-                      f"{_reason_hint(w['source'], w['reason'])}", highlight=False)
+            err.print(f"[yellow]warning:[/] {escape(w['message'])}; "
+                      f"{escape(_reason_hint(w['source'], w['reason']))}", highlight=False)
     if status == "nothing_used":
-        err.print(f"[bold red]{outcome['message']}[/]", highlight=False)
+        err.print(f"[bold red]{escape(outcome['message'])}[/]", highlight=False)
         if main:
-            err.print(f"[dim]hint: {_reason_hint(main['source'], main['reason'])}[/]")
+            err.print(f"[dim]hint: {escape(_reason_hint(main['source'], main['reason']))}[/]")
     elif status == "no_cluster":
-        err.print(f"[bold red]{outcome['message']}[/]", highlight=False)
+        err.print(f"[bold red]{escape(outcome['message'])}[/]", highlight=False)
         err.print("[dim]hint: lower --min-weight-<source> or --min-weight-share-pct, or widen "
                   "--eps-km[/]")
     return OUTCOME_EXIT_CODES[status]
@@ -362,6 +377,9 @@ def rank_cmd(*, inputs: list[Path], out: Path, force: bool, kind: str, source: s
         if top < 0:
             problems.append(f"--top must be >= 0, got {top}")
         params = params_from_options(method, extra_problems=problems)
+        from stclusters.reports.outputs import check_out_dir  # noqa: PLC0415
+
+        check_out_dir(out, force=force)  # before the run: a long run must not end refused
         with _progress(list(inputs)) as (stage, batch):
             res = rank([Input(str(p), kind=kind, source=source) for p in inputs], params=params,
                        progress=stage, on_batch=batch)
@@ -377,8 +395,9 @@ def rank_cmd(*, inputs: list[Path], out: Path, force: bool, kind: str, source: s
                   world_totals=res.manifest["world_totals"])
     _print_accounting(res.manifest)
     for line in _threshold_warnings(res.manifest):
-        err.print(f"[yellow]warning:[/] {line}", highlight=False)
-    console.print(f"Wrote {', '.join(sorted(p.name for p in paths.values()))} to {out}/. "
+        err.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
+    console.print(f"Wrote {', '.join(sorted(p.name for p in paths.values()))} to "
+                  f"{escape(str(out))}/. "
                   "Place names: GeoNames (geonames.org), CC BY 4.0.")
     code = _report_outcome(res.outcome)
     if code:
@@ -393,7 +412,7 @@ def _fixed(name: str, annotation: Any, default: Any = inspect.Parameter.empty) -
 _RANK_FIXED = [
     _fixed("inputs", Annotated[list[Path], typer.Argument(
         help="USPTO XML, OpenAlex works (file or snapshot folder), contribution tables "
-             "(CSV/Parquet), or folders of them.", metavar="INPUT...")]),
+             "(CSV/Parquet), or folders of them.", metavar="INPUT")]),
     _fixed("out", Annotated[Path, typer.Option(
         help="Output folder: new, empty, or of an earlier run (whose outputs are replaced).")],
         Path("stclusters-out")),

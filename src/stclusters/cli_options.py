@@ -74,8 +74,9 @@ BOUNDS: dict[str, Bounds] = {
     "population_year": Bounds(1950, 2035),
 }
 
-#: Choices of text fields that have a closed set of values.
-CHOICES: dict[str, tuple[str, ...]] = {"counting": ("located", "all"), "min_precision": PRECISIONS}
+#: Choices of text fields that have a closed set of values but a plain ``str`` annotation
+#: (a ``Literal`` field's choices are read from its annotation).
+CHOICES: dict[str, tuple[str, ...]] = {"min_precision": PRECISIONS}
 
 #: Units shown as the value's placeholder.
 _METAVARS = {"_km": "KM", "_pct": "PCT"}
@@ -87,11 +88,19 @@ def field_docs(cls: type) -> dict[str, str]:
     """Field name → first sentence of its entry in the numpy-style docstring of ``cls``."""
     out = {}
     for m in _DOC_ENTRY.finditer(inspect.getdoc(cls) or ""):
-        text = " ".join(m.group(2).split()).replace("``", "")
+        text = re.sub(r":\w+:`~?([^`]+)`", r"\1", " ".join(m.group(2).split())).replace("``", "")
         sentence = re.split(r"(?<=[a-z)\]])\. ", text, maxsplit=1)[0].rstrip(".")
         for name in m.group(1).split(","):
             out[name.strip()] = sentence
     return out
+
+
+def _choices(cls: type, name: str) -> tuple[str, ...] | None:
+    """The values a field may take: its ``Literal[...]`` arguments, or :data:`CHOICES`."""
+    hint = typing.get_type_hints(cls)[name]
+    if typing.get_origin(hint) is typing.Literal:
+        return tuple(str(a) for a in typing.get_args(hint))
+    return CHOICES.get(name)
 
 
 def _value_type(cls: type, name: str) -> type:
@@ -146,8 +155,11 @@ class Opt:
         if (shown := _shown_default(self.default)) is not None:
             notes.append("default " + shown)
         help_text = self.help + (f" ({'; '.join(notes)})" if notes else "") + "."
+        panel = ("Method: each source's clustering, window and types"
+                 if self.target[0] in ("source", "years", "types")
+                 else "Method: run, score, names and population")
         info = typer.Option(self.flag, help=escape(help_text), metavar=self.metavar,
-                            show_default=False)
+                            show_default=False, rich_help_panel=panel)
         annotation = Annotated[self.kind | None, info]
         return inspect.Parameter(self.dest, inspect.Parameter.KEYWORD_ONLY, default=None,
                                  annotation=annotation)
@@ -213,11 +225,11 @@ def _run_options(defaults: RankParams) -> list[Opt]:
         if f.name in ("sources", "source_weights"):
             continue
         kind = _value_type(RankParams, f.name)
+        choices = _choices(RankParams, f.name)
         out.append(Opt("--" + f.name.replace("_", "-"), kind, docs.get(f.name, f.name),
                        ("run", f.name), default=getattr(defaults, f.name),
-                       bounds=BOUNDS.get(f.name), choices=CHOICES.get(f.name),
-                       metavar=_choice_metavar(CHOICES[f.name]) if f.name in CHOICES
-                       else _metavar(f.name, kind)))
+                       bounds=BOUNDS.get(f.name), choices=choices,
+                       metavar=_choice_metavar(choices) if choices else _metavar(f.name, kind)))
     for s, w in defaults.source_weights.items():
         out.append(Opt(f"--weight-{s}", float, f"Weight of the {s} share in the score",
                        ("weight", s), default=w, bounds=BOUNDS["weight"], metavar="X"))

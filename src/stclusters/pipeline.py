@@ -26,6 +26,7 @@ from stclusters.accounting import account, outcome
 from stclusters.clusters.st import SourceClustering, cluster_points
 from stclusters.errors import InputFormatError, ParameterError
 from stclusters.params import RankParams
+from stclusters._settlements import UN_WUP_CREDIT
 from stclusters.ranking import build_ranking, population_statement
 from stclusters.sources import FOLDER, detect_kind, folder_files, read_source
 from stclusters.sources._quarantine import Quarantine
@@ -37,6 +38,7 @@ _KIND_SOURCE = {"uspto-xml": "patent", "openalex": "publication",
                 "openalex-institutions": "institution"}
 
 GEONAMES_CREDIT = "Place names and populations: GeoNames (geonames.org), CC BY 4.0."
+POPULATION_CREDIT = "Urban agglomeration populations: " + UN_WUP_CREDIT
 
 
 @dataclass(frozen=True)
@@ -143,12 +145,24 @@ def _stage(timings: dict[str, float], name: str, progress: Callable[[str], None]
     timings[name] = round(time.perf_counter() - t0, 3)
 
 
+def _batch_file(p: Path, documents: pa.Table) -> str:
+    """The file a batch came from: ``p``, or for a folder (snapshot) the part named by the
+    batch's last ``record_ref`` (``<part below the folder>:line N``), so that progress can
+    count the parts done."""
+    if not p.is_dir() or documents.num_rows == 0:
+        return str(p)
+    ref = documents.column("record_ref")[documents.num_rows - 1].as_py() or ""
+    return str(p / ref.rsplit(":", 1)[0]) if ":" in ref else str(p)
+
+
 def _read_one(con, p: Path, kind: str, *, input_id: int, source: str | None, q: Quarantine,
               batch_rows: int, on_batch) -> int:
     """Read one input into the workspace; return the records read (accepted + quarantined)."""
     if kind == "openalex-institutions":
         table = read_openalex_institutions(p, quarantine=q)
         store.append(con, "institutions", table, input_id=input_id)
+        if on_batch:
+            on_batch(str(p), table.num_rows)
         return table.num_rows + q.count
     if kind == "table":  # the fast path: file → workspace in SQL
         n_rows = ingest_table(con, p, input_id=input_id, quarantine=q, source=source)
@@ -162,7 +176,7 @@ def _read_one(con, p: Path, kind: str, *, input_id: int, source: str | None, q: 
                      store.with_doc_type(batch.contributions, batch.documents), input_id=input_id)
         n_docs += batch.documents.num_rows
         if on_batch:
-            on_batch(str(p), batch.documents.num_rows)
+            on_batch(_batch_file(p, batch.documents), batch.documents.num_rows)
     return n_docs + q.count
 
 
@@ -205,7 +219,8 @@ def rank(inputs, *, params: RankParams | None = None, workspace: str | Path | No
     ----------
     inputs : path, Input, or a sequence of them
         USPTO grant XML (.xml/.xml.gz), OpenAlex works (JSON list, JSON Lines, gz, snapshot
-        folder) or generic contribution tables (CSV/Parquet); kind detected from content.
+        folder) or generic contribution tables (CSV/Parquet), or folders of such files; kind
+        detected from content.
     params : RankParams, optional
         Every tunable of the method; defaults documented in :mod:`stclusters.params`.
     workspace : path, optional
@@ -223,11 +238,15 @@ def rank(inputs, *, params: RankParams | None = None, workspace: str | Path | No
     Raises
     ------
     InputFormatError
-        A whole input cannot be read (missing, not gzip, unknown format), before any output.
+        A whole input cannot be read (missing, empty folder, not gzip, unknown format),
+        before any output. A run that uses nothing or finds no cluster does not raise:
+        ``.outcome`` says so.
     """
     params = params or RankParams()
-    # Path order, not the caller's order: outputs must not depend on how inputs were listed.
-    checked = _check_inputs(sorted(_as_inputs(inputs), key=lambda i: (str(i.path), i.kind)))
+    # Resolved path order, not the caller's order or spelling: outputs must not depend on how
+    # inputs were listed (relative or absolute).
+    checked = _check_inputs(sorted(_as_inputs(inputs),
+                                   key=lambda i: (str(Path(i.path).resolve()), i.kind)))
     timings: dict[str, float] = {}
     # In memory by default (3-4x faster to fill than a file); written out by .write().
     workspace = Path(workspace) if workspace is not None else None
@@ -323,5 +342,5 @@ def _manifest(recorded, by_input, params, report: list[SourceClustering], accoun
         "geocoding": geocoding,
         "accounting": accounting,
         "population_source": population_statement(params),
-        "attribution": [GEONAMES_CREDIT],
+        "attribution": [GEONAMES_CREDIT, POPULATION_CREDIT],
     }

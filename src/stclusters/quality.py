@@ -4,12 +4,11 @@ Three checks, each a row per finding in the workspace table ``quality`` and a co
 manifest (``manifest["quality"]``):
 
 * ``point_outside_country``: a coordinate given by the record (table ``lat``/``lon``, OpenAlex
-  institution ``geo``) lies outside the country the record states: none of the
-  :data:`OUTSIDE_NEIGHBOURS` nearest GeoNames places within :data:`OUTSIDE_COUNTRY_KM` of it
-  belongs to that country (PatentsView once had 223,195 such coordinates: Taoyuan in Hungary,
-  "CA" read as California). The test runs on 0.1° cells (:data:`OUTSIDE_CELL_DEG`; a cell's
-  centre is at most ~8 km from its points, small against the 50 km radius), so its cost
-  follows the number of distinct cells, not of rows.
+  institution ``geo``) lies outside the country the record states: no GeoNames place of that
+  country lies within :data:`OUTSIDE_COUNTRY_KM` of it (PatentsView once had 223,195 such
+  coordinates: Taoyuan in Hungary, "CA" read as California). The test runs on 0.1° cells
+  (:data:`OUTSIDE_CELL_DEG`; a cell's centre is at most ~8 km from its points, small against
+  the 50 km radius), so its cost follows the number of distinct cells, not of rows.
 * ``text_country_differs``: an affiliation text names another country than the one stated
   for it (OpenAlex: the institution's ``country_code``; Intel US with "Neubiberg, Germany").
   The stated country wins (see :meth:`stclusters.geocode.Geocoder.geocode_affiliation`).
@@ -42,8 +41,6 @@ from stclusters.store import fetch_arrow
 #: rather than an address, border towns and coasts, and still catches a point put in
 #: another country (Taoyuan in Hungary: 8,000 km; Ontario read as California: > 300 km).
 OUTSIDE_COUNTRY_KM = 50.0
-#: Nearest places looked at for the outside test (dense borders: Basel, Geneva, Shenzhen).
-OUTSIDE_NEIGHBOURS = 64
 #: Cell size (degrees) of the outside test.
 OUTSIDE_CELL_DEG = 0.1
 #: Reverse geocoding: a point takes the country of the nearest place within this radius (km).
@@ -138,18 +135,19 @@ def _register_outside(con: duckdb.DuckDBPyConnection, geo: Any, cells: pa.Table)
     stated = np.asarray(cells.column("country").to_pylist(), dtype=object)
     lat = (clat + 0.5) * OUTSIDE_CELL_DEG
     lon = (clon + 0.5) * OUTSIDE_CELL_DEG
-    near, dist, rows = geo.near_countries(lat, lon, k=OUTSIDE_NEIGHBOURS, max_km=OUTSIDE_COUNTRY_KM)
-    inside = (near == stated[:, None]).any(axis=1)
-    bad = np.nonzero(~inside)[0]
+    to_country = np.empty(lat.size)
+    for cc in sorted(set(stated.tolist())):  # one k-d tree per stated country
+        mine = stated == cc
+        to_country[mine] = geo.distance_to_country(lat[mine], lon[mine], cc)
+    bad = np.nonzero(to_country > OUTSIDE_COUNTRY_KM)[0]
+    near, dist, rows = geo.near_countries(lat[bad], lon[bad], k=1, max_km=np.inf)
     details = []
-    for i in bad.tolist():
-        if rows[i, 0] >= 0:
-            where = (f"nearest place {geo.place_name(rows[i, 0])} ({near[i, 0]}), "
-                     f"{dist[i, 0]:.0f} km")
-        else:
-            where = "no place within the radius"
+    for j, i in enumerate(bad.tolist()):
+        far = ("none in the gazetteer" if np.isinf(to_country[i])
+               else f"nearest {to_country[i]:.0f} km away")
         details.append(f"stated country {stated[i]}: no {stated[i]} place within "
-                       f"{OUTSIDE_COUNTRY_KM:.0f} km; {where}")
+                       f"{OUTSIDE_COUNTRY_KM:.0f} km ({far}); nearest place "
+                       f"{geo.place_name(rows[j, 0])} ({near[j, 0]}), {dist[j, 0]:.0f} km")
     con.register("_out", pa.table({
         "cell_lat": pa.array(clat[bad], pa.int64()), "cell_lon": pa.array(clon[bad], pa.int64()),
         "country": pa.array(stated[bad].tolist(), pa.string()),
@@ -207,10 +205,12 @@ def report(con: duckdb.DuckDBPyConnection, *, action: str) -> dict[str, Any]:
                || coalesce(c.precision, 'no') || ' precision'
         FROM contributions c WHERE c.quality_flag = 'text_country_differs'
         UNION ALL
-        SELECT 'stacked_on_centroid', source, NULL, CAST(lat AS VARCHAR) || ', '
-               || CAST(lon AS VARCHAR), 'lat/lon', CAST(lat AS VARCHAR) || ', ' || CAST(lon AS VARCHAR),
+        SELECT 'stacked_on_centroid', source, NULL,
+               CAST(lat AS VARCHAR) || ', ' || CAST(lon AS VARCHAR), 'lat/lon',
+               CAST(lat AS VARCHAR) || ', ' || CAST(lon AS VARCHAR),
                CAST(count(*) AS VARCHAR) || ' contributions at ' || precision
-               || ' precision on this one coordinate (country ' || coalesce(min(country), '??') || ')'
+               || ' precision on this one coordinate (country '
+               || coalesce(min(country), '??') || ')'
         FROM contributions
         WHERE precision IN ('admin1', 'country') AND lat IS NOT NULL
         GROUP BY source, lat, lon, precision HAVING count(*) >= {STACK_MIN_CONTRIBUTIONS}
@@ -224,7 +224,6 @@ def report(con: duckdb.DuckDBPyConnection, *, action: str) -> dict[str, Any]:
         "counts": {c: int(counts.get(c, 0)) for c in CHECKS},
         "filtered_contributions": int(filtered),
         "thresholds": {"outside_country_km": OUTSIDE_COUNTRY_KM,
-                       "outside_neighbours": OUTSIDE_NEIGHBOURS,
                        "outside_cell_deg": OUTSIDE_CELL_DEG,
                        "reverse_max_km": REVERSE_MAX_KM,
                        "stack_min_contributions": STACK_MIN_CONTRIBUTIONS},

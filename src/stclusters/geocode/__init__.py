@@ -303,6 +303,24 @@ class Geocoder:
         country = np.where(within, self._g.country[np.maximum(picked, 0)], None)
         return country, dist, picked
 
+    def distance_to_country(self, lat: np.ndarray, lon: np.ndarray,
+                            country: str) -> np.ndarray:
+        """Great-circle distance (km) from each point to the nearest place of ``country``;
+        ``inf`` when the gazetteer has no place there. One k-d tree per country, cached."""
+        lat = np.atleast_1d(np.asarray(lat, dtype=np.float64))
+        lon = np.atleast_1d(np.asarray(lon, dtype=np.float64))
+        key = ("country", country)
+        if key not in self._trees:
+            rows = np.nonzero(self._active & (self._g.country == country))[0]
+            tree = (cKDTree(_unit_vectors(self._g.lat[rows], self._g.lon[rows]))
+                    if rows.size else None)
+            self._trees[key] = (tree, rows)
+        tree, _ = self._trees[key]
+        if tree is None or lat.size == 0:
+            return np.full(lat.size, np.inf)
+        chord, _ = tree.query(_unit_vectors(lat, lon), k=1)
+        return 2.0 * EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))
+
     def place_name(self, row: int) -> str:
         """GeoNames name of gazetteer row ``row`` (from :meth:`near_countries`)."""
         return self._g.places.column("name")[int(row)].as_py()
@@ -385,11 +403,11 @@ class Geocoder:
         (``Sydney, Australia`` stated US; ``Hamburg, Germany`` stated IN), the result is the
         stated country's centroid (its city for a city-state): a homonym in the stated
         country would be a guess. When the place it names exists only in the stated country
-        (``Universität Graz, Deutschland`` stated AT), it is used. A text naming no country
-        but a place of 50,000 or more elsewhere and none in the stated country
-        (``University of Stuttgart`` stated FR) is a disagreement too. ``text_country``
-        tells every disagreement. One exception: stated ``CN`` with a text naming Hong Kong, Macao or
-        Taiwan is placed there, as in :meth:`geocode`.
+        (``Universität Graz, Deutschland`` stated AT), it is used. ``text_country`` tells
+        every disagreement. (A text naming no country is not searched abroad: words of
+        names such as ``San Jorge`` or ``William & Mary`` are places somewhere.) One
+        exception: stated ``CN`` with a text naming Hong Kong, Macao or Taiwan is placed
+        there, as in :meth:`geocode`.
 
         Within the country, parts are tried right to left (skipping the country and postal
         codes) for a whole-part place match; then place names inside parts (``Technische
@@ -409,16 +427,6 @@ class Geocoder:
                 # would be a guess.
                 return self._stated_country_only(cc)._replace(text_country=parsed)
         hit = self._affiliation_place(parts, country_parts, code)
-        if hit is None and cc is not None and parsed is None:
-            # No country in the text, no place of the stated one: does the text name a
-            # sizeable place elsewhere ("University of Stuttgart" stated FR)? Then that is a
-            # disagreement to report, and the stated country still wins.
-            elsewhere = self._affiliation_place(parts, country_parts, None, city_states=False)
-            if elsewhere is not None and self._population_of(elsewhere.geoname_id) >= _ORG_MIN_POP:
-                parsed = self._country_of(elsewhere.geoname_id)
-                if parsed not in (None, cc):
-                    return self._stated_country_only(cc)._replace(text_country=parsed)
-                parsed = None
         if hit is None:
             hit = self._fallback(code, self._affiliation_state(parts, code), None)
         if hit is None:
@@ -621,14 +629,6 @@ class Geocoder:
         pop = int(g.population[row])
         return pop >= _ORG_HOMONYM_MIN_POP and pop >= _ORG_HOMONYM_RATIO * int(
             g.population[rows].max())
-
-    def _country_of(self, geoname_id: int | None) -> str | None:
-        """ISO-2 country of a place id (None if unknown)."""
-        if geoname_id is None:
-            return None
-        ids = self._g.places.column("geoname_id").to_numpy()
-        i = int(np.searchsorted(ids, geoname_id))
-        return self._g.country[i] if i < ids.size and ids[i] == geoname_id else None
 
     def _population_of(self, geoname_id: int | None) -> int:
         """GeoNames population of a place id (0 if unknown); places are sorted by id."""

@@ -53,30 +53,41 @@ def _is_ours(name: str) -> bool:
         name.startswith(f".{o}.") for o in OUTPUT_NAMES))
 
 
-def prepare_out_dir(out: Path, *, force: bool = False) -> None:
-    """Make ``out`` ready for a run's files; never leave an earlier run's outputs beside them.
-
-    A new or empty folder is used as is. A run folder of ours (it has ``manifest.json``, or
-    holds only our output names) loses every output file of the earlier run first, so a file
-    this run does not write cannot survive from that run. Any other non-empty folder is
-    refused, unless ``force``: then our output names are removed and other files are left.
+def check_out_dir(out: str | Path, *, force: bool = False) -> None:
+    """Refuse an output folder that :func:`prepare_out_dir` would refuse, changing nothing
+    (the command line asks before a run, so that a long run does not end in this error).
 
     Raises
     ------
     StclustersError
         ``out`` is a file, or a non-empty folder of something else (without ``force``).
     """
+    out = Path(out)
     if out.exists() and not out.is_dir():
         raise StclustersError(f"{out}: the output path is a file, not a folder",
                               hint="give --out a folder (new, empty, or of an earlier run)")
-    out.mkdir(parents=True, exist_ok=True)
-    entries = sorted(e.name for e in out.iterdir())
-    foreign = [n for n in entries if not _is_ours(n)]
-    if foreign and not (out / "manifest.json").is_file() and not force:
+    if not out.is_dir() or force or (out / "manifest.json").is_file():
+        return
+    foreign = sorted(e.name for e in out.iterdir() if not _is_ours(e.name))
+    if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise StclustersError(f"{out}: the output folder holds files of no stclusters run "
                               f"({shown})", hint="choose a new or empty folder, or pass --force "
                               "(API: write(..., force=True)) to write beside them")
+
+
+def prepare_out_dir(out: Path, *, force: bool = False) -> None:
+    """Make ``out`` ready for a run's files; never leave an earlier run's outputs beside them.
+
+    A new or empty folder is used as is. A run folder of ours (it has ``manifest.json``, or
+    holds only our output names) loses every output file of the earlier run first, so a file
+    this run does not write cannot survive from that run. Any other non-empty folder is
+    refused (:func:`check_out_dir`), unless ``force``: then our output names are removed and
+    other files are left.
+    """
+    check_out_dir(out, force=force)
+    out.mkdir(parents=True, exist_ok=True)
+    entries = sorted(e.name for e in out.iterdir())
     # The manifest first: if removal stops half-way, no manifest vouches for what is left.
     for name in ["manifest.json", *(n for n in entries if _is_ours(n) and n != "manifest.json")]:
         (out / name).unlink(missing_ok=True)
