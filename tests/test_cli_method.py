@@ -276,6 +276,10 @@ def test_a_source_without_input_has_no_columns_and_the_title_counts(tmp_path):
     assert result.exit_code == 0, result.output
     assert "S&T clusters (top 1 of 1)" in result.output
     assert "Pubs" in result.output and "Patents" not in result.output and "Pat %" not in result.output
+    # Every data credit the results need is printed, as the manifest lists them.
+    credits = json.loads((tmp_path / "o" / "manifest.json").read_text())["attribution"]
+    text = " ".join(result.output.split())
+    assert credits and all(" ".join(c.split()) in text for c in credits)
 
 
 def test_threshold_below_one_document_warns(tmp_path):
@@ -323,3 +327,18 @@ def test_brackets_in_paths_and_reasons_are_printed_as_written(tmp_path):
     result = runner.invoke(app, ["rank", str(_csv(tmp_path / "t.csv", rows)), "--out",
                                  str(tmp_path / "o"), "--min-weight", "2"])
     assert "rejected 1 (lat outside [-90, 90] 1)" in result.output
+
+
+def test_inputs_without_records_say_so(tmp_path):
+    header_only = tmp_path / "empty.csv"
+    header_only.write_text("doc_id,source,year,lat,lon\n")
+    result = runner.invoke(app, ["rank", str(header_only), "--out", str(tmp_path / "a")])
+    assert result.exit_code == 3
+    assert "nothing used: the inputs hold no patent or publication record" in result.output
+    assert "a header only?" in result.output
+    inst = tmp_path / "inst.jsonl"
+    inst.write_text('{"id":"https://openalex.org/I1","geo":{"latitude":1,"longitude":2}}\n')
+    result = runner.invoke(app, ["rank", str(inst), "--out", str(tmp_path / "b")])
+    assert result.exit_code == 3
+    text = " ".join(result.output.split())
+    assert "(only a lookup: institution)" in text and "give the works too" in text

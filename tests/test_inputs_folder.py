@@ -100,3 +100,40 @@ def test_progress_names_each_part_of_a_snapshot(tmp_path):
     assert parts == [str(works / f"updated_date={d}" / "part_000.gz")
                      for d in ("2024-01-01", "2024-02-01")]
     assert sum(n for _, n in seen) == 6
+
+
+def test_outputs_of_a_run_inside_the_input_folder_are_no_inputs(tmp_path):
+    folder = tmp_path / "tables"
+    folder.mkdir()
+    (folder / "a.csv").write_text("doc_id,source,year,lat,lon,country\n"
+                                  + _rows("a", 5, 48.85, 2.35, "FR"))
+    first = stclusters.rank([str(folder)])
+    first.write(folder / "out")              # the run's outputs now sit inside the input folder
+    again = stclusters.rank([str(folder)])   # ranking.csv there is no contributions table
+    assert [i["name"] for i in again.manifest["inputs"]] == ["a.csv"]
+    assert again.manifest["accounting"] == first.manifest["accounting"]
+
+
+def test_a_file_of_no_kind_in_a_folder_says_what_to_do(tmp_path):
+    folder = tmp_path / "tables"
+    folder.mkdir()
+    (folder / "a.csv").write_text("doc_id,source,year,lat,lon,country\n"
+                                  + _rows("a", 2, 48.85, 2.35, "FR"))
+    (folder / "README.md").write_text("# notes\nThese are my tables.\n")
+    result = runner.invoke(app, ["rank", str(folder), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert "README.md: cannot read as a supported input" in text
+    assert "give the input files themselves rather than the folder, or move README.md out" in text
+
+
+def test_a_snapshot_folder_has_a_content_hash(tmp_path):
+    part = tmp_path / "snap" / "updated_date=2024-01-01"
+    part.mkdir(parents=True)
+    with gzip.open(part / "part_000.gz", "wt") as f:
+        f.write(json.dumps(_work(1)) + "\n")
+    first = stclusters.rank([str(tmp_path / "snap")]).manifest["inputs"][0]
+    assert len(first["sha256"]) == 64 and first["size_bytes"] == (part / "part_000.gz").stat().st_size
+    (part / "part_001.gz").write_bytes(gzip.compress(b""))
+    second = stclusters.rank([str(tmp_path / "snap")]).manifest["inputs"][0]
+    assert second["sha256"] != first["sha256"]

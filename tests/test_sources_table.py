@@ -109,7 +109,7 @@ def test_parquet_typed_columns_and_explicit_sequences(tmp_path):
     _, docs, cons, q = _read(path)
     assert docs.to_pylist()[0] | {} == {"doc_id": "D1", "source": "publication", "year": 2021,
                                         "doc_type": None, "n_contributors": 2,
-                                        "record_ref": "c.parquet:row 1"}
+                                        "record_ref": "c.parquet:row 1", "updated_date": None}
     assert docs.num_rows == 1  # D2 rejected: its only row has lon 200
     assert cons["precision"].to_pylist() == ["city", "point", None]
     assert cons["address_seq"].to_pylist() == [0, 1, 0]

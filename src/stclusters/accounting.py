@@ -219,6 +219,11 @@ def outcome(accounting: dict[str, Any], *, n_clusters: int) -> dict[str, Any]:
                if s not in LOOKUP_SOURCES and a.get("records")}
     n_used = sum(r["used"] for r in counted.values())
     n_read = sum(r["read"] for r in counted.values())
+    if n_read == 0:
+        lookups = sorted(s for s in accounting if s in LOOKUP_SOURCES)
+        return {"status": "nothing_used", "warnings": warnings,
+                "message": "nothing used: the inputs hold no patent or publication record"
+                           + (f" (only a lookup: {', '.join(lookups)})" if lookups else "")}
     if n_used == 0:
         if warnings:
             main = max(warnings, key=lambda w: (w["n"], w["source"]))

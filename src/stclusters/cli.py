@@ -140,10 +140,12 @@ _STAGE_TEXT = {"read": "reading inputs", "geocode": "geocoding addresses offline
 
 
 def _size_bytes(path: Path) -> int:
-    """Bytes of a file, or of every file below a folder (0 when it cannot be seen)."""
+    """Bytes of a file, or of the input files below a folder (0 when it cannot be seen)."""
+    from stclusters.sources import folder_files  # noqa: PLC0415
+
     try:
         if path.is_dir():
-            return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            return sum(f.stat().st_size for f in folder_files(path))
         return path.stat().st_size
     except OSError:
         return 0
@@ -280,8 +282,8 @@ def demo(
         _print_accounting(res.manifest)
     except Exception as exc:  # noqa: BLE001 - every error becomes one line
         _fail(exc)
-    console.print(f"Outputs in {out}/. Place names and populations: GeoNames (geonames.org), CC BY 4.0. "
-                  f"Wall time {time.perf_counter() - t_start:.1f} s.")
+    console.print(f"Outputs in {escape(str(out))}/. Wall time {time.perf_counter() - t_start:.1f} s.")
+    _print_credits(res.manifest)
 
 
 def _plural(n: int, unit: str) -> str:
@@ -302,6 +304,12 @@ def accounting_line(source: str, r: dict[str, Any]) -> str:
             f"{sum(r['rejected'].values()):,}{_reasons(r['rejected'])}")
 
 
+def _print_credits(manifest: dict) -> None:
+    """The data credits a run's results require (the manifest's ``attribution``)."""
+    for line in manifest.get("attribution", []):
+        console.print(f"[dim]{escape(line)}[/]", highlight=False)
+
+
 def _print_accounting(manifest: dict) -> None:
     for source, acc in manifest["accounting"].items():
         r = acc.get("records")
@@ -319,6 +327,8 @@ def _reason_hint(source: str, reason: str) -> str:
         return "give lat/lon or address fields (docs/inputs.md)"
     if reason == "coarse_precision":
         return "lower --min-precision (e.g. admin1)"
+    if reason == "country_mismatch":
+        return "--quality-action keep counts them (each is listed in the quality table)"
     if reason == "duplicate document":
         return "a document read twice counts once: is an input given twice, or do files overlap?"
     if reason == "unknown source":
@@ -352,6 +362,11 @@ def _report_outcome(outcome: dict[str, Any]) -> int:
         err.print(f"[bold red]{escape(outcome['message'])}[/]", highlight=False)
         if main:
             err.print(f"[dim]hint: {escape(_reason_hint(main['source'], main['reason']))}[/]")
+        elif "lookup" in outcome["message"]:
+            err.print("[dim]hint: an OpenAlex institutions file only locates the affiliations of "
+                      "works: give the works too[/]")
+        else:
+            err.print("[dim]hint: the inputs hold no records (a header only?)[/]")
     elif status == "no_cluster":
         err.print(f"[bold red]{escape(outcome['message'])}[/]", highlight=False)
         err.print("[dim]hint: lower --min-weight-<source> or --min-weight-share-pct, or widen "
@@ -397,8 +412,8 @@ def rank_cmd(*, inputs: list[Path], out: Path, force: bool, kind: str, source: s
     for line in _threshold_warnings(res.manifest):
         err.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
     console.print(f"Wrote {', '.join(sorted(p.name for p in paths.values()))} to "
-                  f"{escape(str(out))}/. "
-                  "Place names: GeoNames (geonames.org), CC BY 4.0.")
+                  f"{escape(str(out))}/.")
+    _print_credits(res.manifest)
     code = _report_outcome(res.outcome)
     if code:
         raise typer.Exit(code=code)

@@ -90,6 +90,7 @@ def field_docs(cls: type) -> dict[str, str]:
     for m in _DOC_ENTRY.finditer(inspect.getdoc(cls) or ""):
         text = re.sub(r":\w+:`~?([^`]+)`", r"\1", " ".join(m.group(2).split())).replace("``", "")
         sentence = re.split(r"(?<=[a-z)\]])\. ", text, maxsplit=1)[0].rstrip(".")
+        sentence = re.sub(r"\bNone\b", "not given", sentence)  # an option is not given, not None
         for name in m.group(1).split(","):
             out[name.strip()] = sentence
     return out

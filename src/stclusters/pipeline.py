@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
+import hashlib
 import platform
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -124,10 +126,21 @@ def _check_inputs(inputs: Sequence[Input]) -> list[tuple[Input, str]]:
         if kind == FOLDER:  # a folder of input files: each one is an input of its own kind
             for f in folder_files(p):
                 one = Input(str(f), kind=item.kind, source=item.source)
-                out.append((one, detect_kind(f) if item.kind == "auto" else item.kind))
+                out.append((one, _folder_file_kind(p, f) if item.kind == "auto" else item.kind))
         else:
             out.append((item, kind))
     return out
+
+
+def _folder_file_kind(folder: Path, f: Path) -> str:
+    """The kind of a file found in an input folder; one of no kind (a README) is refused
+    with a hint to name the input files themselves."""
+    try:
+        return detect_kind(f)
+    except InputFormatError as exc:
+        exc.hint = (f"every file in the folder {folder} is read as an input: give the input "
+                    f"files themselves rather than the folder, or move {f.name} out")
+        raise
 
 
 def _as_inputs(inputs) -> list[Input]:
@@ -180,12 +193,22 @@ def _read_one(con, p: Path, kind: str, *, input_id: int, source: str | None, q: 
     return n_docs + q.count
 
 
+def _size_and_sha256(p: Path) -> tuple[int, str]:
+    """Bytes and sha256 of an input file; for a folder (a snapshot), of its files together:
+    the sha256 of the lines ``<sha256 of the file>  <path below the folder>`` in path order
+    (what ``sha256sum`` prints), so that any change of content or names shows."""
+    if p.is_file():
+        return p.stat().st_size, store.file_sha256(p)
+    files = folder_files(p)
+    listing = "".join(f"{store.file_sha256(f)}  {f.relative_to(p).as_posix()}\n" for f in files)
+    return sum(f.stat().st_size for f in files), hashlib.sha256(listing.encode()).hexdigest()
+
+
 def _ingest(con, checked, *, batch_rows, on_batch) -> list[store.InputFile]:
     recorded = []
     for input_id, (item, kind) in enumerate(checked):
         p = Path(item.path)
-        size = p.stat().st_size if p.is_file() else sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
-        sha = store.file_sha256(p) if p.is_file() else "directory"
+        size, sha = _size_and_sha256(p)
         rec = store.InputFile(input_id, str(item.path), kind, size, sha)
         q = Quarantine()
         n_read = _read_one(con, p, kind, input_id=input_id, source=item.source, q=q,
@@ -332,7 +355,7 @@ def _manifest(recorded, by_input, params, report: list[SourceClustering], accoun
     return {
         "data_label": label,
         "notes": list(notes),
-        "software": _software(),
+        "software": copy.deepcopy(_software()),  # the cached dict stays untouched
         "inputs": [_input_entry(r, acc) for r, acc in zip(recorded, by_input)],
         "parameters": params.to_dict(),
         "clustering": {r.source: {"eps_km": r.eps_km, "min_weight": r.min_weight,

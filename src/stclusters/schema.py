@@ -17,6 +17,19 @@ import pyarrow as pa
 #: Location precision, finest first. Only ``point``/``postcode``/``city`` cluster by default.
 PRECISIONS: tuple[str, ...] = ("point", "postcode", "city", "admin2", "admin1", "country")
 
+#: Plausible years of a record (grant, publication), inclusive. Older or later years are
+#: data errors (OpenAlex has ``publication_year`` -5 and 2**40), quarantined by every reader.
+YEAR_RANGE: tuple[int, int] = (1500, 2100)
+
+#: Longest text a reader accepts in a field, characters (``address_raw``: a whole affiliation
+#: line, which can list several institutions). Longer values are data errors (a 50 MB city)
+#: and would cost the geocoder ~1.3 s per MB: the record is quarantined, naming the field.
+MAX_TEXT_CHARS: int = 1000
+MAX_ADDRESS_CHARS: int = 10_000
+
+#: Fields that identify a record: no control characters (U+0000-U+001F, U+007F) allowed.
+ID_FIELDS: tuple[str, ...] = ("doc_id", "source", "institution_id")
+
 #: The metrics a contribution can feed (methodology §1).
 SOURCES: tuple[str, ...] = ("patent", "publication")
 
@@ -51,6 +64,9 @@ DOCUMENT = pa.schema(
         pa.field("doc_type", pa.string()),  # e.g. 'utility', 'article', 'journal-article'
         pa.field("n_contributors", pa.int32(), nullable=False),
         pa.field("record_ref", pa.string(), nullable=False),
+        # ISO 8601 date of this version of the record (OpenAlex ``updated_date``), null when
+        # the input has none: of two versions of a document the newer one is kept.
+        pa.field("updated_date", pa.string()),
     ]
 )
 
@@ -98,6 +114,11 @@ QUARANTINE = pa.schema(
         pa.field("excerpt", pa.string()),  # at most ~200 characters of the record
     ]
 )
+
+
+def max_chars(field: str) -> int:
+    """Longest accepted text of ``field``, characters (see :data:`MAX_TEXT_CHARS`)."""
+    return MAX_ADDRESS_CHARS if field == "address_raw" else MAX_TEXT_CHARS
 
 
 def empty(schema: pa.Schema) -> pa.Table:

@@ -143,9 +143,13 @@ DOCUMENT_KINDS = ("uspto-xml", "openalex")
 
 
 def quarantine_duplicate_documents(con: duckdb.DuckDBPyConnection) -> int:
-    """Keep the first record of each ``(source, doc_id)``; quarantine the later ones.
+    """Keep one version of each ``(source, doc_id)``; quarantine the others.
 
-    "First" is input order (inputs are read in path order) then file order. A duplicate
+    The newest version is the truth: the one with the latest ``updated_date`` (OpenAlex)
+    wins; among versions of the same date, or without dates (USPTO, tables), the first read
+    (inputs in path order, then file order). A dated version wins over an undated one.
+    Versions that lose to a newer date are quarantined as ``superseded by a newer version``,
+    the others as ``duplicate document``; the excerpt says where the kept one is. A removed
     document leaves with all its contribution rows, so no document counts twice. For
     document inputs one quarantine row stands for the document; for tables, one per row.
 
@@ -157,11 +161,20 @@ def quarantine_duplicate_documents(con: duckdb.DuckDBPyConnection) -> int:
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _dup AS
         SELECT d.input_id, d.source, d.doc_id, d.record_ref, d.first_ref,
-               i.kind IN ('uspto-xml', 'openalex') AS is_document_kind
-        FROM (SELECT input_id, source, doc_id, record_ref,
-                     row_number() OVER w AS k, first_value(record_ref) OVER w AS first_ref
+               i.kind IN ('uspto-xml', 'openalex') AS is_document_kind,
+               CASE WHEN d.kept_date IS NOT NULL
+                         AND (d.updated_date IS NULL OR d.kept_date > d.updated_date)
+                    THEN 'superseded by a newer version' ELSE 'duplicate document' END AS reason,
+               CASE WHEN d.kept_date IS NOT NULL
+                         AND (d.updated_date IS NULL OR d.kept_date > d.updated_date)
+                    THEN 'newer version (updated_date ' || d.kept_date || ') at ' || d.first_ref
+                    ELSE 'first read at ' || d.first_ref END AS excerpt
+        FROM (SELECT input_id, source, doc_id, record_ref, updated_date,
+                     row_number() OVER w AS k, first_value(record_ref) OVER w AS first_ref,
+                     first_value(updated_date) OVER w AS kept_date
               FROM documents
-              WINDOW w AS (PARTITION BY source, doc_id ORDER BY input_id, rowid)) d
+              WINDOW w AS (PARTITION BY source, doc_id
+                           ORDER BY updated_date DESC NULLS LAST, input_id, rowid)) d
         JOIN inputs i USING (input_id)
         WHERE d.k > 1""")
     n = int(con.execute("SELECT count(*) FROM _dup").fetchall()[0][0])
@@ -171,11 +184,11 @@ def quarantine_duplicate_documents(con: duckdb.DuckDBPyConnection) -> int:
         con.execute(f"""
             INSERT INTO quarantine (input_id, file, position, source, field, reason, excerpt)
             SELECT input_id, {file.format('record_ref')}, {position.format('record_ref')}, source,
-                   'doc_id', 'duplicate document', 'first read at ' || first_ref
+                   'doc_id', reason, excerpt
             FROM _dup WHERE is_document_kind
             UNION ALL
             SELECT r.input_id, {file.format('r.record_ref')}, {position.format('r.record_ref')},
-                   r.source, 'doc_id', 'duplicate document', 'first read at ' || d.first_ref
+                   r.source, 'doc_id', d.reason, d.excerpt
             FROM raw_contributions r JOIN _dup d
               ON NOT d.is_document_kind AND r.input_id = d.input_id AND r.source = d.source
              AND r.doc_id = d.doc_id""")

@@ -54,6 +54,7 @@ from stclusters.geocode._normalize import (
     strip_postcode,
     us_states,
 )
+from stclusters.schema import max_chars
 
 __all__ = [
     "ATTRIBUTION", "GeocodeResult", "Geocoder", "NearestPlaces", "country_codes",
@@ -161,6 +162,9 @@ class NearestPlaces(NamedTuple):
 _NO_CITY = GeocodeResult(None, None, None, None, "unmatched:no-city")
 _UNKNOWN_PLACE = GeocodeResult(None, None, None, None, "unmatched:unknown-place")
 _UNKNOWN_COUNTRY = GeocodeResult(None, None, None, None, "unmatched:unknown-country")
+#: A field longer than :func:`stclusters.schema.max_chars` (readers quarantine such records;
+#: this bounds the work, ~1.3 s per MB of text, for any other caller).
+_TOO_LONG = GeocodeResult(None, None, None, None, "unmatched:field-too-long")
 
 
 def _blank(value: str | None) -> bool:
@@ -575,6 +579,10 @@ class Geocoder:
                         postcode: str | None, address_raw: str | None,
                         org: str | None = None) -> GeocodeResult:
         """One distinct address of :meth:`geocode_table` (empty strings stand for null)."""
+        fields = {"city": city, "admin1": admin1, "country": country, "postcode": postcode,
+                  "address_raw": address_raw, "org": org}
+        if any(v and len(v) > max_chars(k) for k, v in fields.items()):
+            return _TOO_LONG
         if city:  # a structured address: its org (a patent's assignee) is elsewhere
             r = self.geocode(city, admin1 or None, country or None, postcode=postcode or None)
             if r.precision != "city" and address_raw:

@@ -35,12 +35,23 @@ _TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
 FOLDER = "folder"
 
 
+#: Files that together mark a folder as the outputs of a run (``stclusters rank --out``).
+_RUN_FOLDER_MARKS = ("manifest.json", "ranking.csv")
+
+
+def _is_run_folder(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in _RUN_FOLDER_MARKS)
+
+
 def folder_files(path: str | Path) -> list[Path]:
-    """The files below a folder that are inputs: regular files, hidden ones (``.name``, and
-    everything in hidden folders) left out, in path order."""
+    """The files below a folder that are inputs, in path order: regular files, without
+    hidden ones (``.name``, and everything in hidden folders) and without the output folders
+    of earlier runs inside it (``--out`` below the input folder), which are no inputs."""
     root = Path(path)
+    runs = {d for d in root.rglob("*") if d.is_dir() and _is_run_folder(d)}
     return sorted(f for f in root.rglob("*") if f.is_file()
-                  and not any(part.startswith(".") for part in f.relative_to(root).parts))
+                  and not any(part.startswith(".") for part in f.relative_to(root).parts)
+                  and not any(parent in runs for parent in f.parents))
 
 
 def _folder_kind(path: Path) -> str:

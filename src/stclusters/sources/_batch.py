@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
+import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Iterable, Iterator
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import pyarrow as pa
 
 from stclusters.errors import InputFormatError
-from stclusters.schema import DOCUMENT, RAW_CONTRIBUTION
+from stclusters.schema import DOCUMENT, ID_FIELDS, RAW_CONTRIBUTION, YEAR_RANGE, max_chars
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -25,6 +27,67 @@ GZIP_MAGIC = b"\x1f\x8b"
 GZIP_STREAM_ERRORS: tuple[type[BaseException], ...] = (EOFError, gzip.BadGzipFile, zlib.error)
 
 _BUFFER_BYTES = 1 << 20
+
+T = TypeVar("T")
+
+
+class RecordError(ValueError):
+    """One record cannot be used: ``field`` holds a value the schema cannot take.
+
+    Readers quarantine the record with ``reason`` and ``field`` and read on.
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+_INT32 = (-(2**31), 2**31 - 1)
+
+
+def _json_type(value: Any) -> str:
+    return {bool: "boolean", int: "number", float: "number", str: "string", dict: "object",
+            list: "list"}.get(type(value), type(value).__name__)
+
+
+def check_value(name: str, value: Any, type_: pa.DataType) -> None:
+    """Raise :class:`RecordError` if ``value`` cannot go into a column ``name`` of ``type_``.
+
+    Text must be a string without NUL, of at most :func:`stclusters.schema.max_chars`
+    characters, and without any control character in an identifier (:data:`ID_FIELDS`);
+    integers must be integers (not booleans) within int32, a ``year`` within
+    :data:`stclusters.schema.YEAR_RANGE`; floats finite numbers.
+    """
+    if value is None:
+        return
+    if pa.types.is_string(type_):
+        if not isinstance(value, str):
+            raise RecordError(name, f"not a string ({_json_type(value)})")
+        if len(value) > max_chars(name):
+            raise RecordError(name, f"longer than {max_chars(name)} characters")
+        if name in ID_FIELDS and _CONTROL.search(value):
+            raise RecordError(name, "control character in an identifier")
+        if "\x00" in value:
+            raise RecordError(name, "NUL character in text")
+    elif pa.types.is_integer(type_):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RecordError(name, f"not an integer ({_json_type(value)})")
+        low, high = YEAR_RANGE if name == "year" else _INT32
+        if not low <= value <= high:
+            raise RecordError(name, f"outside [{low}, {high}]")
+    elif pa.types.is_floating(type_):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise RecordError(name, "not a finite number")
+
+
+def check_row(row: dict[str, Any], schema: pa.Schema) -> None:
+    """:func:`check_value` for every field of ``row`` that ``schema`` has (``record_ref`` is
+    ours, not the record's, and is not checked)."""
+    for name, value in row.items():
+        if name != "record_ref" and value is not None:
+            check_value(name, value, schema.field(name).type)
 
 
 @dataclass(frozen=True)
@@ -54,12 +117,199 @@ def check_file(path: str | Path, *, expected: str) -> Path:
     return p
 
 
-def open_binary(path: str | Path, *, expected: str, buffered: bool = True) -> IO[bytes]:
+@dataclass(frozen=True)
+class StreamDamage:
+    """Where and how a gzip stream stopped being decodable.
+
+    Attributes
+    ----------
+    offset_bytes : int
+        Byte offset in the (compressed) file where decoding stopped.
+    size_bytes : int
+        Size of the file, bytes.
+    decoded_bytes : int
+        Decompressed bytes delivered before the break (the withheld tail excluded).
+    withheld_bytes : int
+        Decoded bytes after the last line break that were held back because the stream broke
+        inside that line (line-based readers only: a line cut short is no record).
+    what : str
+        What went wrong (zlib's message, or ``junk after the end of the gzip stream``).
+    """
+
+    offset_bytes: int
+    size_bytes: int
+    decoded_bytes: int
+    withheld_bytes: int
+    what: str
+
+    @property
+    def reason(self) -> str:
+        """Short, stable quarantine reason."""
+        if self.what.startswith("junk"):
+            return "junk after the gzip stream"
+        return "corrupt or truncated gzip stream"
+
+    def describe(self) -> str:
+        """One line for the quarantine excerpt."""
+        tail = (f"; {self.withheld_bytes} decoded bytes of a line cut short dropped"
+                if self.withheld_bytes else "")
+        return (f"stream breaks at byte {self.offset_bytes} of {self.size_bytes} "
+                f"({self.what}); {self.decoded_bytes} bytes decoded before it{tail}")
+
+
+_ZLIB_CHUNK_BYTES = 1 << 16
+_HOLD_MAX_BYTES = 4 << 20
+
+
+class GzipStream(io.RawIOBase):
+    """A gzip decoder that delivers every decodable byte and then says where it broke.
+
+    Python's :class:`gzip.GzipFile` raises on damage (a cut, a corrupt block, junk after
+    the last member) and the bytes it had decoded in that read are lost with the exception.
+    This stream instead ends cleanly at the damage and keeps a :class:`StreamDamage` in
+    :attr:`damage`, so a reader uses every record before the break and files one quarantine
+    entry for it. Concatenated members (legal gzip) are read one after the other; trailing
+    NUL padding (tape blocks) is ignored, as ``gzip -d`` does.
+
+    Parameters
+    ----------
+    raw : IO[bytes]
+        The compressed file, positioned at its start (closed with this stream).
+    size_bytes : int
+        The file's size, for messages.
+    whole_lines : bool
+        On damage, hold back the decoded bytes after the last ``\\n`` (a record cut short).
+    """
+
+    def __init__(self, raw: IO[bytes], *, size_bytes: int, whole_lines: bool = False) -> None:
+        super().__init__()
+        self._raw = raw
+        self._size = size_bytes
+        self._whole_lines = whole_lines
+        self._dec = zlib.decompressobj(wbits=31)
+        self._pending = b""  # compressed bytes read but not yet consumed by the decoder
+        self._pos = 0  # file offset of ``_pending``'s first byte
+        self._out = bytearray()  # decoded, not yet delivered
+        self._delivered = 0
+        self._done = False
+        self.damage: StreamDamage | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        while not (ready := self._deliverable()) and not self._done:
+            self._step()
+        n = min(len(buffer), ready)
+        buffer[:n] = self._out[:n]
+        del self._out[:n]
+        self._delivered += n
+        return n
+
+    def _deliverable(self) -> int:
+        """Decoded bytes that may go out now: with ``whole_lines``, only up to the last line
+        end until the stream is done (a break may yet cut that line), unless the line has
+        grown past :data:`_HOLD_MAX_BYTES` (then it is no record anyway)."""
+        if self._done or not self._whole_lines:
+            return len(self._out)
+        cut = self._out.rfind(b"\n") + 1
+        return cut if cut or len(self._out) < _HOLD_MAX_BYTES else len(self._out)
+
+    def _step(self) -> None:
+        """Decode one compressed chunk into ``_out`` (or finish, possibly with damage)."""
+        if not self._pending:
+            self._pending = self._raw.read(_ZLIB_CHUNK_BYTES)
+            if not self._pending:
+                self._end_of_file()
+                return
+        if self._dec.eof:
+            self._next_member()
+            return
+        data, before = self._pending, self._dec.copy()
+        try:
+            self._out += self._dec.decompress(data, _ZLIB_CHUNK_BYTES * 8)
+        except zlib.error as exc:
+            self._salvage(before, data, exc)
+            return
+        # At a member's end the rest is in unused_data (unconsumed_tail may repeat it).
+        left = self._dec.unused_data if self._dec.eof else self._dec.unconsumed_tail
+        consumed = len(data) - len(left)
+        self._pending = data[consumed:]
+        self._pos += consumed
+
+    def _end_of_file(self) -> None:
+        if not self._dec.eof:
+            self._out += self._dec.flush()
+            self._break(self._size, "cut short: the file ends inside a gzip member")
+        self._done = True
+
+    def _salvage(self, dec, data: bytes, exc: zlib.error) -> None:
+        """``data`` holds the damage: feed it again byte by byte from the state before it,
+        to keep every byte decodable up to the damage and find its offset."""
+        for i in range(len(data)):
+            try:
+                self._out += dec.decompress(data[i:i + 1])
+            except zlib.error:
+                self._break(self._pos + i, f"corrupt gzip data: {exc}")
+                return
+        self._break(self._pos + len(data), f"corrupt gzip data: {exc}")
+
+    def _next_member(self) -> None:
+        """After a member's end: start the next member, or finish (NUL padding, or junk)."""
+        while len(self._pending) < 2 and (more := self._raw.read(_ZLIB_CHUNK_BYTES)):
+            self._pending += more
+        if self._pending.startswith(GZIP_MAGIC):
+            self._dec = zlib.decompressobj(wbits=31)
+            return
+        if not self._pending.strip(b"\x00") and not self._raw_has_non_nul():
+            self._done = True
+            return
+        self._break(self._pos, f"junk after the end of the gzip stream "
+                               f"({self._size - self._pos} bytes)")
+
+    def _raw_has_non_nul(self) -> bool:
+        while more := self._raw.read(_ZLIB_CHUNK_BYTES):
+            if more.strip(b"\x00"):
+                return True
+        return False
+
+    def _break(self, offset: int, what: str) -> None:
+        withheld = 0
+        if self._whole_lines and self._out and not self._out.endswith(b"\n"):
+            cut = self._out.rfind(b"\n") + 1
+            withheld = len(self._out) - cut
+            del self._out[cut:]
+        self.damage = StreamDamage(offset_bytes=offset, size_bytes=self._size,
+                                   decoded_bytes=self._delivered + len(self._out),
+                                   withheld_bytes=withheld, what=what)
+        self._done = True
+
+
+def stream_damage(stream: Any) -> StreamDamage | None:
+    """The :class:`StreamDamage` of a stream from :func:`open_binary` (through any text or
+    buffer wrappers), ``None`` if it is intact or not gzip."""
+    for _ in range(4):
+        if isinstance(stream, GzipStream):
+            return stream.damage
+        stream = getattr(stream, "buffer", None) or getattr(stream, "raw", None)
+        if stream is None:
+            return None
+    return None
+
+
+def open_binary(path: str | Path, *, expected: str, buffered: bool = True,
+                whole_lines: bool = False) -> IO[bytes]:
     """Open ``path`` for reading bytes, decompressing gzip if its magic bytes say so.
 
     The decision is made on the content (``1f 8b``), not the name, except that a file
     *named* ``.gz`` that is not gzip is refused: a mislabelled file is more likely a broken
-    download than a plain file.
+    download than a plain file. A gzip stream is decoded by :class:`GzipStream`: damage
+    after the first decoded bytes ends the stream cleanly (see :func:`stream_damage`).
 
     Parameters
     ----------
@@ -68,32 +318,34 @@ def open_binary(path: str | Path, *, expected: str, buffered: bool = True) -> IO
     expected : str
         Human name of the expected format, used in error messages.
     buffered : bool
-        Wrap a gzip stream in a 1 MiB buffer (fast line reading). Off for sniffing, so
+        Wrap the stream in a 1 MiB buffer (fast line reading). Off for sniffing, so
         that reading a few bytes decompresses only a little.
+    whole_lines : bool
+        For line-based readers: on damage, hold back a last line cut short.
 
     Returns
     -------
     IO[bytes]
-        A buffered binary stream (the caller closes it).
+        A binary stream (the caller closes it).
 
     Raises
     ------
     InputFormatError
-        Missing file, or a ``.gz`` name that is not gzip, or a gzip header that is broken.
+        Missing file, a ``.gz`` name that is not gzip, or a gzip stream of which not one
+        byte can be decoded.
     """
     p = check_file(path, expected=expected)
     raw = open(p, "rb")  # noqa: SIM115 - returned to the caller
     try:
         magic = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
         if magic == GZIP_MAGIC:
-            gz = gzip.GzipFile(fileobj=raw, mode="rb")
-            try:
-                gz.peek(1)  # reads the header and a first block: a bad gzip fails here
-            except (*GZIP_STREAM_ERRORS, OSError) as exc:
-                raise InputFormatError(p, expected, f"not a readable gzip file ({exc})") from exc
-            if not buffered:
-                return gz
-            return io.BufferedReader(gz, buffer_size=_BUFFER_BYTES)  # type: ignore[arg-type]
+            gz = GzipStream(raw, size_bytes=p.stat().st_size, whole_lines=whole_lines)
+            reader = io.BufferedReader(gz, buffer_size=_BUFFER_BYTES if buffered else 8192)
+            reader.peek(1)  # decodes a first block: a gzip without one good byte fails here
+            if gz.damage is not None and gz.damage.decoded_bytes == 0:
+                raise InputFormatError(p, expected, f"not a readable gzip file "
+                                                    f"({gz.damage.describe()})")
+            return reader  # type: ignore[return-value]
         if p.name.lower().endswith(".gz"):
             raise InputFormatError(p, expected, "named .gz but not gzip-compressed")
         return raw
@@ -109,6 +361,20 @@ def sniff(path: str | Path, *, expected: str, n: int = 4096) -> bytes:
             return f.read(n)
         except GZIP_STREAM_ERRORS as exc:
             raise InputFormatError(path, expected, f"not a readable gzip file ({exc})") from exc
+
+
+def with_last(items: Iterable[T]) -> Iterator[tuple[T, bool]]:
+    """``(item, is_last)`` for each item: lets a reader know which record the input ended
+    on (the one a broken stream may have cut)."""
+    it = iter(items)
+    try:
+        prev = next(it)
+    except StopIteration:
+        return
+    for item in it:
+        yield prev, False
+        prev = item
+    yield prev, True
 
 
 def first_significant(head: bytes) -> bytes:
@@ -145,6 +411,22 @@ class BatchBuilder:
     @property
     def full(self) -> bool:
         return self.n_documents >= self.batch_size
+
+    def add_record(self, document: dict[str, Any], contributions: list[dict[str, Any]]) -> None:
+        """Add one document and its contributions, all or nothing.
+
+        Raises
+        ------
+        RecordError
+            A value the schema cannot take (see :func:`check_value`); nothing is added, so
+            the reader can quarantine the record and read on.
+        """
+        check_row(document, DOCUMENT)
+        for row in contributions:
+            check_row(row, RAW_CONTRIBUTION)
+        self.add_document(**document)
+        for row in contributions:
+            self.add_contribution(**row)
 
     def add_document(self, **row: Any) -> None:
         """Append one ``DOCUMENT`` row (missing fields are null)."""

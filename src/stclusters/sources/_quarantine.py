@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import pyarrow as pa
@@ -9,6 +10,7 @@ import pyarrow as pa
 from stclusters.schema import QUARANTINE
 
 _EXCERPT_CHARS = 200
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")  # tab and line feed stay readable
 
 
 class Quarantine:
@@ -44,7 +46,8 @@ class Quarantine:
         if excerpt is not None:
             if len(excerpt) > _EXCERPT_CHARS:
                 excerpt = excerpt[: _EXCERPT_CHARS - 1] + "…"
-            excerpt = _utf8(excerpt)
+            # Control characters (a NUL in an id) are shown, not written: ``\x00``.
+            excerpt = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", _utf8(excerpt))
         self._rows.append(
             {"file": _utf8(str(file)), "position": position, "source": source, "field": field,
              "reason": reason, "excerpt": excerpt}

@@ -25,14 +25,17 @@ import pyarrow as pa
 
 from stclusters.errors import InputFormatError
 from stclusters.sources._batch import (
-    GZIP_STREAM_ERRORS,
     BatchBuilder,
     ReadBatch,
+    RecordError,
+    StreamDamage,
     first_significant,
     open_binary,
     sniff,
+    stream_damage,
 )
 from stclusters.sources._quarantine import Quarantine
+from stclusters.sources.table import iso_country_codes
 
 _EXPECTED = "OpenAlex JSON (list or JSON Lines)"
 SOURCE = "publication"
@@ -49,6 +52,10 @@ INSTITUTION_GEO = pa.schema(
         pa.field("geonames_city_id", pa.string()),
     ]
 )
+
+
+#: Quarantine reason of a record nested deeper than Python's JSON decoder goes (~1000).
+_TOO_DEEP = "JSON nested too deep"
 
 
 class _TruncatedList(Exception):
@@ -116,12 +123,15 @@ def _lone_surrogate(text: str, obj: Any) -> bool:
         json.dumps(obj, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         return True
+    except RecursionError:  # too deep to check here; the record is quarantined as such later
+        return False
     return False
 
 
 def _iter_lines(path: Path, name: str, quarantine: Quarantine, source: str | None
                 ) -> Iterator[tuple[str, dict]]:
-    with open_binary(path, expected=_EXPECTED) as f:
+    n = 0
+    with open_binary(path, expected=_EXPECTED, whole_lines=True) as f:
         for n, raw in enumerate(f, start=1):
             if n == 1 and raw.startswith(_BOM):
                 raw = raw[len(_BOM):]
@@ -140,6 +150,9 @@ def _iter_lines(path: Path, name: str, quarantine: Quarantine, source: str | Non
                 quarantine.add(name, f"line {n}", "malformed JSON", excerpt=f"{exc}: {line}",
                                source=source)
                 continue
+            except RecursionError:
+                quarantine.add(name, f"line {n}", _TOO_DEEP, excerpt=line, source=source)
+                continue
             if not isinstance(obj, dict):
                 quarantine.add(name, f"line {n}", "not a JSON object", excerpt=line,
                                source=source)
@@ -149,6 +162,16 @@ def _iter_lines(path: Path, name: str, quarantine: Quarantine, source: str | Non
                                excerpt=f"unpaired \\uD800-\\uDFFF escape: {line}", source=source)
                 continue
             yield f"line {n}", obj
+        damage = stream_damage(f)
+        if damage is not None:
+            _quarantine_damage(quarantine, name, f"after line {n}", damage, source)
+
+
+def _quarantine_damage(quarantine: Quarantine, name: str, position: str, damage: StreamDamage,
+                       source: str | None) -> None:
+    """The one quarantine entry of a broken gzip stream (records before it are all read)."""
+    quarantine.add(name, position, damage.reason, field="gzip", excerpt=damage.describe(),
+                   source=source)
 
 
 def _incomplete(exc: json.JSONDecodeError, buf: str) -> bool:
@@ -258,7 +281,8 @@ def _iter_list(path: Path, name: str, quarantine: Quarantine, source: str | None
                     n += 1  # the list was cut after a complete element
                     raise _TruncatedList
                 if ch == "]":
-                    return
+                    s.pos += 1
+                    break
                 if n > 0:
                     if ch == ",":
                         s.pos += 1
@@ -279,6 +303,10 @@ def _iter_list(path: Path, name: str, quarantine: Quarantine, source: str | None
                                    excerpt=f"{exc.msg}: {head}", source=source)
                     s.skip_value()
                     continue
+                except RecursionError:
+                    quarantine.add(name, f"element {n}", _TOO_DEEP, excerpt=head, source=source)
+                    s.skip_value()
+                    continue
                 bad = _ESCAPED_BYTE.search(s.buf, start, s.pos)
                 if bad:
                     quarantine.add(name, f"element {n}", "invalid UTF-8",
@@ -296,8 +324,18 @@ def _iter_list(path: Path, name: str, quarantine: Quarantine, source: str | None
                     continue
                 yield f"element {n}", obj
         except _TruncatedList:
-            quarantine.add(name, f"element {max(n, 1)} to end of file", "truncated JSON list",
-                           excerpt=s.buf[s.pos:s.pos + 200], source=source)
+            damage = stream_damage(f)
+            if damage is not None:  # the list is cut where the stream broke: one entry
+                _quarantine_damage(quarantine, name, f"element {max(n, 1)} to end of file",
+                                   damage, source)
+            else:
+                quarantine.add(name, f"element {max(n, 1)} to end of file",
+                               "truncated JSON list", excerpt=s.buf[s.pos:s.pos + 200],
+                               source=source)
+            return
+        damage = stream_damage(f)
+        if damage is not None:
+            _quarantine_damage(quarantine, name, f"after element {n}", damage, source)
 
 
 def iter_json_objects(
@@ -318,13 +356,8 @@ def iter_json_objects(
             continue
         it = (_iter_list(f, name, quarantine, source) if kind == "list"
               else _iter_lines(f, name, quarantine, source))
-        position = "start of file"
-        try:
-            for position, obj in it:
-                yield name, position, obj
-        except GZIP_STREAM_ERRORS as exc:
-            quarantine.add(name, f"after {position}", "corrupt or truncated gzip stream",
-                           excerpt=str(exc), source=source)
+        for position, obj in it:
+            yield name, position, obj
 
 
 # ----------------------------------------------------------------------------- work mapping
@@ -380,33 +413,89 @@ def _address_rows(a: dict) -> list[dict[str, Any]]:
             matched = by_institution.get(iid or "\0")
             # Without the 2024+ mapping, every string is shown: it is the author's whole line.
             raw = "; ".join(matched) if matched else ("; ".join(raws) or None)
+            country = inst.get("country_code")
             rows.append({"org": inst.get("display_name"), "institution_id": iid,
-                         "country": inst.get("country_code"), "address_raw": raw})
+                         "country": _iso2(country, "country") if isinstance(country, str)
+                         else country, "address_raw": raw})
         return rows
     countries = {c for c in a.get("countries") or () if isinstance(c, str) and c}
     return [{"address_raw": "; ".join(raws) or None,
-             "country": next(iter(countries)) if len(countries) == 1 else None}]
+             "country": _iso2(next(iter(countries)), "countries") if len(countries) == 1
+             else None}]
+
+
+#: The work's field behind each column, to name it in the quarantine.
+_WORK_FIELDS = {
+    "doc_id": "id", "year": "publication_year", "doc_type": "type",
+    "updated_date": "updated_date", "org": "authorships[].institutions[].display_name",
+    "country": "authorships[].institutions[].country_code",
+    "countries": "authorships[].countries",
+    "institution_id": "authorships[].institutions[].id",
+    "address_raw": "authorships[].raw_affiliation_string(s)",
+    "tech_field": "primary_topic.field.display_name",
+}
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}([T ][0-9:.]+Z?)?")
+
+
+def _publication_year(value: Any) -> int | None:
+    """``publication_year`` as an int (a number, or digits in a string); None if absent.
+
+    The range is checked with the row (:data:`stclusters.schema.YEAR_RANGE`)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            raise RecordError("publication_year", "not an integer") from None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RecordError("publication_year", f"not an integer ({type(value).__name__})")
+    return value
+
+
+_PARTITION_DATE = re.compile(r"(?:^|/)updated_date=(\d{4}-\d{2}-\d{2})/")
+
+
+def updated_date(record: dict, file_name: str = "") -> str | None:
+    """The date of this version of a record: its ``updated_date`` (ISO 8601 text, compared
+    as text), else the date of the snapshot partition it was read from
+    (``updated_date=YYYY-MM-DD/`` in ``file_name``); None without either.
+
+    Raises
+    ------
+    RecordError
+        ``updated_date`` given but not an ISO date (``YYYY-MM-DD``, optionally with a time).
+    """
+    value = record.get("updated_date")
+    if value is None:
+        m = _PARTITION_DATE.search(file_name)
+        return m.group(1) if m else None
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+        raise RecordError("updated_date", "not an ISO 8601 date")
+    return value
 
 
 def _add_work(work: dict, builder: BatchBuilder, record_ref: str) -> None:
     doc_id = short_id(work.get("id"))
-    year = work.get("publication_year")
-    year = int(year) if isinstance(year, int) or (isinstance(year, str) and year.isdigit()) else None
+    year = _publication_year(work.get("publication_year"))
     tech_field = _tech_field(work)
     authorships = work.get("authorships") or []
     if not isinstance(authorships, list):
-        raise TypeError("authorships is not a list")
+        raise RecordError("authorships", "not a list")
     rows = []
     for seq, a in enumerate(authorships):
         addresses = _address_rows(a) if isinstance(a, dict) else [{}]
         for k, addr in enumerate(addresses):
             rows.append(dict(doc_id=doc_id, source=SOURCE, year=year, contributor_seq=seq,
                              address_seq=k, tech_field=tech_field, record_ref=record_ref, **addr))
-    # Build all rows first: a work that fails half-way must not leave rows behind.
-    builder.add_document(doc_id=doc_id, source=SOURCE, year=year, doc_type=work.get("type"),
-                         n_contributors=len(authorships), record_ref=record_ref)
-    for row in rows:
-        builder.add_contribution(**row)
+    document = dict(doc_id=doc_id, source=SOURCE, year=year, doc_type=work.get("type"),
+                    n_contributors=len(authorships),
+                    updated_date=updated_date(work, record_ref.rsplit(":", 1)[0]),
+                    record_ref=record_ref)
+    builder.add_record(document, rows)  # all checked first: nothing is left of a bad work
 
 
 def read_openalex_works(
@@ -449,14 +538,28 @@ def _read_works(path: str | Path, builder: BatchBuilder, quarantine: Quarantine
     for name, position, work in iter_json_objects(path, quarantine=quarantine, source=SOURCE):
         if not short_id(work.get("id")):
             quarantine.add(name, position, "work without id", field="id",
-                           excerpt=json.dumps(work)[:200], source=SOURCE)
+                           excerpt=_work_excerpt(work), source=SOURCE)
         else:
             try:
                 _add_work(work, builder, f"{name}:{position}")
+            except RecordError as exc:
+                field = _WORK_FIELDS.get(exc.field, exc.field)
+                quarantine.add(name, position, f"{field}: {exc.reason}", field=field,
+                               excerpt=_work_excerpt(work), source=SOURCE)
             except (TypeError, AttributeError, ValueError) as exc:
                 quarantine.add(name, position, "unexpected work structure", excerpt=str(exc),
                                source=SOURCE)
+            except RecursionError:
+                quarantine.add(name, position, _TOO_DEEP, source=SOURCE)
         yield
+
+
+def _work_excerpt(record: dict) -> str:
+    """The start of the record as JSON, for the quarantine (a too deep one by its keys)."""
+    try:
+        return json.dumps(record, ensure_ascii=False)[:200]
+    except (RecursionError, ValueError, TypeError):
+        return "keys: " + ", ".join(map(str, list(record)[:20]))
 
 
 INSTITUTION_SOURCE = "institution"
@@ -517,12 +620,13 @@ def read_openalex_institutions(
     q = quarantine if quarantine is not None else Quarantine()
     rows: dict[str, dict[str, Any]] = {}
     where: dict[str, str] = {}  # id → "<file>:<position>" of the record in ``rows``
+    dates: dict[str, str | None] = {}  # id → updated_date of the record in ``rows``
     for name, position, inst in iter_json_objects(path, quarantine=q, source=INSTITUTION_SOURCE,
                                                   entity="institutions"):
         iid = short_id(inst.get("id"))
         if not iid:
             q.add(name, position, "institution without id", field="id",
-                  excerpt=json.dumps(inst)[:200], source=INSTITUTION_SOURCE)
+                  excerpt=_work_excerpt(inst), source=INSTITUTION_SOURCE)
             continue
         geo = inst.get("geo") if isinstance(inst.get("geo"), dict) else {}
         problem = _coordinate_problem(geo)
@@ -532,21 +636,60 @@ def read_openalex_institutions(
                   excerpt=f"{iid}: latitude={geo.get('latitude')!r}, "
                           f"longitude={geo.get('longitude')!r}")
             continue
-        if iid in where:  # the later record wins; the earlier one is accounted, not lost
-            old_file, old_position = where[iid].rsplit(":", 1)
-            q.add(old_file, old_position, "superseded by a later record", field="id",
-                  excerpt=f"{iid}: replaced by {name}:{position}", source=INSTITUTION_SOURCE)
-        where[iid] = f"{name}:{position}"
+        country = _str(geo.get("country_code")) or _str(inst.get("country_code"))
+        try:
+            date = updated_date(inst, name)
+            country = _iso2(country, "country_code")
+        except RecordError as exc:
+            q.add(name, position, f"{exc.field}: {exc.reason}", field=exc.field,
+                  excerpt=_work_excerpt(inst), source=INSTITUTION_SOURCE)
+            continue
+        here = f"{name}:{position}"
+        if iid in where:
+            loser, winner = _older_version(where[iid], dates[iid], here, date)
+            old_file, old_position = loser.rsplit(":", 1)
+            q.add(old_file, old_position, "superseded by a newer version"
+                  if date != dates[iid] else "duplicate record", field="id",
+                  excerpt=f"{iid}: kept {winner}", source=INSTITUTION_SOURCE)
+            if winner != here:
+                continue
+        where[iid], dates[iid] = here, date
         gid = geo.get("geonames_city_id")
         lat, lon = geo.get("latitude"), geo.get("longitude")
         rows[iid] = {
             "id": iid, "lat": float(lat) if lat is not None else None,
             "lon": float(lon) if lon is not None else None,
             "city": _str(geo.get("city")), "region": _str(geo.get("region")),
-            "country_code": _str(geo.get("country_code")) or _str(inst.get("country_code")),
+            "country_code": country,
             "geonames_city_id": str(gid) if gid not in (None, "") else None,
         }
     return pa.Table.from_pylist(list(rows.values()), schema=INSTITUTION_GEO)
+
+
+def _older_version(kept: str, kept_date: str | None, new: str, new_date: str | None
+                   ) -> tuple[str, str]:
+    """``(loser, winner)`` of two versions of a record (``<file>:<position>`` each): the
+    newer ``updated_date`` wins, a dated version beats an undated one; on a tie the one read
+    first (``kept``) stays."""
+    if new_date is not None and (kept_date is None or new_date > kept_date):
+        return kept, new
+    return new, kept
+
+
+def _iso2(value: str | None, field: str) -> str | None:
+    """An ISO 3166-1 alpha-2 code as OpenAlex writes it (any case), upper-cased.
+
+    Raises
+    ------
+    RecordError
+        Anything else (validated at the edge: the code becomes a cluster's economy label).
+    """
+    if value is None or value == "":
+        return None
+    code = value.strip().upper()
+    if code not in iso_country_codes():
+        raise RecordError(field, "not an ISO 3166-1 alpha-2 code")
+    return code
 
 
 def _str(value: Any) -> str | None:

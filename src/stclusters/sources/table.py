@@ -18,6 +18,7 @@ import csv
 import functools
 import io
 import json
+import os
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -30,14 +31,21 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from stclusters.errors import InputFormatError, ParameterError
-from stclusters.schema import DOCUMENT, PRECISIONS, RAW_CONTRIBUTION, SOURCES
+from stclusters.schema import (
+    DOCUMENT,
+    PRECISIONS,
+    RAW_CONTRIBUTION,
+    SOURCES,
+    YEAR_RANGE,
+    max_chars,
+)
 from stclusters.sources._batch import (
-    GZIP_STREAM_ERRORS,
     ReadBatch,
     check_file,
     first_significant,
     open_binary,
     sniff,
+    stream_damage,
 )
 from stclusters.sources._quarantine import Quarantine
 
@@ -56,7 +64,14 @@ COLUMNS: dict[str, bool] = {
 _TEXT_COLUMNS = ("city", "admin1", "postcode", "address_raw", "org", "institution_id",
                  "applicant", "tech_field", "doc_type")
 _DELIMITERS = (",", "\t", ";")
-_CSV_BLOCK_BYTES = 16 << 20
+#: pyarrow's CSV read block, MiB (``$STCLUSTERS_CSV_BLOCK_MB`` overrides): one CSV row (with
+#: quoted line breaks) must fit in it, else the file is refused with a message saying so.
+_CSV_BLOCK_MB_DEFAULT = 16
+#: A physical line longer than this, bytes, is no usable row (every field has a length limit
+#: far below it): it is replaced by a marker line that the parser rejects, so the row is
+#: quarantined and the rest of the file read (pyarrow would refuse the whole file).
+MAX_CSV_LINE_BYTES = 1 << 20
+_LONG_LINE_MARKER = b"#stclusters: line longer than the limit, dropped"
 
 
 @functools.cache
@@ -139,6 +154,75 @@ def _sniff_csv_header(head: bytes, path: Path) -> tuple[str, list[str]]:
     return delim, names
 
 
+def _csv_block_bytes() -> int:
+    raw = os.environ.get("STCLUSTERS_CSV_BLOCK_MB", "")
+    try:
+        mb = int(raw) if raw.strip() else _CSV_BLOCK_MB_DEFAULT
+    except ValueError:
+        raise ParameterError(f"STCLUSTERS_CSV_BLOCK_MB must be an integer (MiB), got {raw!r}") from None
+    if mb < 1:
+        raise ParameterError(f"STCLUSTERS_CSV_BLOCK_MB must be >= 1 (MiB), got {mb}")
+    return mb << 20
+
+
+class _LongLines(io.RawIOBase):
+    """A byte stream in which every line longer than ``limit`` bytes is replaced by
+    :data:`_LONG_LINE_MARKER` (one line, so line numbers stay true).
+
+    At most ``limit`` bytes of a line are held back; lines end at LF or CR.
+    """
+
+    def __init__(self, f: io.RawIOBase, *, limit: int) -> None:
+        super().__init__()
+        self._f, self._limit = f, limit
+        self._partial = bytearray()  # the current line so far (no line end seen yet)
+        self._skipping = False  # inside a line already known to be too long
+        self._out = bytearray()
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        while not self._out and not self._eof:
+            self._fill()
+        n = min(len(buffer), len(self._out))
+        buffer[:n] = self._out[:n]
+        del self._out[:n]
+        return n
+
+    def _end_line(self, tail: bytes) -> None:
+        """The current line ends with ``tail`` (up to and including its line end)."""
+        if self._skipping or len(self._partial) + len(tail) > self._limit:
+            self._out += _LONG_LINE_MARKER + (tail[-1:] or b"\n")  # keeps CR or LF
+        else:
+            self._out += self._partial
+            self._out += tail
+        self._partial.clear()
+        self._skipping = False
+
+    def _fill(self) -> None:
+        chunk = self._f.read(self._limit)
+        if not chunk:
+            if self._partial or self._skipping:
+                self._end_line(b"")
+            self._eof = True
+            return
+        first = min((i for i in (chunk.find(b"\n"), chunk.find(b"\r")) if i >= 0), default=-1)
+        if first < 0:
+            if not self._skipping:
+                self._partial += chunk
+                if len(self._partial) > self._limit:
+                    self._skipping = True
+                    self._partial.clear()
+            return
+        self._end_line(chunk[:first + 1])
+        # Lines wholly inside one chunk are shorter than the chunk, so within the limit.
+        last = max(chunk.rfind(b"\n"), chunk.rfind(b"\r"))
+        self._out += chunk[first + 1:last + 1]
+        self._partial += chunk[last + 1:]
+
+
 def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, quarantine: Quarantine,
               source: str | None, *, need_source: bool) -> dict[str, str]:
     """Stream the CSV into DuckDB table ``src``; malformed rows go to the quarantine."""
@@ -150,14 +234,20 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, quarantine: Quarantine
         # pyarrow numbers records from 1 with the header; equals the line number unless an
         # earlier quoted value held a line break.
         number = row.number
-        quarantine.add(path.name, f"line {number}" if number is not None else "line ?",
-                       f"malformed CSV row (expected {row.expected_columns} fields, "
-                       f"got {row.actual_columns})", excerpt=row.text, source=source)
+        where = f"line {number}" if number is not None else "line ?"
+        if row.text.startswith(_LONG_LINE_MARKER.decode()):
+            quarantine.add(path.name, where, f"line longer than {MAX_CSV_LINE_BYTES} bytes",
+                           source=source)
+        else:
+            quarantine.add(path.name, where, f"malformed CSV row (expected "
+                           f"{row.expected_columns} fields, got {row.actual_columns})",
+                           excerpt=row.text, source=source)
         if number is not None:
             bad_records.append(number - 1)
         return "skip"
 
-    read_opts = pacsv.ReadOptions(use_threads=False, block_size=_CSV_BLOCK_BYTES)
+    block_bytes = _csv_block_bytes()
+    read_opts = pacsv.ReadOptions(use_threads=False, block_size=block_bytes)
     parse_opts = pacsv.ParseOptions(delimiter=delim, invalid_row_handler=on_invalid)
     convert_opts = pacsv.ConvertOptions(
         column_types={actual: pa.string() for actual in found.values()},
@@ -166,8 +256,10 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, quarantine: Quarantine
     k = 0
     created = False
     try:
-        with open_binary(path, expected=_EXPECTED) as f:
-            reader = pacsv.open_csv(f, read_options=read_opts, parse_options=parse_opts,
+        with open_binary(path, expected=_EXPECTED, whole_lines=True) as f:
+            lines = io.BufferedReader(_LongLines(f, limit=MAX_CSV_LINE_BYTES),  # type: ignore[arg-type]
+                                      buffer_size=MAX_CSV_LINE_BYTES)
+            reader = pacsv.open_csv(lines, read_options=read_opts, parse_options=parse_opts,
                                     convert_options=convert_opts)
             for rb in reader:
                 chunk = pa.table({c: rb.column(actual) for c, actual in found.items()})
@@ -181,7 +273,16 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, quarantine: Quarantine
                     con.execute("CREATE TABLE src AS SELECT * FROM _chunk")
                     created = True
                 con.unregister("_chunk")
-    except (pa.ArrowInvalid, UnicodeDecodeError, *GZIP_STREAM_ERRORS) as exc:
+            damage = stream_damage(f)
+            if damage is not None:  # every row before the break is read; one entry for it
+                quarantine.add(path.name, f"after row {k + len(bad_records)}", damage.reason,
+                               field="gzip", excerpt=damage.describe(), source=source)
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        if "straddl" in str(exc):
+            raise InputFormatError(path, _EXPECTED, (
+                f"a CSV row (a quoted value with line breaks) is longer than the "
+                f"{block_bytes >> 20} MiB read block; set STCLUSTERS_CSV_BLOCK_MB higher "
+                f"to read it")) from exc
         raise InputFormatError(path, _EXPECTED, f"unreadable CSV ({exc})") from exc
     if not created:
         cols = ", ".join(f"NULL::VARCHAR AS {_ident(c)}" for c in found)
@@ -237,13 +338,16 @@ def _checked_sql(found: dict[str, str], source: str | None) -> str:
 
     precisions = ", ".join(_sql_str(p) for p in PRECISIONS)
     sources = ", ".join(_sql_str(s) for s in SOURCES)
+    low, high = YEAR_RANGE
     checks = [
+        *_text_checks(),
         ("doc_id", "doc_id IS NULL", "missing doc_id"),
         ("source", "source IS NULL", "missing source"),
         ("source", f"source NOT IN ({sources})", "unknown source"),
         ("year", "year_raw IS NULL", "missing year"),
         ("year", "year_d IS NULL OR year_d <> floor(year_d) OR abs(year_d) > 9999",
          "year not an integer"),
+        ("year", f"year_d < {low} OR year_d > {high}", f"year outside [{low}, {high}]"),
         ("contributor_seq", bad_int("cseq_raw", "cseq_d"), "contributor_seq not a non-negative integer"),
         ("address_seq", bad_int("aseq_raw", "aseq_d"), "address_seq not a non-negative integer"),
         ("lat", "lat_raw IS NOT NULL AND lat IS NULL", "lat not a number"),
@@ -260,6 +364,24 @@ def _checked_sql(found: dict[str, str], source: str | None) -> str:
     reason_case = " ".join(f"WHEN {cond} THEN {_sql_str(r)}" for _, cond, r in checks)
     return (f"CREATE VIEW checked AS SELECT *, CASE {field_case} END AS _field, "
             f"CASE {reason_case} END AS _reason FROM ({typed})")
+
+
+def _text_checks() -> list[tuple[str, str, str]]:
+    """``(field, condition, reason)`` of the text checks of :func:`_checked_sql`: no control
+    character in an identifier, no NUL anywhere, no value longer than
+    :func:`stclusters.schema.max_chars` (every field checked, whatever its position in the
+    file: the sniffed head is only the first 64 KB)."""
+    checks = [(c, f"regexp_matches({c}, '[\\x00-\\x1f\\x7f]')", "control character in an identifier")
+              for c in ("doc_id", "source", "institution_id")]
+    raw_of = {"country": "country_raw", "precision": "precision_raw", "year": "year_raw",
+              "contributor_seq": "cseq_raw", "address_seq": "aseq_raw", "lat": "lat_raw",
+              "lon": "lon_raw"}
+    for c in ("doc_id", "source", *raw_of, *_TEXT_COLUMNS):
+        expr = raw_of.get(c, c)
+        checks.append((c, f"strpos({expr}, chr(0)) > 0", "NUL character in text"))
+        checks.append((c, f"length({expr}) > {max_chars(c)}",
+                       f"longer than {max_chars(c)} characters"))
+    return checks
 
 
 _EXCERPT_COLUMNS = ("doc_id", "source", "year_raw", "cseq_raw", "aseq_raw", "lat_raw", "lon_raw",
@@ -322,7 +444,8 @@ def _documents_sql(accepted: str, file_name: str) -> str:
     return f"""
     SELECT doc_id, source, arg_min(year, _row) AS year, arg_min(doc_type, _row) AS doc_type,
       count(DISTINCT contributor_seq)::INTEGER AS n_contributors,
-      {_sql_str(file_name + ':row ')} || min(_row) AS record_ref, min(_row) AS _first
+      {_sql_str(file_name + ':row ')} || min(_row) AS record_ref,
+      NULL::VARCHAR AS updated_date, min(_row) AS _first
     FROM {accepted} GROUP BY source, doc_id"""
 
 
@@ -345,6 +468,7 @@ def _to_batch(tbl: pa.Table) -> ReadBatch:
         "doc_id": first["doc_id"], "source": first["source"], "year": first["doc_year"],
         "doc_type": first["doc_doc_type"], "n_contributors": first["doc_n_contributors"],
         "record_ref": first["doc_record_ref"],
+        "updated_date": pa.nulls(first.num_rows, pa.string()),
     }).cast(DOCUMENT)
     return ReadBatch(documents=documents, contributions=contributions)
 

@@ -26,12 +26,15 @@ from lxml import etree
 
 from stclusters.errors import InputFormatError
 from stclusters.sources._batch import (
-    GZIP_STREAM_ERRORS,
     BatchBuilder,
     ReadBatch,
+    RecordError,
+    StreamDamage,
     first_significant,
     open_binary,
     sniff,
+    stream_damage,
+    with_last,
 )
 from stclusters.sources._quarantine import Quarantine
 
@@ -172,16 +175,17 @@ def _add_document(
     inventors = _inventor_elements(bib)
     applicant = _applicant(bib)
     tech_field = _tech_field(bib)
-    builder.add_document(doc_id=doc_id, source=SOURCE, year=year, doc_type=doc_type,
-                         n_contributors=len(inventors), record_ref=record_ref)
+    rows = []
     for seq, inv in enumerate(inventors):
         addr = inv.find("addressbook/address")
-        builder.add_contribution(
+        rows.append(dict(
             doc_id=doc_id, source=SOURCE, year=year, contributor_seq=seq, address_seq=0,
             city=_text(addr, "city"), admin1=_text(addr, "state"),
             country=_text(addr, "country"), postcode=_text(addr, "postcode"),
             applicant=applicant, tech_field=tech_field, record_ref=record_ref,
-        )
+        ))
+    builder.add_record(dict(doc_id=doc_id, source=SOURCE, year=year, doc_type=doc_type,
+                            n_contributors=len(inventors), record_ref=record_ref), rows)
 
 
 def _excerpt(doc: bytes) -> str:
@@ -234,25 +238,40 @@ def read_uspto_xml(
 
 
 def _read_documents(p: Path, builder: BatchBuilder, quarantine: Quarantine) -> Iterator[None]:
-    """Parse the file's documents one by one into ``builder``; one step per document."""
+    """Parse the file's documents one by one into ``builder``; one step per document.
+
+    A damaged gzip stream ends the documents at the break (every document before it is
+    read); the break is one quarantine entry, which also stands for the document it cut.
+    """
     parser = _parser()
     last_position = "start of file"
-    with open_binary(p, expected=_EXPECTED) as stream:
-        docs = _split_documents(stream)
-        while True:
-            try:
-                n_doc, line, doc = next(docs)
-            except StopIteration:
-                return
-            except GZIP_STREAM_ERRORS as exc:
-                # Cut-off download: keep what was read, record the loss, stop cleanly.
-                quarantine.add(p.name, f"after {last_position}", "corrupt or truncated gzip stream",
-                               excerpt=str(exc), source=SOURCE)
-                return
+    with open_binary(p, expected=_EXPECTED, whole_lines=True) as stream:
+        for (n_doc, line, doc), last in with_last(_split_documents(stream)):
             position = f"document {n_doc} (line {line})"
+            damage = stream_damage(stream) if last else None
+            if damage is not None and not _parses(doc, parser):
+                _quarantine_damage(quarantine, p.name, f"{position} to end of file", damage)
+                return
             last_position = position
             _read_one(doc, p.name, n_doc, position, parser, builder, quarantine)
             yield
+        damage = stream_damage(stream)
+        if damage is not None:
+            _quarantine_damage(quarantine, p.name, f"after {last_position}", damage)
+
+
+def _parses(doc: bytes, parser: etree.XMLParser) -> bool:
+    try:
+        etree.fromstring(doc, parser)
+    except etree.XMLSyntaxError:
+        return False
+    return True
+
+
+def _quarantine_damage(quarantine: Quarantine, file_name: str, position: str,
+                       damage: StreamDamage) -> None:
+    quarantine.add(file_name, position, damage.reason, field="gzip", excerpt=damage.describe(),
+                   source=SOURCE)
 
 
 def _add_non_grant(root: etree._Element, builder: BatchBuilder, file_name: str, n_doc: int,
@@ -263,8 +282,8 @@ def _add_non_grant(root: etree._Element, builder: BatchBuilder, file_name: str, 
     number = _text(root, _DOC_NUMBER_PATH) or _text(root, f".//{_DOC_NUMBER_PATH}")
     date = _text(root, _DATE_PATH) or _text(root, f".//{_DATE_PATH}")
     doc_id = f"{normalise_patent_id(number)}#{root.tag}" if number else f"{file_name}#{n_doc}"
-    builder.add_document(doc_id=doc_id, source=SOURCE, year=_year(date), doc_type=root.tag,
-                         n_contributors=0, record_ref=record_ref)
+    builder.add_record(dict(doc_id=doc_id, source=SOURCE, year=_year(date), doc_type=root.tag,
+                            n_contributors=0, record_ref=record_ref), [])
 
 
 def _read_one(
@@ -277,6 +296,25 @@ def _read_one(
         quarantine.add(file_name, position, "XML syntax error", excerpt=str(exc), source=SOURCE)
         return
     record_ref = f"{file_name}:{position}"
+    try:
+        _add_root(root, doc, builder, file_name, n_doc, position, record_ref, quarantine)
+    except RecordError as exc:
+        field = _XML_FIELDS.get(exc.field, exc.field)
+        quarantine.add(file_name, position, f"{field}: {exc.reason}", field=field,
+                       excerpt=_excerpt(doc), source=SOURCE)
+
+
+#: The XML element behind each column, to name it in the quarantine.
+_XML_FIELDS = {
+    "doc_id": "doc-number", "year": "publication-reference date", "doc_type": "appl-type",
+    "city": "inventor address/city", "admin1": "inventor address/state",
+    "country": "inventor address/country", "postcode": "inventor address/postcode",
+    "applicant": "assignee orgname", "tech_field": "classification",
+}
+
+
+def _add_root(root: etree._Element, doc: bytes, builder: BatchBuilder, file_name: str,
+              n_doc: int, position: str, record_ref: str, quarantine: Quarantine) -> None:
     if root.tag in _NON_GRANT_ROOTS:
         _add_non_grant(root, builder, file_name, n_doc, record_ref)
         return
