@@ -194,14 +194,14 @@ def _names_by_weight(stc, share, place, places: Settlements, *, n_clusters, max_
     Settlements that read alike (two UN agglomerations both shown as 'Taipei') pool their
     weight under the one name.
     """
-    labels = list(zip(places.name, places.country, places.admin1))
-    uniq_labels, first_row, label_of = np.unique(
-        np.array([f"{n}\x1f{c}\x1f{a}" for n, c, a in labels]), return_index=True,
-        return_inverse=True)
     named = place >= 0
-    lab = label_of[place[named]]
+    used = np.unique(place[named])  # label only the settlements in use: 'local' has 235k
+    keys = np.array([f"{places.name[i]}\x1f{places.country[i]}\x1f{places.admin1[i]}" for i in used])
+    _, first, label_of_used = np.unique(keys, return_index=True, return_inverse=True)
+    first_row = used[first]
+    lab = label_of_used[np.searchsorted(used, place[named])]
     # Weight per (cluster, name), then per cluster: heaviest first, ties → smaller label.
-    n_lab = len(uniq_labels)
+    n_lab = len(first_row)
     uniq, inv = np.unique(stc[named] * n_lab + lab, return_inverse=True)
     sums = np.bincount(inv, weights=share[named])
     u_stc, u_lab = uniq // n_lab, uniq % n_lab

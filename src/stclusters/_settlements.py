@@ -76,6 +76,26 @@ _MATCH_KM = 60.0
 _DISPLAY_KM = 15.0
 
 
+def _cached(fn):
+    """Memoise a function of (places, **keywords) for the life of the process: settlements are
+    rebuilt from the same gazetteer on every run (~2 s), and a run's places table is a fresh
+    object each time, so the key is its content's fingerprint, not its identity."""
+    cache: dict = {}
+
+    @functools.wraps(fn)
+    def wrapper(places: pa.Table, **kw):
+        pop = places.column("population").to_numpy()
+        ids = places.column("geoname_id").to_numpy() if "geoname_id" in places.column_names else pop
+        key = (places.num_rows, int(pop.sum()), int(ids.sum()), tuple(sorted(kw.items())))
+        if key not in cache:
+            if len(cache) >= 8:
+                cache.clear()
+            cache[key] = fn(places, **kw)
+        return cache[key]
+
+    return wrapper
+
+
 def reach_km(population) -> np.ndarray:
     """Radius (km) of the disc that an agglomeration of ``population`` inhabitants covers."""
     return np.sqrt(np.asarray(population, dtype=np.float64) / (np.pi * AGGLOMERATION_DENSITY_PER_KM2))
@@ -171,6 +191,7 @@ class Settlements:
                              for f in ("lat", "lon", "population", "from_un", "reach_km")))
 
 
+@_cached
 def geonames_places(places: pa.Table, *, reach: float = 60.0) -> Settlements:
     """Every GeoNames place as a settlement naming points within ``reach`` km (sections
     included: the local names of last resort)."""
@@ -201,6 +222,7 @@ def agglomerations(places: pa.Table, *, year: int) -> Settlements:
     return _agglomerations(places, year=year)[0]
 
 
+@_cached
 def _agglomerations(places: pa.Table, *, year: int) -> tuple[Settlements, np.ndarray]:
     """:func:`agglomerations` and the GeoNames population of each one's display city."""
     rows = _un_rows()
@@ -287,6 +309,7 @@ def _not_sections(s: Settlements, anchors: Settlements | None = None) -> np.ndar
     return np.flatnonzero(kept[n_a:])
 
 
+@_cached
 def naming_settlements(places: pa.Table, *, year: int, min_population: int) -> Settlements:
     """Settlements that may name a cluster: every UN agglomeration, and the GeoNames places of
     at least ``min_population`` that are no section (see the module's rules).
@@ -323,6 +346,7 @@ def _named_as_one(agg: Settlements, city_pop: np.ndarray) -> Settlements:
                                admin1=[agg.admin1[j] for j in root])
 
 
+@_cached
 def counting_settlements(places: pa.Table, *, year: int) -> Settlements:
     """Settlements whose inhabitants a footprint counts, each person once.
 

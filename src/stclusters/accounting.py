@@ -18,6 +18,7 @@ from typing import Any
 
 import duckdb
 
+from stclusters._sql import literals
 from stclusters.contributions import fx_to_weight
 from stclusters.store import DOCUMENT_KINDS
 
@@ -37,7 +38,7 @@ _CONTRIBUTION_STATUS = """CASE WHEN status = 'unlocated'
 
 def _status_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str, str, int]]:
     """(input_id, source, status, n) for every record that reached the workspace tables."""
-    doc_kinds = ", ".join(f"'{k}'" for k in DOCUMENT_KINDS)
+    doc_kinds = literals(DOCUMENT_KINDS)
     return con.execute(f"""
         WITH docs AS (
           SELECT d.input_id, d.source, {_DOCUMENT_STATUS} AS status

@@ -18,6 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from stclusters import quality
+from stclusters._sql import literal, literals
 from stclusters.params import RankParams
 from stclusters.store import fetch_arrow, scalar
 from stclusters.schema import GEOCODE_FIELDS, PRECISIONS, RAW_CONTRIBUTION
@@ -113,11 +114,10 @@ def _source_params_sql(params: RankParams, sources: list[str]) -> str:
     rows = []
     for s in sources:
         sp = params.source(s)
-        types = ("NULL" if sp.doc_types is None
-                 else "[" + ", ".join("'" + t.replace("'", "''") + "'" for t in sp.doc_types) + "]")
+        types = "NULL" if sp.doc_types is None else "[" + literals(sp.doc_types) + "]"
         fy = "NULL" if sp.first_year is None else str(int(sp.first_year))
         ly = "NULL" if sp.last_year is None else str(int(sp.last_year))
-        rows.append(f"('{s}', {fy}::INTEGER, {ly}::INTEGER, {types}::VARCHAR[])")
+        rows.append(f"({literal(s)}, {fy}::INTEGER, {ly}::INTEGER, {types}::VARCHAR[])")
     return "SELECT * FROM (VALUES " + ", ".join(rows) + ") AS t(source, first_year, last_year, doc_types)"
 
 
@@ -134,7 +134,7 @@ def count_fractional(con: duckdb.DuckDBPyConnection, params: RankParams) -> None
         "SELECT DISTINCT source FROM raw_contributions ORDER BY 1").fetchall()] or ["patent"]
     min_rank = PRECISIONS.index(params.min_precision)
     prec_case = "CASE precision_ " + " ".join(
-        f"WHEN '{p}' THEN {i}" for i, p in enumerate(PRECISIONS)) + " ELSE 99 END"
+        f"WHEN {literal(p)} THEN {i}" for i, p in enumerate(PRECISIONS)) + " ELSE 99 END"
     n_denominator = "n_all" if params.counting == "all" else "n_located"
     key_match = " AND ".join(f"g.{k} IS NOT DISTINCT FROM {_key_expr(k, 'r')}"
                              for k in _ADDRESS_KEY)
@@ -153,7 +153,7 @@ def count_fractional(con: duckdb.DuckDBPyConnection, params: RankParams) -> None
         "r.country,", "coalesce(g.place_country, r.country, g.text_country) AS country,", 1)
     text_flag = quality.text_flag_sql("g.text_country", "r.country")
     filter_flagged = "TRUE" if params.quality_action == "filter" else "FALSE"
-    flagged = ", ".join(f"'{c}'" for c in quality.COUNTRY_CHECKS)
+    flagged = literals(quality.COUNTRY_CHECKS)
     con.execute(f"""
     CREATE OR REPLACE TABLE contributions AS
     WITH sp AS ({_source_params_sql(params, sources)}),

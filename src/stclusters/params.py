@@ -171,6 +171,10 @@ class RankParams:
             problems.append(f"economy_min_share_pct must be in [0, 100), got {self.economy_min_share_pct}")
         if not (1 <= self.name_max_places <= 5):
             problems.append(f"name_max_places must be in 1..5, got {self.name_max_places}")
+        if not (0 <= self.name_min_share_pct <= 100):
+            problems.append(f"name_min_share_pct must be in [0, 100], got {self.name_min_share_pct}")
+        if not (0 <= self.name_min_population):
+            problems.append(f"name_min_population must be >= 0, got {self.name_min_population}")
         if self.population_year is not None and not (1950 <= self.population_year <= 2035):
             problems.append(f"population_year must be in 1950..2035 (the UN table's span), "
                             f"got {self.population_year}")

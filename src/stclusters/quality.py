@@ -34,6 +34,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from stclusters._sql import literals
 from stclusters.store import fetch_arrow
 
 #: A given point is outside its stated country when no place of that country is among its
@@ -170,7 +171,7 @@ def flag_sql(lat: str, lon: str, country: str, alias: str) -> tuple[str, str]:
 
 def text_flag_sql(text_country: str, stated: str) -> str:
     """SQL flag of a geocoded row whose affiliation text names another country."""
-    sars = ", ".join(f"'{c}'" for c in _CN_SARS)
+    sars = literals(_CN_SARS)
     return (f"CASE WHEN {text_country} IS NOT NULL AND {stated} IS NOT NULL "
             f"AND {text_country} <> upper({stated}) "
             f"AND NOT (upper({stated}) = 'CN' AND {text_country} IN ({sars})) "

@@ -33,6 +33,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401 - pa.compute
 
+from stclusters._sql import identifier
 from stclusters.schema import DOCUMENT, QUARANTINE, RAW_CONTRIBUTION
 from stclusters.sources.openalex import INSTITUTION_GEO
 
@@ -46,8 +47,8 @@ _DUCK_TYPES = {
 
 
 def _ddl(name: str, schema: pa.Schema, extra: str = "") -> str:
-    cols = ", ".join(f'"{f.name}" {_DUCK_TYPES[f.type]}' for f in schema)
-    return f"CREATE TABLE IF NOT EXISTS {name} ({extra}{cols})"
+    cols = ", ".join(f"{identifier(f.name)} {_DUCK_TYPES[f.type]}" for f in schema)
+    return f"CREATE TABLE IF NOT EXISTS {identifier(name)} ({extra}{cols})"
 
 
 @dataclass(frozen=True)
@@ -95,10 +96,12 @@ def connect(path: str | Path | None = None, *, memory_mb: int | None = None) -> 
         DuckDB's memory budget, MB; default ``$STCLUSTERS_MEMORY_MB`` or
         :data:`DEFAULT_MEMORY_MB`.
     """
-    con = duckdb.connect(str(path) if path is not None else ":memory:")
     memory_mb = memory_mb or int(os.environ.get("STCLUSTERS_MEMORY_MB", DEFAULT_MEMORY_MB))
-    con.execute(f"SET memory_limit = '{int(memory_mb)}MB'")
-    con.execute(f"SET temp_directory = '{_spill_dir()}'")
+    # Settings as connection config, never as SQL text: the spill folder's path comes from
+    # $TMPDIR and may hold any character (a quote in it broke the old ``SET ... = '...'``).
+    con = duckdb.connect(str(path) if path is not None else ":memory:",
+                         config={"memory_limit": f"{int(memory_mb)}MB",
+                                 "temp_directory": _spill_dir()})
     con.execute("SET enable_progress_bar = false")
     # Deterministic results: DuckDB keeps insertion order unless told otherwise; every
     # output query also sorts explicitly.
@@ -219,7 +222,8 @@ def append(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table, *, input_
         return
     con.register("_append_view", data)
     try:
-        cols = ", ".join(f'"{n}"' for n in data.column_names)
-        con.execute(f"INSERT INTO {table} (input_id, {cols}) SELECT {input_id}, {cols} FROM _append_view")
+        cols = ", ".join(identifier(n) for n in data.column_names)
+        con.execute(f"INSERT INTO {identifier(table)} (input_id, {cols}) "
+                    f"SELECT {int(input_id)}, {cols} FROM _append_view")
     finally:
         con.unregister("_append_view")

@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from stclusters import _sql
 from stclusters.errors import InputFormatError, ParameterError
 from stclusters.schema import (
     DOCUMENT,
@@ -106,11 +107,11 @@ def _register_country_map(con: duckdb.DuckDBPyConnection, *, has_country: bool) 
 # ----------------------------------------------------------------------------- loading
 
 def _sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+    return _sql.literal(value)  # the one place that quotes (stclusters._sql)
 
 
 def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+    return _sql.identifier(name)
 
 
 def _match_columns(names: list[str], path: Path, *, need_source: bool) -> dict[str, str]:
@@ -137,7 +138,7 @@ def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path, *, need_source: bo
     found = _match_columns(names, path, need_source=need_source)
     cols = ", ".join(f"{_ident(actual)} AS {_ident(c)}" for c, actual in found.items())
     con.execute(f"CREATE VIEW src AS SELECT {cols}, file_row_number + 1 AS _row "
-                f"FROM read_parquet({_sql_str(str(path))}, file_row_number = true)")
+                f"FROM read_parquet({_sql.file_literal(path)}, file_row_number = true)")
     return found
 
 

@@ -1,0 +1,88 @@
+"""The single place that turns a path or a user string into SQL text.
+
+Bind parameters (``con.execute("... ?", [value])``) whenever DuckDB accepts them: a bound
+value is data, never SQL. Where it does not (table functions' file arguments inside a view,
+``VALUES`` lists built for one query, identifiers), quote with :func:`literal` or
+:func:`identifier` below and nowhere else; ``tests/test_injection.py`` scans the source
+tree so that hand-made quoting (``'{value}'`` in an f-string, ``.replace("'", "''")``)
+cannot come back.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+
+def _checked(value: str, what: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"SQL {what} must be a str, got {type(value).__name__}")
+    # DuckDB ends a string at NUL in some paths: refuse rather than truncate silently.
+    if "\x00" in value:
+        raise ValueError(f"SQL {what} holds a NUL character: {value[:40]!r}")
+    return value
+
+
+def literal(value: str) -> str:
+    """``value`` as a DuckDB string literal: single-quoted, quotes doubled.
+
+    DuckDB's standard strings give backslashes no meaning, so doubling ``'`` is the whole
+    escape: the result is one string token whatever ``value`` holds.
+
+    Examples
+    --------
+    >>> literal("it's")
+    "'it''s'"
+    """
+    return "'" + _checked(value, "literal").replace("'", "''") + "'"
+
+
+def literals(values: Iterable[str]) -> str:
+    """Comma-separated :func:`literal` of each value (for ``IN (...)`` and list literals)."""
+    return ", ".join(literal(v) for v in values)
+
+
+def identifier(name: str) -> str:
+    """``name`` as a DuckDB identifier: double-quoted, quotes doubled.
+
+    Examples
+    --------
+    >>> identifier('a"b')
+    '"a""b"'
+    """
+    return '"' + _checked(name, "identifier").replace('"', '""') + '"'
+
+
+#: Characters DuckDB's file functions expand as a glob, even in a bound parameter
+#: (``read_parquet('b[1].parquet')`` reads ``b1.parquet``; ``*`` reads every match).
+_GLOB_CHARS = frozenset("*?[")
+
+
+@functools.cache
+def _links_dir() -> str:
+    """A private folder (one per process, removed at exit) for links with plain names."""
+    path = tempfile.mkdtemp(prefix="stclusters-links-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+def file_literal(path: str | Path) -> str:
+    """A literal naming exactly the file ``path`` for DuckDB's file functions.
+
+    The path is made absolute (a leading ``~`` or ``scheme://`` then means nothing to
+    DuckDB), and a name holding a glob character is reached through a symbolic link with a
+    plain name in a private folder, so DuckDB reads that one file and no other.
+    """
+    resolved = Path(path).resolve()
+    if _GLOB_CHARS.intersection(str(resolved)):
+        link = Path(tempfile.mkstemp(prefix="input-", suffix=resolved.suffix,
+                                     dir=_links_dir())[1])
+        link.unlink()
+        os.symlink(resolved, link)
+        resolved = link
+    return literal(str(resolved))
