@@ -252,9 +252,9 @@ def _display_place(un_name: str, un_population_: float, cand: list[int], d_km: n
                    gn: Settlements) -> int:
     """GeoNames row that names an agglomeration (-1: keep the UN name).
 
-    Of the places holding a tenth of the agglomeration's population, one named in the UN name,
-    the first named first ('Dallas-Fort Worth' → Dallas, 'New York-Newark' → New York City,
-    'Kinki M.M.A. (Osaka)' → Osaka); else the nearest within :data:`_DISPLAY_KM` holding a
+    Of the places holding a tenth of the agglomeration's population, one named in the UN name
+    ('Dallas-Fort Worth' → Dallas, 'New York-Newark' → New York City, 'Kinki M.M.A. (Osaka)'
+    → Osaka); else the nearest within :data:`_DISPLAY_KM` holding a
     quarter, which catches other spellings (Milano → Milan, Daejon → Daejeon, Taibei →
     Taipei); else any place named in the UN name.
     """
@@ -269,9 +269,11 @@ def _display_place(un_name: str, un_population_: float, cand: list[int], d_km: n
 def _named_in(un_name: str, cand: list[int], gn: Settlements) -> int:
     """The candidate the UN name names: a whole part of it first ('Munich' of 'München
     (Munich)', not 'Ottobrunn bei München'; 'New York City' of 'New York-Newark'), then the
-    earliest named word, then the most populous; -1 if none is named."""
+    most populous ('Kitakyushu-Fukuoka M.M.A.' → Fukuoka), then the earliest named; -1 if
+    none is named."""
+    un_name = un_name.replace("M.M.A.", "")  # Japan's 'major metropolitan area'
     words = [t for t in re.split(r"[^a-z]+", _ascii(un_name)) if len(t) >= 4]
-    parts = {p.strip() for p in re.split(r"[-(),]", _ascii(un_name))} | {_ascii(un_name)}
+    parts = {p.strip() for p in re.split(r"[-(),]", _ascii(un_name))} | {_ascii(un_name).strip()}
     best, best_key = -1, None
     for i in cand:
         hit = [words.index(t) for t in _fold(gn.name[i]) if t in words]
@@ -279,7 +281,7 @@ def _named_in(un_name: str, cand: list[int], gn: Settlements) -> int:
             continue
         name = _ascii(gn.name[i])
         whole = any(name == p or name.startswith(p + " ") for p in parts if p)
-        key = (not whole, min(hit), -gn.population[i], i)
+        key = (not whole, -gn.population[i], min(hit), i)
         if best_key is None or key < best_key:
             best, best_key = i, key
     return best

@@ -25,7 +25,17 @@ def _checked(value: str, what: str) -> str:
     # DuckDB ends a string at NUL in some paths: refuse rather than truncate silently.
     if "\x00" in value:
         raise ValueError(f"SQL {what} holds a NUL character: {value[:40]!r}")
+    if not _is_utf8(value):  # a file name's undecodable bytes (surrogate escapes)
+        raise ValueError(f"SQL {what} is not valid UTF-8: {value[:40]!r}")
     return value
+
+
+def _is_utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def literal(value: str) -> str:
@@ -55,6 +65,8 @@ def identifier(name: str) -> str:
     >>> identifier('a"b')
     '"a""b"'
     """
+    if name == "":
+        raise ValueError("an SQL identifier cannot be empty")
     return '"' + _checked(name, "identifier").replace('"', '""') + '"'
 
 
@@ -75,11 +87,12 @@ def file_literal(path: str | Path) -> str:
     """A literal naming exactly the file ``path`` for DuckDB's file functions.
 
     The path is made absolute (a leading ``~`` or ``scheme://`` then means nothing to
-    DuckDB), and a name holding a glob character is reached through a symbolic link with a
-    plain name in a private folder, so DuckDB reads that one file and no other.
+    DuckDB), and a name holding a glob character (or bytes that are not UTF-8) is reached
+    through a symbolic link with a plain name in a private folder, so DuckDB reads that one
+    file and no other.
     """
     resolved = Path(path).resolve()
-    if _GLOB_CHARS.intersection(str(resolved)):
+    if _GLOB_CHARS.intersection(str(resolved)) or not _is_utf8(str(resolved)):
         link = Path(tempfile.mkstemp(prefix="input-", suffix=resolved.suffix,
                                      dir=_links_dir())[1])
         link.unlink()

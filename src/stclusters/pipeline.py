@@ -24,6 +24,7 @@ from stclusters import contributions as contrib
 from stclusters import quality
 from stclusters import store
 from stclusters._version import __version__
+from stclusters._sql import identifier
 from stclusters.accounting import account, outcome
 from stclusters.clusters.st import SourceClustering, cluster_points
 from stclusters.errors import InputFormatError, ParameterError
@@ -74,8 +75,18 @@ class RankResult:
     label: str | None = None
 
     def table(self, name: str) -> pa.Table:
-        """Any workspace table (``points``, ``clusters``, ``contributions``, ``quarantine``…)."""
-        return store.fetch_arrow(self.con, f"SELECT * FROM {name}")
+        """Any workspace table (``points``, ``clusters``, ``contributions``, ``quarantine``…).
+
+        Raises
+        ------
+        ValueError
+            ``name`` is not a table of the workspace (it is never pasted into SQL).
+        """
+        tables = {r[0] for r in self.con.execute(
+            "SELECT table_name FROM information_schema.tables").fetchall()}
+        if name not in tables:
+            raise ValueError(f"no workspace table {name!r}; tables: {', '.join(sorted(tables))}")
+        return store.fetch_arrow(self.con, f"SELECT * FROM {identifier(name)}")
 
     @property
     def clusters(self) -> pa.Table:

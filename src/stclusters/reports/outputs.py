@@ -22,11 +22,12 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from stclusters._sql import identifier
 from stclusters.errors import StclustersError
 from stclusters.reports._atomic import atomic_path, write_text
+from stclusters.reports.csv_writer import write_csv
 from stclusters.reports.geojson import footprints_feature_collection, write_geojson
 from stclusters.store import fetch_arrow, file_sha256
 
@@ -35,11 +36,6 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
     with atomic_path(path) as tmp:
         # No statistics timestamps in Parquet; fixed compression: byte-identical reruns.
         pq.write_table(table, tmp, compression="zstd")
-
-
-def _write_csv(table: pa.Table, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        pacsv.write_csv(table, tmp)
 
 
 #: Every file a run writes. A folder holding ``manifest.json``, or nothing but these (and
@@ -131,11 +127,11 @@ def write_outputs(con: duckdb.DuckDBPyConnection, out_dir: str | Path, manifest:
         ORDER BY p.source, p.lat, p.lon"""), label)
     quarantine = _label(fetch_arrow(con, "SELECT file, position, source, field, reason, excerpt "
                                          "FROM quarantine ORDER BY ALL"), label)
-    for name, table, writer in (("ranking.csv", ranking, _write_csv),
+    for name, table, writer in (("ranking.csv", ranking, write_csv),
                                 ("ranking.parquet", ranking, _write_parquet),
                                 ("clusters.parquet", clusters, _write_parquet),
                                 ("points.parquet", points, _write_parquet),
-                                ("quarantine.csv", quarantine, _write_csv)):
+                                ("quarantine.csv", quarantine, write_csv)):
         writer(table, out / name)
         paths[name] = out / name
     paths["footprints.geojson"] = out / "footprints.geojson"
@@ -172,7 +168,8 @@ def _save_workspace(con: duckdb.DuckDBPyConnection, path: Path, *, label: str | 
         try:
             for table in WORKSPACE_TABLES:
                 if table in present:
-                    con.execute(f"CREATE TABLE _ws.{table} AS SELECT * FROM {table}")
+                    name = identifier(table)
+                    con.execute(f"CREATE TABLE _ws.{name} AS SELECT * FROM {name}")
             if label:
                 con.execute("CREATE TABLE _ws.data_label AS SELECT ?::VARCHAR AS data_label",
                             [label])
