@@ -67,3 +67,40 @@ def test_bad_parameter_is_one_line_exit_2(tmp_path):
     assert "eps_km" in result.output and "first_year" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_accounting_says_documents_and_rows_apart(tmp_path):
+    """Issue 7: "patent: read 468 rows" added XML documents to table rows. A source read from
+    both gets one balance per unit, in the manifest and in the command's lines."""
+    from conftest import SHARED_DATA
+
+    xml = SHARED_DATA / "samples" / "uspto" / "uspto_ipg050104.small.xml.gz"
+    _csv(tmp_path / "rows.csv", [(f"t{i}", "patent", 2020, 0, 48.85, 2.35, "FR", "Paris")
+                                 for i in range(5)])
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["rank", str(xml), str(tmp_path / "rows.csv"), "--out", str(out),
+                                 "--patent-years", "all", "--min-weight-patent", "2"])
+    assert result.exit_code in (0, 4), result.output
+    rec = json.loads((out / "manifest.json").read_text())["accounting"]["patent"]["records"]
+    docs, rows = rec["by_unit"]["document"], rec["by_unit"]["row"]
+    assert (docs["read"], rows["read"]) == (25, 5)
+    assert rec["unit"] == "record" and rec["read"] == 30
+    for u in (docs, rows):
+        assert u["read"] == u["used"] + sum(u["filtered"].values()) + sum(u["rejected"].values())
+    assert "patent documents: read 25 documents = used" in result.output
+    assert "patent table rows: read 5 rows = used 5 " in result.output
+    assert "read 30" not in result.output
+
+
+@pytest.mark.parametrize("text", ["[/]", "[link=file:///etc/passwd]x[/link]", "[bold]x"])
+def test_ranking_text_is_printed_as_text_not_markup(tmp_path, text):
+    """Issue 7 (found attacking): a name or economy holding rich markup crashed the printout
+    ("[/]": MarkupError, after the outputs were written) or was run as markup (links)."""
+    import pyarrow as pa
+
+    from stclusters import cli
+
+    table = pa.table({"rank": [1], "name": [text], "economy": [text]})
+    with cli.console.capture() as captured:
+        cli.print_ranking(table, title="t")
+    assert text in captured.get()

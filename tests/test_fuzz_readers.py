@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from stclusters.errors import InputFormatError
 from stclusters.schema import DOCUMENT, QUARANTINE, RAW_CONTRIBUTION
 from stclusters.sources import Quarantine, read_openalex_institutions, read_source
+from stclusters.sources.uspto_xml import normalise_patent_id
 from conftest import SHARED_DATA
 
 BUDGET = settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -213,10 +214,10 @@ def test_fuzz_uspto_bytes(tmp_path, data, gz):
     f.write_bytes(gzip.compress(mutated) if gz else mutated)
     docs, _, q = _docs(f, "uspto-xml")
     assert docs.num_rows + len(q) >= len(_XML_DOCS)  # the edited one: used, or rejected
-    ids = [d.split(b"<doc-number>")[1].split(b"</doc-number>")[0].decode().lstrip("0")
+    ids = [normalise_patent_id(d.split(b"<doc-number>")[1].split(b"</doc-number>")[0].decode())
            for d in _XML_DOCS]
     others = {i for j, i in enumerate(ids) if j != k}
-    assert others <= {d.lstrip("0") for d in docs["doc_id"].to_pylist()}
+    assert others <= set(docs["doc_id"].to_pylist())
 
 
 @BUDGET
@@ -245,11 +246,7 @@ def test_fuzz_csv_cells(tmp_path, k, col, cell):
     rows[k] = ",".join(cells) + "\n"
     f = tmp_path / "t.csv"
     f.write_bytes((_CSV_HEADER + "".join(rows)).encode("utf-8", "surrogatepass"))
-    try:
-        docs, cons, q = _docs(f, "table")
-    except InputFormatError as exc:
-        assert "UTF-8" in str(exc) or "utf-8" in str(exc) or "binary" in str(exc), exc
-        return
+    docs, cons, q = _docs(f, "table")
     assert cons.num_rows + len(q) >= len(_CSV_ROWS)
     others = {f"D{i}" for i in range(len(_CSV_ROWS)) if i != k}
     assert others <= set(docs["doc_id"].to_pylist())
@@ -262,18 +259,15 @@ def test_fuzz_csv_bytes(tmp_path, data, gz):
     mutated, at = data.draw(byte_edit(text, lo=len(_CSV_HEADER)))
     f = tmp_path / "t.csv"
     f.write_bytes(gzip.compress(mutated) if gz else mutated)
-    try:
-        docs, cons, q = _docs(f, "table")
-    except InputFormatError as exc:
-        assert "UTF-8" in str(exc) or "utf-8" in str(exc) or "binary" in str(exc), exc
-        return
+    docs, cons, q = _docs(f, "table")
     hit = _line_of(mutated, at)
     kept = {line.split(b",")[0].decode() for line in mutated.split(b"\n")[1:]
             if line + b"\n" in {r.encode() for r in _CSV_ROWS}}
     assert kept <= set(docs["doc_id"].to_pylist()), hit
 
 
-_CELLS = st.one_of(st.none(), odd_text, st.integers(-(2**62), 2**62).map(str),
+_CELLS = st.one_of(st.none(), odd_text.filter(lambda t: not any("\ud800" <= c <= "\udfff" for c in t)),
+                   st.integers(-(2**62), 2**62).map(str),
                    st.floats().map(str))
 
 

@@ -395,3 +395,139 @@ def test_newest_institution_wins_by_updated_date(tmp_path):
     assert [(r["position"], r["reason"]) for r in q.to_table().to_pylist()] == [
         ("line 1", "superseded by a newer version"), ("line 3", "superseded by a newer version"),
         ("line 4", "superseded by a newer version")]
+
+
+# ----------------------------------------------------------------------------- item 9: found by attacking
+
+def test_nul_in_a_row_within_the_sniffed_head_is_one_row_not_a_binary_file(tmp_path):
+    # Before: "binary content that is not Parquet" for the whole file (a NUL in the first
+    # 64 KB), while the same NUL later in the file was accepted: one rule now, by row.
+    path = tmp_path / "nul.csv"
+    path.write_bytes(b"doc_id,source,year\nA,patent,2020\nB\x00,patent,2020\nC,patent,2020\n")
+    for kind in ("table", "auto"):
+        docs, q = _read(path, kind)
+        assert docs["doc_id"].to_pylist() == ["A", "C"]
+        assert [(r["position"], r["field"]) for r in q.to_table().to_pylist()] == [("row 2", "doc_id")]
+
+
+def test_invalid_utf8_in_one_csv_row_quarantines_that_row(tmp_path):
+    # Before: the whole file refused ("CSV conversion error to string: invalid UTF8 data").
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"doc_id,source,year,city\nA,patent,2020,Paris\r\n"
+                     b"B,patent,2020,Par\xffis\r\nC,patent,2020,Lyon\r\n")
+    docs, q = _read(path, "table")
+    assert docs["doc_id"].to_pylist() == ["A", "C"]
+    assert [(r["position"], r["reason"]) for r in q.to_table().to_pylist()] == [
+        ("line 3", "invalid UTF-8")]
+
+
+def test_stray_closing_brace_in_a_json_list_does_not_loop_forever(tmp_path):
+    # Before: the reader read the same '}' again and again, filling memory (23 GB, killed).
+    import signal
+
+    path = tmp_path / "w.json"
+    path.write_text('[{"id": "https://openalex.org/W1"}, }, {"id": "https://openalex.org/W2"}]')
+    signal.alarm(20)
+    try:
+        docs, q = _read(path, "openalex")
+    finally:
+        signal.alarm(0)
+    assert docs["doc_id"].to_pylist() == ["W1", "W2"]
+    assert [r["reason"] for r in q.to_table().to_pylist()] == ["malformed JSON"]
+
+
+def test_damaged_parquet_is_one_clear_input_error(tmp_path):
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"doc_id": ["A"] * 50, "source": ["patent"] * 50,
+                             "year": ["2020"] * 50}), path)
+    good = path.read_bytes()
+    errors = 0
+    for at in range(len(good) - 400, len(good) - 8, 3):  # the footer's metadata
+        raw = bytearray(good)
+        raw[at] ^= 0x5A
+        path.write_bytes(bytes(raw))
+        try:  # read and checked, or one clear error: never duckdb's own exception
+            _read(path, "table")
+        except stclusters.InputFormatError as exc:
+            assert str(path) in str(exc)
+            errors += 1
+    assert errors > 0
+
+
+def test_number_too_long_for_python_is_one_malformed_record(tmp_path):
+    # Before: ValueError ("Exceeds the limit (4300 digits)") aborted the run.
+    for layout in ("lines", "list"):
+        texts = ['{"id": "https://openalex.org/W1", "x": ' + "9" * 5000 + "}",
+                 '{"id": "https://openalex.org/W2"}']
+        path = tmp_path / ("w.jsonl" if layout == "lines" else "w.json")
+        path.write_text("\n".join(texts) if layout == "lines" else "[" + ",".join(texts) + "]")
+        docs, q = _read(path, "openalex")
+        assert docs["doc_id"].to_pylist() == ["W2"] and q.reasons() == {"malformed JSON": 1}
+
+
+def test_content_after_a_json_list_is_read_or_quarantined_never_ignored(tmp_path):
+    # Before: everything after the first ']' vanished without a word.
+    path = tmp_path / "w.json"
+    path.write_text('[{"id": "https://openalex.org/W1"}]\n[{"id": "https://openalex.org/W2"}]')
+    docs, q = _read(path, "openalex")
+    assert docs["doc_id"].to_pylist() == ["W1", "W2"] and q.count == 0  # lists one after another
+    path.write_text('[{"id": "https://openalex.org/W1"}] {"id": "https://openalex.org/W3"}')
+    docs, q = _read(path, "openalex")
+    assert docs["doc_id"].to_pylist() == ["W1"]
+    assert [(r["position"], r["reason"]) for r in q.to_table().to_pylist()] == [
+        ("after element 1", "content after the end of the JSON list")]
+
+
+@pytest.mark.parametrize("glue", [b" ", b"\r"])
+def test_xml_documents_glued_on_one_line_or_cr_only_are_all_read(tmp_path, glue):
+    # Before: a document starting mid-line (or a file with CR-only line ends) hid inside
+    # the one before it, and both went to the quarantine as one XML syntax error.
+    docs_xml = [_grant(str(n), "Boston") for n in (1, 2, 3)]
+    text = glue.join(d.encode().rstrip(b"\n") for d in docs_xml)
+    if glue == b"\r":
+        text = text.replace(b"\n", b"\r")
+    path = tmp_path / "g.xml"
+    path.write_bytes(text)
+    docs, q = _read(path, "uspto-xml")
+    assert docs["doc_id"].to_pylist() == ["1", "2", "3"] and q.count == 0
+
+
+def test_csv_with_a_column_twice_is_refused(tmp_path):
+    # Before: the first of the two was used without a word.
+    path = tmp_path / "twice.csv"
+    path.write_text("DOC_ID,doc_id,source,year\nA,B,patent,2020\n")
+    with pytest.raises(stclusters.InputFormatError, match="column given twice"):
+        _read(path, "table")
+
+
+def test_unterminated_quote_swallowing_the_rest_is_quarantined(tmp_path):
+    # Before: row A was used with rows B and C inside its city; B and C vanished.
+    path = tmp_path / "q.csv"
+    path.write_text('doc_id,source,year,city\nZ,patent,2020,"Pa\nris"\n'  # a real multi-line value
+                    'A,patent,2020,"Paris\nB,patent,2020,Lyon\nC,patent,2020,Nice\n')
+    docs, q = _read(path, "table")
+    assert docs["doc_id"].to_pylist() == ["Z"]
+    assert [(r["position"], r["reason"]) for r in q.to_table().to_pylist()] == [
+        ("row 2 to end of file", "unterminated quote: the value runs to the end of the file")]
+
+
+def test_institution_fields_of_the_wrong_kind_are_quarantined(tmp_path):
+    from stclusters.sources import read_openalex_institutions
+
+    recs = [{"id": "https://openalex.org/I1", "geo": {"latitude": 1, "longitude": 2,
+                                                      "geonames_city_id": {"a": 1}}},
+            {"id": "https://openalex.org/I2", "geo": {"latitude": 1, "longitude": 2,
+                                                      "country_code": "=cmd|' /C calc'!A0"}},
+            {"id": "https://openalex.org/I3", "geo": {"latitude": 1, "longitude": 2,
+                                                      "country_code": "fr", "geonames_city_id": 42}}]
+    path = tmp_path / "i.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in recs))
+    q = Quarantine()
+    t = read_openalex_institutions(path, quarantine=q)
+    assert t.select(["id", "country_code", "geonames_city_id"]).to_pylist() == [
+        {"id": "I3", "country_code": "FR", "geonames_city_id": "42"}]
+    assert [(r["field"], r["reason"]) for r in q.to_table().to_pylist()] == [
+        ("geo.geonames_city_id", "geo.geonames_city_id: not a GeoNames id"),
+        ("country_code", "country_code: not an ISO 3166-1 alpha-2 code")]

@@ -10,6 +10,7 @@ import json
 
 import duckdb
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
@@ -182,3 +183,24 @@ def test_inputs_in_the_same_order_whatever_their_spelling(tmp_path, monkeypatch)
     first = stclusters.rank([str(b), "z/a.csv"], params=_params(1000)).manifest["inputs"]
     second = stclusters.rank(["b.csv", str(a)], params=_params(1000)).manifest["inputs"]
     assert [i["path"] for i in first] == [i["path"] for i in second] == [str(b), str(a)]
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_outputs_never_replace_an_input(tmp_path, force):
+    """Issue 7 (found attacking): a contributions table named ``points.parquet`` in the
+    output folder looked like an earlier run's file and was deleted, even without --force."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    table = _table(folder / "points.csv")
+    own = folder / "points.parquet"
+    pq.write_table(pacsv.read_csv(table), own)
+    before = own.read_bytes()
+    result = runner.invoke(app, ["rank", str(own), "--out", str(folder), "--min-weight-patent",
+                                 "3", "--min-weight-publication", "3", *(["--force"] * force)])
+    assert result.exit_code == 2, result.output
+    assert "would replace the input" in " ".join(result.output.split())
+    assert own.read_bytes() == before
+    res = stclusters.rank([str(own)], params=_params())
+    with pytest.raises(StclustersError, match="would replace the input"):
+        res.write(folder, force=True)
+    assert own.read_bytes() == before

@@ -10,10 +10,8 @@ cannot come back.
 
 from __future__ import annotations
 
-import atexit
 import functools
 import os
-import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -25,9 +23,19 @@ def _checked(value: str, what: str) -> str:
     # DuckDB ends a string at NUL in some paths: refuse rather than truncate silently.
     if "\x00" in value:
         raise ValueError(f"SQL {what} holds a NUL character: {value[:40]!r}")
-    if not _is_utf8(value):  # a file name's undecodable bytes (surrogate escapes)
-        raise ValueError(f"SQL {what} is not valid UTF-8: {value[:40]!r}")
-    return value
+    return utf8_text(value)
+
+
+def utf8_text(value: str) -> str:
+    """``value`` as text that DuckDB, Arrow and JSON take (bound, quoted or written).
+
+    A file name's bytes that are not UTF-8 reach Python as surrogate escapes, which they all
+    refuse: each such byte is spelt ``\\xNN``, so the name stays readable and distinct
+    (:func:`file_literal` reads such a file through a link, never by this text).
+    """
+    if _is_utf8(value):
+        return value
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _is_utf8(value: str) -> bool:
@@ -78,9 +86,9 @@ _GLOB_CHARS = frozenset("*?[")
 @functools.cache
 def _links_dir() -> str:
     """A private folder (one per process, removed at exit) for links with plain names."""
-    path = tempfile.mkdtemp(prefix="stclusters-links-")
-    atexit.register(shutil.rmtree, path, ignore_errors=True)
-    return path
+    from stclusters._tempdirs import private_dir  # noqa: PLC0415
+
+    return private_dir("stclusters-links-")
 
 
 def file_literal(path: str | Path) -> str:

@@ -80,6 +80,26 @@ def _sorted(rec: dict[str, Any]) -> dict[str, Any]:
     return rec
 
 
+def _over_units(units: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A source's records over its units: the one unit's record as it is, or for several
+    (``document`` and ``row``) their sums under the unit ``record``; ``by_unit`` keeps each
+    unit's own balance, so that no line adds documents to rows unsaid."""
+    if len(units) == 1:
+        rec = dict(next(iter(units.values())))
+    else:
+        rec = _empty_records("record")
+        for u in units.values():
+            rec["read"] += u["read"]
+            for kind in ("filtered", "rejected"):
+                for reason, n in u[kind].items():
+                    rec[kind][reason] = rec[kind].get(reason, 0) + n
+            rec["used"] += u["used"]
+        _sorted(rec)
+    rec["by_unit"] = {unit: {k: v for k, v in u.items() if k != "unit"}
+                      for unit, u in sorted(units.items())}
+    return rec
+
+
 def account(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Accounting per source and per input file.
 
@@ -87,7 +107,9 @@ def account(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, Any], list[dict[s
     -------
     by_source : dict
         ``{source: {"records": {...}, "contributions": {...}}}``; lookups (institutions)
-        appear under their own name with records only.
+        appear under their own name with records only. ``records`` has ``unit``
+        (``document``, ``row``, ``institution``, or ``record`` when a source was read in
+        several units) and ``by_unit``: the balance of each unit apart.
     by_input : list of dict
         Per input in input order: ``unit``, ``read`` (tallied while reading), ``used``,
         ``filtered``, ``rejected`` and ``balanced`` (read = used + filtered + rejected).
@@ -98,8 +120,13 @@ def account(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, Any], list[dict[s
     per_input = {i: _empty_records(unit_of[i]) for i, _, _ in inputs}
     per_source: dict[str, dict[str, Any]] = {}
 
+    # Per source and unit: a source read from XML documents and from table rows counts each
+    # apart (a document and a row are not the same thing), then the sum over units.
+    by_unit: dict[str, dict[str, dict[str, Any]]] = {}
+
     def bucket(source: str, input_id: int) -> dict[str, Any]:
-        return per_source.setdefault(source, {}).setdefault("records", _empty_records(unit_of[input_id]))
+        unit = unit_of[input_id]
+        return by_unit.setdefault(source, {}).setdefault(unit, _empty_records(unit))
 
     for input_id, source, status, n in _status_counts(con):
         for rec in (per_input[input_id], bucket(source, input_id)):
@@ -109,9 +136,12 @@ def account(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, Any], list[dict[s
             FROM quarantine GROUP BY ALL ORDER BY ALL""").fetchall():
         for rec in (per_input[input_id], bucket(source, input_id)):
             _add(rec, reason, n, rejected=True)
-    for rec in (r["records"] for r in per_source.values()):
-        rec["read"] = rec["used"] + sum(rec["filtered"].values()) + sum(rec["rejected"].values())
-        _sorted(rec)
+    for source, units in by_unit.items():
+        for rec in units.values():
+            rec["read"] = rec["used"] + sum(rec["filtered"].values()) + sum(
+                rec["rejected"].values())
+            _sorted(rec)
+        per_source.setdefault(source, {})["records"] = _over_units(units)
     by_input = []
     for input_id, _, records_read in inputs:
         rec = _sorted(per_input[input_id])

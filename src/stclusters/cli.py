@@ -1,15 +1,20 @@
 """The ``stclusters`` command line: ``demo`` and ``rank``.
 
-Exit codes (also in ``rank --help`` and the README): 0 ok; 1 internal error; 2 bad input or
-parameters; 3 nothing usable (every record filtered or rejected); 4 no cluster found.
+Exit codes (also in ``rank --help``, the README and docs/reliability.md): 0 ok; 1 internal
+error; 2 bad input or parameters; 3 nothing usable (every record filtered or rejected); 4 no
+cluster found; 5 the output folder is in use by another run; 6 an output could not be
+written (no space left, read-only, permission); 130 interrupted (Ctrl-C, SIGINT); 143
+terminated (SIGTERM).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import inspect
 import os
 import re
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -28,16 +33,24 @@ from typer.core import TyperCommand, TyperGroup
 from stclusters._version import __version__
 from stclusters.accounting import OUTCOME_EXIT_CODES
 from stclusters.cli_options import params_from_options, with_options
-from stclusters.errors import InputFormatError, StclustersError
+from stclusters.errors import (InputFormatError, OutputBusyError, OutputWriteError,
+                               StclustersError)
 
 #: Exit codes besides the run outcomes' (:data:`stclusters.accounting.OUTCOME_EXIT_CODES`).
 EXIT_INTERNAL = 1
 EXIT_BAD_INPUT = 2
+EXIT_BUSY = 5
+EXIT_WRITE = 6
+EXIT_INTERRUPTED = 128 + signal.SIGINT    # 130, the shell's convention
+EXIT_TERMINATED = 128 + signal.SIGTERM    # 143
 
 EXIT_CODES_HELP = ("Exit codes: 0 ok; 1 internal error; 2 bad input or parameters; "
                    f"{OUTCOME_EXIT_CODES['nothing_used']} nothing usable (every record filtered "
-                   f"or rejected); {OUTCOME_EXIT_CODES['no_cluster']} no cluster found. "
-                   "Outputs are written in cases 0, 3 and 4.")
+                   f"or rejected); {OUTCOME_EXIT_CODES['no_cluster']} no cluster found; "
+                   f"{EXIT_BUSY} output folder in use by another run; {EXIT_WRITE} an output "
+                   f"could not be written (no space left, read-only); {EXIT_INTERRUPTED} "
+                   f"interrupted; {EXIT_TERMINATED} terminated. Outputs are written in cases "
+                   "0, 3 and 4; otherwise no manifest is written and no file of the run is left.")
 
 
 class _FlagsWithoutValues:
@@ -88,15 +101,80 @@ def _main(
     """
 
 
-def _fail(exc: Exception) -> None:
-    """One readable line and a hint, never a traceback (set STCLUSTERS_DEBUG=1 for one)."""
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so that it unwinds (and cleans up) like Ctrl-C."""
+
+
+#: Signals received while a command ran. Libraries turn the KeyboardInterrupt raised in the
+#: middle of their work into errors of their own (DuckDB: ``RuntimeError: Query
+#: interrupted``; numba: ``SystemError``), so the signal itself says the run was stopped.
+_received: list[int] = []
+
+
+def _on_signal(signum, frame) -> None:  # noqa: ANN001, ARG001 - signal's signature
+    _received.append(signum)
+    raise _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+@contextlib.contextmanager
+def _signals_unwind() -> Iterator[None]:
+    """While the block runs, Ctrl-C and SIGTERM unwind the stack (so the run cleans up and
+    exits 130 or 143, see :func:`_stopped`) instead of killing the process where it stands.
+    Main thread only (the rule of ``signal``)."""
+    _received.clear()
+    try:
+        previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: signals stay as they are
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _stopped(out: Path | None, *, terminated: bool, complete: bool) -> None:
+    """Ctrl-C or SIGTERM: say so (not "internal error") and exit 130 or 143."""
+    what = "terminated (SIGTERM)" if terminated else "interrupted"
+    where = f" in {escape(str(out))}" if out is not None else ""
+    if complete:
+        err.print(f"[bold red]{what}:[/] after the outputs were complete (manifest.json "
+                  f"written{where})")
+    else:
+        err.print(f"[bold red]{what}:[/] the run stopped before its outputs were complete; no "
+                  f"manifest was written and no file of this run is left{where}")
+    raise typer.Exit(code=EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
+
+
+def _no_space(exc: BaseException) -> bool:
+    return getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or (
+        "No space left on device" in str(exc))
+
+
+def _fail(exc: BaseException, *, out: Path | None = None, complete: bool = False) -> None:
+    """One readable line and a hint, never a traceback (set STCLUSTERS_DEBUG=1 for one).
+
+    ``complete``: the run's outputs (and manifest) were written before ``exc``.
+    """
+    import duckdb  # noqa: PLC0415 - loaded by the run already
+
+    if _received or isinstance(exc, (KeyboardInterrupt, duckdb.InterruptException)):
+        _stopped(out, complete=complete, terminated=isinstance(exc, _Terminated) or (
+            signal.SIGTERM in _received))
     if os.environ.get("STCLUSTERS_DEBUG"):
         raise exc
     if isinstance(exc, StclustersError):
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
         if exc.hint:
             err.print(f"[dim]hint: {escape(exc.hint)}[/]")
-        raise typer.Exit(code=EXIT_BAD_INPUT)
+        code = (EXIT_BUSY if isinstance(exc, OutputBusyError) else
+                EXIT_WRITE if isinstance(exc, OutputWriteError) else EXIT_BAD_INPUT)
+        raise typer.Exit(code=code)
+    if _no_space(exc):  # spilling to the temporary folder, or any other write of the run
+        err.print(f"[bold red]error:[/] no space left on the device: {escape(str(exc))}")
+        err.print("[dim]hint: free some space (or set TMPDIR to a larger device), then rerun[/]")
+        raise typer.Exit(code=EXIT_WRITE)
     if isinstance(exc, OSError):
         err.print(f"[bold red]error:[/] {escape(str(exc.strerror or exc))}: "
                   f"{escape(str(exc.filename or ''))}")
@@ -130,7 +208,10 @@ def print_ranking(ranking, *, title: str, top: int = 20, n_clusters: int | None 
     for header, _, _ in cols:
         table.add_column(header, justify="left" if header in ("Cluster", "Economy") else "right")
     for r in rows:
-        table.add_row(*[fmt.format(r[key]) if r[key] is not None else "" for _, key, fmt in cols])
+        # Text, not markup: a name or economy from the inputs ("[/]", "[link=...]") is shown
+        # as it is, never run as rich markup.
+        table.add_row(*[Text(fmt.format(r[key]) if r[key] is not None else "")
+                        for _, key, fmt in cols])
     console.print(table)
 
 
@@ -177,7 +258,7 @@ class _ReadProgress:
             self.current = path
         self.records += n
         rate = self.records / max(time.perf_counter() - self.t0, 1e-9)
-        self.bar.update(self.task, description=f"{self.prefix}reading {Path(path).name}",
+        self.bar.update(self.task, description=f"{self.prefix}reading {escape(Path(path).name)}",
                         records=f"{self.records:,} records, {rate:,.0f}/s")
 
     def finish(self) -> None:
@@ -230,6 +311,46 @@ def _progress(inputs: list[Path], prefix: str = "", *, out: Console | None = Non
         yield stage, reading.batch
 
 
+def _demo_run(out: Path, *, n_per_source: int, seed: int, top: int, synthetic_only: bool):
+    """The demo's two runs (real samples, SYNTHETIC world); return the last result."""
+    from stclusters import demo as d  # noqa: PLC0415
+    from stclusters.pipeline import rank  # noqa: PLC0415
+
+    shared = None if synthetic_only else d.find_shared_data()
+    if shared is not None:
+        inputs = d.sample_inputs(shared)
+        console.print(f"[bold](a) Real samples[/] from {escape(str(shared))}: "
+                      f"{len(inputs.patents)} USPTO grant files, {len(inputs.publications)} OpenAlex file(s)")
+        with _progress(inputs.all, "  ") as (stage, batch):
+            res = rank([str(p) for p in inputs.all], params=d.sample_params(),
+                       progress=stage, on_batch=batch, notes=d.SAMPLE_NOTES)
+        res.write(out / "samples")
+        mw = {s: c["min_weight"] for s, c in res.manifest["clustering"].items()}
+        for note in d.SAMPLE_NOTES:
+            console.print(f"  [yellow]{note}[/]")
+        console.print("  min_weight used: " + ", ".join(f"{s} {w:.2f}" for s, w in mw.items()))
+        print_ranking(res.ranking, title="Real samples (USPTO grants 2005–2013, OpenAlex works "
+                                         "2017–2023): S&T clusters", top=top,
+                      world_totals=res.manifest["world_totals"])
+        _print_accounting(res.manifest)
+    elif not synthetic_only:
+        console.print("[yellow]../shared/data not found: running the synthetic world only "
+                      "(set STCLUSTERS_SHARED_DATA to point at it).[/]")
+    from stclusters.synthetic import write_synthetic_world  # noqa: PLC0415
+
+    console.print(f"[bold](b) SYNTHETIC world[/]: {n_per_source:,} contributions per source, seed {seed}")
+    world = out / "synthetic" / "SYNTHETIC_world.parquet"
+    write_synthetic_world(world, n_per_source=n_per_source, seed=seed)
+    with _progress([world], "  ") as (stage, batch):
+        res = rank([str(world)], label="SYNTHETIC", progress=stage, on_batch=batch,
+                   notes=["SYNTHETIC data drawn around GeoNames places; not real activity"])
+    # The folder holds the world file this command just wrote beside the outputs.
+    res.write(out / "synthetic", force=True)
+    print_ranking(res.ranking, title="SYNTHETIC world: S&T clusters (not real data)", top=top)
+    _print_accounting(res.manifest)
+    return res
+
+
 @app.command(cls=_Command)
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the outputs.")] = Path("stclusters-demo"),
@@ -243,45 +364,13 @@ def demo(
 
     Example: stclusters demo --out stclusters-demo
     """
-    from stclusters import demo as d  # noqa: PLC0415
-    from stclusters.pipeline import rank  # noqa: PLC0415
-
     t_start = time.perf_counter()
     try:
-        shared = None if synthetic_only else d.find_shared_data()
-        if shared is not None:
-            inputs = d.sample_inputs(shared)
-            console.print(f"[bold](a) Real samples[/] from {shared}: "
-                          f"{len(inputs.patents)} USPTO grant files, {len(inputs.publications)} OpenAlex file(s)")
-            with _progress(inputs.all, "  ") as (stage, batch):
-                res = rank([str(p) for p in inputs.all], params=d.sample_params(),
-                           progress=stage, on_batch=batch, notes=d.SAMPLE_NOTES)
-            res.write(out / "samples")
-            mw = {s: c["min_weight"] for s, c in res.manifest["clustering"].items()}
-            for note in d.SAMPLE_NOTES:
-                console.print(f"  [yellow]{note}[/]")
-            console.print("  min_weight used: " + ", ".join(f"{s} {w:.2f}" for s, w in mw.items()))
-            print_ranking(res.ranking, title="Real samples (USPTO grants 2005–2013, OpenAlex works "
-                                             "2017–2023): S&T clusters", top=top,
-                          world_totals=res.manifest["world_totals"])
-            _print_accounting(res.manifest)
-        elif not synthetic_only:
-            console.print("[yellow]../shared/data not found: running the synthetic world only "
-                          "(set STCLUSTERS_SHARED_DATA to point at it).[/]")
-        from stclusters.synthetic import write_synthetic_world  # noqa: PLC0415
-
-        console.print(f"[bold](b) SYNTHETIC world[/]: {n_per_source:,} contributions per source, seed {seed}")
-        world = out / "synthetic" / "SYNTHETIC_world.parquet"
-        write_synthetic_world(world, n_per_source=n_per_source, seed=seed)
-        with _progress([world], "  ") as (stage, batch):
-            res = rank([str(world)], label="SYNTHETIC", progress=stage, on_batch=batch,
-                       notes=["SYNTHETIC data drawn around GeoNames places; not real activity"])
-        # The folder holds the world file this command just wrote beside the outputs.
-        res.write(out / "synthetic", force=True)
-        print_ranking(res.ranking, title="SYNTHETIC world: S&T clusters (not real data)", top=top)
-        _print_accounting(res.manifest)
-    except Exception as exc:  # noqa: BLE001 - every error becomes one line
-        _fail(exc)
+        with _signals_unwind():
+            res = _demo_run(out, n_per_source=n_per_source, seed=seed, top=top,
+                            synthetic_only=synthetic_only)
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - every error becomes one line
+        _fail(exc, out=out)
     console.print(f"Outputs in {escape(str(out))}/. Wall time {time.perf_counter() - t_start:.1f} s.")
     _print_credits(res.manifest)
 
@@ -310,11 +399,25 @@ def _print_credits(manifest: dict) -> None:
         console.print(f"[dim]{escape(line)}[/]", highlight=False)
 
 
+#: How a unit is named in a per-unit accounting line (``patent table rows: read 170 rows``).
+_UNIT_LABEL = {"document": "documents", "row": "table rows", "institution": "institutions"}
+
+
+def accounting_lines(source: str, r: dict[str, Any]) -> list[str]:
+    """One :func:`accounting_line` per unit: a source read from documents and from table
+    rows gets a line for each, never a sum that adds documents to rows."""
+    units = r.get("by_unit") or {}
+    if len(units) <= 1:
+        return [accounting_line(source, r)]
+    return [accounting_line(f"{source} {_UNIT_LABEL.get(unit, unit + 's')}", {"unit": unit, **u})
+            for unit, u in units.items()]
+
+
 def _print_accounting(manifest: dict) -> None:
     for source, acc in manifest["accounting"].items():
         r = acc.get("records")
-        if r:
-            console.print(f"  [dim]{escape(accounting_line(source, r))}[/]", highlight=False)
+        for line in (accounting_lines(source, r) if r else []):
+            console.print(f"  [dim]{escape(line)}[/]", highlight=False)
 
 
 def _reason_hint(source: str, reason: str) -> str:
@@ -385,25 +488,41 @@ def rank_cmd(*, inputs: list[Path], out: Path, force: bool, kind: str, source: s
     """
     from stclusters.pipeline import Input, rank  # noqa: PLC0415
 
+    complete = False
     try:
-        problems = []
-        if kind not in _KINDS:
-            problems.append(f"--kind must be one of {', '.join(_KINDS)}, got {kind!r}")
-        if top < 0:
-            problems.append(f"--top must be >= 0, got {top}")
-        params = params_from_options(method, extra_problems=problems)
-        from stclusters.reports.outputs import check_out_dir  # noqa: PLC0415
+        with _signals_unwind():
+            problems = []
+            if kind not in _KINDS:
+                problems.append(f"--kind must be one of {', '.join(_KINDS)}, got {kind!r}")
+            if top < 0:
+                problems.append(f"--top must be >= 0, got {top}")
+            params = params_from_options(method, extra_problems=problems)
+            from stclusters.reports._lock import out_dir_lock  # noqa: PLC0415
+            from stclusters.reports.outputs import check_out_dir  # noqa: PLC0415
 
-        check_out_dir(out, force=force)  # before the run: a long run must not end refused
-        with _progress(list(inputs)) as (stage, batch):
-            res = rank([Input(str(p), kind=kind, source=source) for p in inputs], params=params,
-                       progress=stage, on_batch=batch)
-        paths = res.write(out, force=force)
-    except Exception as exc:  # noqa: BLE001 - every error becomes one line
+            # Before the run: a long run must not end refused.
+            check_out_dir(out, force=force, inputs=inputs)
+            # The folder's lock from the start: a second run into it is refused at once,
+            # not after its own long run.
+            with out_dir_lock(out):
+                with _progress(list(inputs)) as (stage, batch):
+                    res = rank([Input(str(p), kind=kind, source=source) for p in inputs],
+                               params=params, progress=stage, on_batch=batch)
+                paths = res.write(out, force=force)
+            complete = True
+            _print_run(res, out=out, paths=paths, top=top)
+            code = _report_outcome(res.outcome)
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - every error becomes one line
         if isinstance(exc, InputFormatError) and re.search(
                 r"missing required column\(s\) [^;]*\bsource\b", exc.detail):
             exc.hint = "add a source column, or pass --source patent (or publication)"
-        _fail(exc)
+        _fail(exc, out=out, complete=complete)
+    if code:
+        raise typer.Exit(code=code)
+
+
+def _print_run(res, *, out: Path, paths: dict[str, Path], top: int) -> None:  # noqa: ANN001
+    """What ``rank`` prints once its outputs are written."""
     n_clusters = sum(c["n_clusters"] for c in res.manifest["clustering"].values())
     print_ranking(res.ranking, title="S&T clusters", top=top,
                   n_clusters=res.table("clusters").num_rows if n_clusters else 0,
@@ -414,9 +533,6 @@ def rank_cmd(*, inputs: list[Path], out: Path, force: bool, kind: str, source: s
     console.print(f"Wrote {', '.join(sorted(p.name for p in paths.values()))} to "
                   f"{escape(str(out))}/.")
     _print_credits(res.manifest)
-    code = _report_outcome(res.outcome)
-    if code:
-        raise typer.Exit(code=code)
 
 
 def _fixed(name: str, annotation: Any, default: Any = inspect.Parameter.empty) -> inspect.Parameter:

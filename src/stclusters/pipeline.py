@@ -24,7 +24,8 @@ from stclusters import contributions as contrib
 from stclusters import quality
 from stclusters import store
 from stclusters._version import __version__
-from stclusters._sql import identifier
+from stclusters._sql import identifier, utf8_text
+from stclusters._faults import checkpoint
 from stclusters.accounting import account, outcome
 from stclusters.clusters.st import SourceClustering, cluster_points
 from stclusters.errors import InputFormatError, ParameterError
@@ -164,6 +165,7 @@ def _as_inputs(inputs) -> list[Input]:
 def _stage(timings: dict[str, float], name: str, progress: Callable[[str], None] | None) -> Iterator[None]:
     if progress:
         progress(name)
+    checkpoint(f"stage:{name}")  # fault-injection tests stop the process here
     t0 = time.perf_counter()
     yield
     timings[name] = round(time.perf_counter() - t0, 3)
@@ -357,7 +359,8 @@ def _software() -> dict[str, Any]:
 def _input_entry(rec: store.InputFile, records: dict[str, Any]) -> dict[str, Any]:
     """Manifest entry of one input. ``path`` is resolved to an absolute path so that relative
     and absolute invocations give the same manifest bytes."""
-    return {"path": str(Path(rec.path).resolve()), "name": Path(rec.path).name, "kind": rec.kind,
+    return {"path": utf8_text(str(Path(rec.path).resolve())),
+            "name": utf8_text(Path(rec.path).name), "kind": rec.kind,
             "size_bytes": rec.size_bytes, "sha256": rec.sha256, "records": records}
 
 

@@ -20,12 +20,9 @@ runs           run (parameters, version, timings)               :mod:`stclusters
 
 from __future__ import annotations
 
-import atexit
 import functools
 import hashlib
-import shutil
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +30,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401 - pa.compute
 
-from stclusters._sql import identifier
+from stclusters._sql import identifier, utf8_text
+from stclusters._tempdirs import private_dir
 from stclusters.schema import DOCUMENT, QUARANTINE, RAW_CONTRIBUTION
 from stclusters.sources.openalex import INSTITUTION_GEO
 
@@ -77,12 +75,15 @@ def file_sha256(path: str | Path, *, chunk_bytes: int = 1 << 20) -> str:
 DEFAULT_MEMORY_MB = 2000
 
 
+#: Prefix of the spill folders in the temporary folder.
+SPILL_PREFIX = "stclusters-spill-"
+
+
 @functools.cache
 def _spill_dir() -> str:
-    """One spill folder per process, removed when the process ends."""
-    path = tempfile.mkdtemp(prefix="stclusters-spill-")
-    atexit.register(shutil.rmtree, path, ignore_errors=True)
-    return path
+    """One spill folder per process, removed when the process ends, or by the next process
+    if this one is killed (:mod:`stclusters._tempdirs`)."""
+    return private_dir(SPILL_PREFIX)
 
 
 def connect(path: str | Path | None = None, *, memory_mb: int | None = None) -> duckdb.DuckDBPyConnection:
@@ -138,7 +139,8 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str):
 def add_input(con: duckdb.DuckDBPyConnection, item: InputFile, *, records_read: int) -> None:
     """Record one input and the number of records its reader saw (used or not)."""
     con.execute("INSERT INTO inputs VALUES (?, ?, ?, ?, ?, ?)",
-                [item.input_id, item.path, item.kind, item.size_bytes, item.sha256, records_read])
+                [item.input_id, utf8_text(item.path), item.kind, item.size_bytes, item.sha256,
+                 records_read])
 
 
 #: Inputs whose records are documents (the others are rows of a contributions table).

@@ -8,6 +8,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from stclusters._faults import checkpoint
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -33,6 +35,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.umask(umask)
         if tmp.exists():
             os.chmod(tmp, 0o666 & ~umask)
+        checkpoint(f"write:{path.name}")  # tests stop here: the whole file, not yet in place
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -1,5 +1,10 @@
 """Files a run writes, each atomically; the manifest last, so its presence means complete.
 
+A run holds the folder's lock (:mod:`stclusters.reports._lock`) while it writes; every CSV
+goes through :func:`stclusters.reports.csv_writer.write_csv` (formula cells neutralised). On
+any error or interrupt the files this run already put in place are removed again; see
+``docs/reliability.md``.
+
 =================== =====================================================================
 file                content
 =================== =====================================================================
@@ -16,7 +21,10 @@ workspace.duckdb    the embedded store with every table of the run (not byte-sta
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +33,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from stclusters._sql import identifier
-from stclusters.errors import StclustersError
+from stclusters._faults import checkpoint
+from stclusters.errors import OutputWriteError, StclustersError
 from stclusters.reports._atomic import atomic_path, write_text
 from stclusters.reports.csv_writer import write_csv
+from stclusters.reports._lock import LOCK_NAME, out_dir_lock
 from stclusters.reports.geojson import footprints_feature_collection, write_geojson
 from stclusters.store import fetch_arrow, file_sha256
 
@@ -45,23 +55,44 @@ OUTPUT_NAMES = ("ranking.csv", "ranking.parquet", "clusters.parquet", "footprint
 
 
 def _is_ours(name: str) -> bool:
-    return name in OUTPUT_NAMES or (".partial" in name and any(
+    """An output name, the folder's lock, or a temporary of ours (``.<output>.*.partial``,
+    and DuckDB's ``.partial.wal`` beside a workspace being written)."""
+    return name in OUTPUT_NAMES or name == LOCK_NAME or (".partial" in name and any(
         name.startswith(f".{o}.") for o in OUTPUT_NAMES))
 
 
-def check_out_dir(out: str | Path, *, force: bool = False) -> None:
+def _replaced_inputs(out: Path, inputs: Sequence[str | Path]) -> list[str]:
+    """Inputs that a run into ``out`` would remove or overwrite: files directly in ``out``
+    named like an output (a contributions table called ``points.parquet``)."""
+    here = out.resolve()
+    hit = []
+    for item in map(Path, inputs):
+        files = (sorted(item.iterdir()) if item.is_dir() and item.resolve() == here else [item])
+        hit += [str(f) for f in files
+                if f.is_file() and f.resolve().parent == here and _is_ours(f.name)]
+    return hit
+
+
+def check_out_dir(out: str | Path, *, force: bool = False, inputs: Sequence[str | Path] = ()
+                  ) -> None:
     """Refuse an output folder that :func:`prepare_out_dir` would refuse, changing nothing
     (the command line asks before a run, so that a long run does not end in this error).
 
     Raises
     ------
     StclustersError
-        ``out`` is a file, or a non-empty folder of something else (without ``force``).
+        ``out`` is a file, a non-empty folder of something else (without ``force``), or a
+        folder where an output would replace one of ``inputs`` (even with ``force``).
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise StclustersError(f"{out}: the output path is a file, not a folder",
                               hint="give --out a folder (new, empty, or of an earlier run)")
+    replaced = _replaced_inputs(out, inputs) if out.is_dir() else []
+    if replaced:
+        raise StclustersError(f"{out}: the outputs would replace the input {replaced[0]}"
+                              + (f" and {len(replaced) - 1} more" if len(replaced) > 1 else ""),
+                              hint="choose another --out folder")
     if not out.is_dir() or force or (out / "manifest.json").is_file():
         return
     foreign = sorted(e.name for e in out.iterdir() if not _is_ours(e.name))
@@ -85,7 +116,8 @@ def prepare_out_dir(out: Path, *, force: bool = False) -> None:
     out.mkdir(parents=True, exist_ok=True)
     entries = sorted(e.name for e in out.iterdir())
     # The manifest first: if removal stops half-way, no manifest vouches for what is left.
-    for name in ["manifest.json", *(n for n in entries if _is_ours(n) and n != "manifest.json")]:
+    for name in ["manifest.json", *(n for n in entries
+                                    if _is_ours(n) and n not in ("manifest.json", LOCK_NAME))]:
         (out / name).unlink(missing_ok=True)
 
 
@@ -114,7 +146,41 @@ def write_outputs(con: duckdb.DuckDBPyConnection, out_dir: str | Path, manifest:
     outputs are removed first, a folder of other files is refused.
     """
     out = Path(out_dir)
-    prepare_out_dir(out, force=force)
+    inputs = [i["path"] for i in manifest.get("inputs", [])]
+    check_out_dir(out, force=force, inputs=inputs)  # before the lock makes the folder
+    with out_dir_lock(out):
+        prepare_out_dir(out, force=force)
+        written: list[Path] = []
+        try:
+            return _write_all(con, out, manifest, eps_km=eps_km, label=label, written=written)
+        except BaseException:
+            # An error, Ctrl-C or SIGTERM half-way: no manifest was written, and the files
+            # this run already put in place go too, so nothing of it looks complete.
+            for path in reversed(written):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            raise
+
+
+def _put(path: Path, write: Callable[[], None], written: list[Path]) -> Path:
+    """Run ``write`` (which makes ``path`` atomically) and note the file as written; the
+    system's refusals (full disk, read-only) become one line naming the file."""
+    try:
+        write()
+    except (OSError, duckdb.Error) as exc:
+        # DuckDB reports a full disk as an IOException, or at commit as a
+        # TransactionException whose text says so.
+        if isinstance(exc, (OSError, duckdb.IOException)) or "No space left" in str(exc):
+            raise OutputWriteError(path, exc) from exc
+        raise
+    written.append(path)
+    return path
+
+
+def _write_all(con: duckdb.DuckDBPyConnection, out: Path, manifest: dict[str, Any], *,
+               eps_km: float, label: str | None, written: list[Path]) -> dict[str, Path]:
+    """The files of :func:`write_outputs`, the manifest last (it hashes what this run
+    wrote: the folder's lock keeps every other run out meanwhile)."""
     paths: dict[str, Path] = {}
     ranking = _label(_typed(fetch_arrow(con, "SELECT * FROM ranking ORDER BY rank")), label)
     clusters = _label(_typed(fetch_arrow(
@@ -132,12 +198,12 @@ def write_outputs(con: duckdb.DuckDBPyConnection, out_dir: str | Path, manifest:
                                 ("clusters.parquet", clusters, _write_parquet),
                                 ("points.parquet", points, _write_parquet),
                                 ("quarantine.csv", quarantine, write_csv)):
-        writer(table, out / name)
-        paths[name] = out / name
-    paths["footprints.geojson"] = out / "footprints.geojson"
-    write_geojson(paths["footprints.geojson"], _footprints(con, eps_km=eps_km, label=label))
-    paths["workspace.duckdb"] = out / "workspace.duckdb"
-    _save_workspace(con, paths["workspace.duckdb"], label=label)
+        paths[name] = _put(out / name, functools.partial(writer, table, out / name), written)
+    footprints = _footprints(con, eps_km=eps_km, label=label)
+    paths["footprints.geojson"] = _put(out / "footprints.geojson", functools.partial(
+        write_geojson, out / "footprints.geojson", footprints), written)
+    paths["workspace.duckdb"] = _put(out / "workspace.duckdb", functools.partial(
+        _save_workspace, con, out / "workspace.duckdb", label=label), written)
     manifest = dict(manifest)
     # The DuckDB file's bytes depend on its page layout, not only on the data: listed, but
     # without size or hash, so the manifest itself stays byte-identical across reruns.
@@ -145,9 +211,9 @@ def write_outputs(con: duckdb.DuckDBPyConnection, out_dir: str | Path, manifest:
         name: ({"path": name, "byte_stable": False} if name == "workspace.duckdb" else
                {"path": name, "size_bytes": p.stat().st_size, "sha256": file_sha256(p)})
         for name, p in sorted(paths.items())}
-    write_text(out / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True,
-                                                 ensure_ascii=False, default=str) + "\n")
-    paths["manifest.json"] = out / "manifest.json"
+    text = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
+    paths["manifest.json"] = _put(out / "manifest.json", functools.partial(
+        write_text, out / "manifest.json", text), written)
     return paths
 
 
@@ -164,17 +230,27 @@ def _save_workspace(con: duckdb.DuckDBPyConnection, path: Path, *, label: str | 
         "SELECT table_name FROM information_schema.tables").fetchall()}
     with atomic_path(path) as tmp:
         tmp.unlink()  # DuckDB creates the file itself
-        con.execute("ATTACH ? AS _ws", [str(tmp)])
+        # DuckDB's log beside the file: gone after a clean DETACH, not after a failure (a
+        # full disk left a 76 kB ``.partial.wal`` behind).
+        wal = tmp.with_name(tmp.name + ".wal")
         try:
-            for table in WORKSPACE_TABLES:
-                if table in present:
-                    name = identifier(table)
-                    con.execute(f"CREATE TABLE _ws.{name} AS SELECT * FROM {name}")
-            if label:
-                con.execute("CREATE TABLE _ws.data_label AS SELECT ?::VARCHAR AS data_label",
-                            [label])
-        finally:
+            con.execute("ATTACH ? AS _ws", [str(tmp)])
+            try:
+                for table in WORKSPACE_TABLES:
+                    if table in present:
+                        name = identifier(table)
+                        con.execute(f"CREATE TABLE _ws.{name} AS SELECT * FROM {name}")
+                if label:
+                    con.execute("CREATE TABLE _ws.data_label AS SELECT ?::VARCHAR AS data_label",
+                                [label])
+                checkpoint("attach:workspace.duckdb")
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):  # the first error is the one to tell
+                    con.execute("DETACH _ws")
+                raise
             con.execute("DETACH _ws")
+        finally:
+            wal.unlink(missing_ok=True)
 
 
 def _footprints(con: duckdb.DuckDBPyConnection, *, eps_km: float, label: str | None) -> dict:

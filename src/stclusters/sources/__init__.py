@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from stclusters.errors import InputFormatError, ParameterError
-from stclusters.sources._batch import ReadBatch, first_significant, sniff
+from stclusters.sources._batch import ReadBatch, first_significant, looks_binary, sniff
 from stclusters.sources._quarantine import Quarantine
 from stclusters.sources.openalex import read_openalex_institutions, read_openalex_works
 from stclusters.sources.table import read_table
@@ -101,7 +101,7 @@ def detect_kind(path: str | Path) -> str:
         return "table"
     if not sig:
         raise InputFormatError(p, "a supported input", "file is empty")
-    if b"\x00" in head:
+    if looks_binary(head):
         raise InputFormatError(p, "a supported input", "binary content of no known kind")
     try:
         head.decode("utf-8")

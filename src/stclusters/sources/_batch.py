@@ -377,6 +377,17 @@ def with_last(items: Iterable[T]) -> Iterator[tuple[T, bool]]:
     yield prev, True
 
 
+def looks_binary(head: bytes) -> bool:
+    """Is ``head`` (a file's first bytes) binary rather than text with a stray NUL?
+
+    A NUL in the first line, or more NULs than 1 % of the bytes (and 8): binary. A NUL
+    further down a text file is one bad record, which its reader quarantines (whatever its
+    offset).
+    """
+    first_line = first_significant(head).split(b"\n", 1)[0]
+    return b"\x00" in first_line or head.count(b"\x00") > max(8, len(head) // 100)
+
+
 def first_significant(head: bytes) -> bytes:
     """``head`` without a UTF-8 byte-order mark and leading whitespace."""
     if head.startswith(b"\xef\xbb\xbf"):

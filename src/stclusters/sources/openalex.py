@@ -146,7 +146,7 @@ def _iter_lines(path: Path, name: str, quarantine: Quarantine, source: str | Non
                 continue
             try:
                 obj = json.loads(line)
-            except json.JSONDecodeError as exc:
+            except ValueError as exc:  # JSONDecodeError, or a number of more than 4,300 digits
                 quarantine.add(name, f"line {n}", "malformed JSON", excerpt=f"{exc}: {line}",
                                source=source)
                 continue
@@ -258,10 +258,28 @@ class _ListStream:
         while True:
             end = _skip_value(self.buf, self.pos)
             if end is not None:
+                # A stray closer (``}`` where a value should start) is part of the malformed
+                # value: step over it, or the same spot would be read again forever.
+                if end == self.pos and self.buf[end] == "}":
+                    end += 1
                 self.pos = end
                 return
             if not self.fill():
                 raise _TruncatedList
+
+
+def _after_list(s: _ListStream, name: str, n: int, quarantine: Quarantine,
+                source: str | None) -> None:
+    """What follows a list's closing bracket: nothing, or one quarantine entry for it (it
+    may hold records, which must not vanish without a word)."""
+    if s.peek() == "":
+        return
+    tail, size = s.buf[s.pos:s.pos + 200], len(s.buf) - s.pos
+    while chunk := s.f.read(_CHUNK_CHARS):  # counted, not kept
+        size += len(chunk)
+    s.buf, s.pos = "", 0
+    quarantine.add(name, f"after element {n}", "content after the end of the JSON list",
+                   excerpt=f"{size} characters: {tail}", source=source)
 
 
 def _iter_list(path: Path, name: str, quarantine: Quarantine, source: str | None
@@ -274,6 +292,7 @@ def _iter_list(path: Path, name: str, quarantine: Quarantine, source: str | None
             raise InputFormatError(path, _EXPECTED, "not a JSON list")
         s.pos += 1
         n = 0
+        expect_comma = False
         try:
             while True:
                 ch = s.peek()
@@ -282,8 +301,13 @@ def _iter_list(path: Path, name: str, quarantine: Quarantine, source: str | None
                     raise _TruncatedList
                 if ch == "]":
                     s.pos += 1
-                    break
-                if n > 0:
+                    if s.peek() != "[":  # lists written one after the other read on
+                        _after_list(s, name, n, quarantine, source)
+                        break
+                    s.pos += 1
+                    expect_comma = False
+                    continue
+                if expect_comma:
                     if ch == ",":
                         s.pos += 1
                         if s.peek() == "":
@@ -295,12 +319,18 @@ def _iter_list(path: Path, name: str, quarantine: Quarantine, source: str | None
                                        excerpt=f"expected ',' before {s.buf[s.pos:s.pos + 60]!r}",
                                        source=source)
                 n += 1
+                expect_comma = True
                 head = s.buf[s.pos:s.pos + 150]
                 try:
                     obj, start = s.decode(decoder)
                 except json.JSONDecodeError as exc:
                     quarantine.add(name, f"element {n}", "malformed JSON",
                                    excerpt=f"{exc.msg}: {head}", source=source)
+                    s.skip_value()
+                    continue
+                except ValueError as exc:  # a number of more than 4,300 digits
+                    quarantine.add(name, f"element {n}", "malformed JSON",
+                                   excerpt=f"{exc}: {head}", source=source)
                     s.skip_value()
                     continue
                 except RecursionError:
@@ -315,7 +345,7 @@ def _iter_list(path: Path, name: str, quarantine: Quarantine, source: str | None
                     continue
                 if not isinstance(obj, dict):
                     quarantine.add(name, f"element {n}", "not a JSON object",
-                                   excerpt=str(obj), source=source)
+                                   excerpt=head, source=source)
                     continue
                 if _lone_surrogate(s.buf[start:s.pos], obj):
                     quarantine.add(name, f"element {n}", "invalid Unicode escape",
@@ -640,6 +670,7 @@ def read_openalex_institutions(
         try:
             date = updated_date(inst, name)
             country = _iso2(country, "country_code")
+            gid = _geonames_id(geo.get("geonames_city_id"))
         except RecordError as exc:
             q.add(name, position, f"{exc.field}: {exc.reason}", field=exc.field,
                   excerpt=_work_excerpt(inst), source=INSTITUTION_SOURCE)
@@ -654,14 +685,13 @@ def read_openalex_institutions(
             if winner != here:
                 continue
         where[iid], dates[iid] = here, date
-        gid = geo.get("geonames_city_id")
         lat, lon = geo.get("latitude"), geo.get("longitude")
         rows[iid] = {
             "id": iid, "lat": float(lat) if lat is not None else None,
             "lon": float(lon) if lon is not None else None,
             "city": _str(geo.get("city")), "region": _str(geo.get("region")),
             "country_code": country,
-            "geonames_city_id": str(gid) if gid not in (None, "") else None,
+            "geonames_city_id": gid,
         }
     return pa.Table.from_pylist(list(rows.values()), schema=INSTITUTION_GEO)
 
@@ -674,6 +704,23 @@ def _older_version(kept: str, kept_date: str | None, new: str, new_date: str | N
     if new_date is not None and (kept_date is None or new_date > kept_date):
         return kept, new
     return new, kept
+
+
+def _geonames_id(value: Any) -> str | None:
+    """A GeoNames id (a number, or digits in a string) as text; None if absent.
+
+    Raises
+    ------
+    RecordError
+        Any other value (an object, a name, a boolean).
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return value.strip()
+    raise RecordError("geo.geonames_city_id", "not a GeoNames id")
 
 
 def _iso2(value: str | None, field: str) -> str | None:

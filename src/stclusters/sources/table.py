@@ -44,6 +44,7 @@ from stclusters.sources._batch import (
     ReadBatch,
     check_file,
     first_significant,
+    looks_binary,
     open_binary,
     sniff,
     stream_damage,
@@ -73,6 +74,7 @@ _CSV_BLOCK_MB_DEFAULT = 16
 #: quarantined and the rest of the file read (pyarrow would refuse the whole file).
 MAX_CSV_LINE_BYTES = 1 << 20
 _LONG_LINE_MARKER = b"#stclusters: line longer than the limit, dropped"
+_BAD_UTF8_MARKER = b"#stclusters: line not UTF-8, dropped"
 
 
 @functools.cache
@@ -117,8 +119,14 @@ def _ident(name: str) -> str:
 def _match_columns(names: list[str], path: Path, *, need_source: bool) -> dict[str, str]:
     """Documented column → actual column name (case and surrounding blanks ignored)."""
     by_key: dict[str, str] = {}
+    twice = []
     for n in names:
-        by_key.setdefault(n.strip().lower(), n)
+        key = n.strip().lower()
+        if key in COLUMNS and key in by_key:
+            twice.append(f"{by_key[key]!r} and {n!r}")
+        by_key.setdefault(key, n)
+    if twice:  # which one holds the data is anyone's guess: refuse rather than pick one
+        raise InputFormatError(path, _EXPECTED, f"column given twice: {'; '.join(twice)}")
     found = {c: by_key[c] for c in COLUMNS if c in by_key}
     missing = [c for c, req in COLUMNS.items()
                if req and c not in found and not (c == "source" and not need_source)]
@@ -137,8 +145,11 @@ def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path, *, need_source: bo
         raise InputFormatError(path, _EXPECTED, f"unreadable Parquet ({exc})") from exc
     found = _match_columns(names, path, need_source=need_source)
     cols = ", ".join(f"{_ident(actual)} AS {_ident(c)}" for c, actual in found.items())
-    con.execute(f"CREATE VIEW src AS SELECT {cols}, file_row_number + 1 AS _row "
-                f"FROM read_parquet({_sql.file_literal(path)}, file_row_number = true)")
+    try:  # a damaged file can fail here already (DuckDB reads its footer)
+        con.execute(f"CREATE VIEW src AS SELECT {cols}, file_row_number + 1 AS _row "
+                    f"FROM read_parquet({_sql.file_literal(path)}, file_row_number = true)")
+    except duckdb.Error as exc:
+        raise InputFormatError(path, _EXPECTED, f"unreadable Parquet ({exc})") from exc
     return found
 
 
@@ -197,8 +208,7 @@ class _LongLines(io.RawIOBase):
         if self._skipping or len(self._partial) + len(tail) > self._limit:
             self._out += _LONG_LINE_MARKER + (tail[-1:] or b"\n")  # keeps CR or LF
         else:
-            self._out += self._partial
-            self._out += tail
+            self._emit(bytes(self._partial) + tail)
         self._partial.clear()
         self._skipping = False
 
@@ -220,8 +230,25 @@ class _LongLines(io.RawIOBase):
         self._end_line(chunk[:first + 1])
         # Lines wholly inside one chunk are shorter than the chunk, so within the limit.
         last = max(chunk.rfind(b"\n"), chunk.rfind(b"\r"))
-        self._out += chunk[first + 1:last + 1]
+        self._emit(chunk[first + 1:last + 1])
         self._partial += chunk[last + 1:]
+
+    def _emit(self, lines: bytes) -> None:
+        """Pass whole lines on; a line that is not UTF-8 becomes :data:`_BAD_UTF8_MARKER`
+        (pyarrow would refuse the whole file). Checked per chunk, line by line only when the
+        chunk fails, so valid input costs one decode per MiB."""
+        try:
+            lines.decode("utf-8")
+        except UnicodeDecodeError:
+            for line in lines.splitlines(keepends=True):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError:
+                    end = len(line.rstrip(b"\r\n"))
+                    line = _BAD_UTF8_MARKER + line[end:]
+                self._out += line
+            return
+        self._out += lines
 
 
 def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, quarantine: Quarantine,
@@ -239,6 +266,8 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, quarantine: Quarantine
         if row.text.startswith(_LONG_LINE_MARKER.decode()):
             quarantine.add(path.name, where, f"line longer than {MAX_CSV_LINE_BYTES} bytes",
                            source=source)
+        elif row.text.startswith(_BAD_UTF8_MARKER.decode()):
+            quarantine.add(path.name, where, "invalid UTF-8", source=source)
         else:
             quarantine.add(path.name, where, f"malformed CSV row (expected "
                            f"{row.expected_columns} fields, got {row.actual_columns})",
@@ -288,8 +317,29 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, quarantine: Quarantine
     if not created:
         cols = ", ".join(f"NULL::VARCHAR AS {_ident(c)}" for c in found)
         con.execute(f"CREATE TABLE src AS SELECT {cols}, 0::BIGINT AS _k LIMIT 0")
+    elif _swallowed_rows(con, found, delim=delim, n_columns=len(names)):
+        # The last row's quote never closed: it holds the rest of the file. One entry for it.
+        quarantine.add(path.name, f"row {k + len(bad_records)} to end of file",
+                       "unterminated quote: the value runs to the end of the file",
+                       source=source)
+        con.execute("DELETE FROM src WHERE _k = ?", [k - 1])
     _number_rows(con, bad_records)
     return found
+
+
+def _swallowed_rows(con: duckdb.DuckDBPyConnection, found: dict[str, str], *, delim: str,
+                    n_columns: int) -> bool:
+    """Does the file's last row hold whole rows in a quoted value (an unterminated quote,
+    which the CSV parser reads to the end of the file)? Only the last row can: a value that
+    is still open at the end of the file. A line of it with a full row's delimiters is taken
+    for a swallowed row; a real multi-line address has fewer."""
+    cols = ", ".join(_ident(c) for c in found)
+    last = con.execute(f"SELECT {cols} FROM src ORDER BY _k DESC LIMIT 1").fetchall()
+    for value in last[0] if last else ():
+        if value and ("\n" in value or "\r" in value):
+            if any(line.count(delim) >= n_columns - 1 for line in value.splitlines()[1:]):
+                return True
+    return False
 
 
 def _number_rows(con: duckdb.DuckDBPyConnection, bad_records: list[int]) -> None:
@@ -361,10 +411,14 @@ def _checked_sql(found: dict[str, str], source: str | None) -> str:
         ("country", "country_raw IS NOT NULL AND country IS NULL",
          "country not recognised (ISO 3166-1 code or English name)"),
     ]
-    field_case = " ".join(f"WHEN {cond} THEN {_sql_str(f)}" for f, cond, _ in checks)
-    reason_case = " ".join(f"WHEN {cond} THEN {_sql_str(r)}" for _, cond, r in checks)
-    return (f"CREATE VIEW checked AS SELECT *, CASE {field_case} END AS _field, "
-            f"CASE {reason_case} END AS _reason FROM ({typed})")
+    # Each condition is evaluated once per row: one CASE gives the check's number, which
+    # picks its field and reason from two list literals.
+    which = " ".join(f"WHEN {cond} THEN {k}" for k, (_, cond, _) in enumerate(checks, start=1))
+    fields = ", ".join(_sql_str(f) for f, _, _ in checks)
+    reasons = ", ".join(_sql_str(r) for _, _, r in checks)
+    return (f"CREATE VIEW checked AS SELECT *, [{fields}][_check] AS _field, "
+            f"[{reasons}][_check] AS _reason "
+            f"FROM (SELECT *, CASE {which} END AS _check FROM ({typed}))")
 
 
 def _text_checks() -> list[tuple[str, str, str]]:
@@ -515,12 +569,12 @@ def _open_checked(con: duckdb.DuckDBPyConnection, path: str | Path, quarantine: 
     if head.startswith(PARQUET_MAGIC):
         found = _load_parquet(con, p, need_source=source is None)
     else:
-        if b"\x00" in head:
+        if looks_binary(head):
             raise InputFormatError(p, _EXPECTED, "binary content that is not Parquet")
         found = _load_csv(con, p, quarantine, source, need_source=source is None)
-    _register_country_map(con, has_country="country" in found)
-    con.execute(_checked_sql(found, source))
-    try:
+    try:  # a Parquet view is read lazily: a damaged file fails in any of these
+        _register_country_map(con, has_country="country" in found)
+        con.execute(_checked_sql(found, source))
         _quarantine_rejects(con, p.name, quarantine)
     except duckdb.Error as exc:
         raise InputFormatError(p, _EXPECTED, f"unreadable table ({exc})") from exc

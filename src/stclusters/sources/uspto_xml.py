@@ -71,6 +71,24 @@ def normalise_patent_id(doc_number: str) -> str:
     return f"{m.group(1)}{m.group(2)}" if m else s
 
 
+def _pieces(stream) -> Iterator[tuple[int, bytes]]:
+    """``(line number, piece)``: the stream's lines, a line cut before every ``<?xml`` that is
+    not at its start (a document glued to the previous one's last line; a file with CR-only
+    line ends is one line), so that no document hides inside another."""
+    for line_no, line in enumerate(stream, start=1):
+        if line_no == 1:
+            line = line.removeprefix(b"\xef\xbb\xbf")  # a byte-order mark is no document
+        if line.find(b"<?xml", 1) < 0:
+            yield line_no, line
+            continue
+        for piece in _XML_DECL.split(line):
+            if piece:
+                yield line_no, piece
+
+
+_XML_DECL = re.compile(rb"(?=<\?xml)")
+
+
 def _split_documents(stream) -> Iterator[tuple[int, int, bytes]]:
     """Yield ``(document number, first line, bytes)`` for each XML document of the stream.
 
@@ -81,7 +99,7 @@ def _split_documents(stream) -> Iterator[tuple[int, int, bytes]]:
     root_seen = False
     start_line = 1
     n_doc = 0
-    for line_no, line in enumerate(stream, start=1):
+    for line_no, line in _pieces(stream):
         head = line.lstrip()
         if buf and (head.startswith(b"<?xml") or (head.startswith(b"<us-patent-grant") and root_seen)):
             n_doc += 1
