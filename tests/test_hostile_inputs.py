@@ -531,3 +531,26 @@ def test_institution_fields_of_the_wrong_kind_are_quarantined(tmp_path):
     assert [(r["field"], r["reason"]) for r in q.to_table().to_pylist()] == [
         ("geo.geonames_city_id", "geo.geonames_city_id: not a GeoNames id"),
         ("country_code", "country_code: not an ISO 3166-1 alpha-2 code")]
+
+
+def test_junk_between_gzip_members_loses_no_member(tmp_path):
+    # Before: the members after the junk were never read (the junk was "after the stream").
+    text = zlib.decompress(OPENALEX.read_bytes(), wbits=31)
+    half = text.index(b"}, {", len(text) // 2) + 3  # a member boundary between two works
+    path = tmp_path / "j.json.gz"
+    path.write_bytes(gzip.compress(text[:half]) + JUNK[:500] + gzip.compress(text[half:]))
+    docs, q = _read(path, "openalex")
+    assert docs.num_rows == 410
+    (row,) = q.to_table().to_pylist()
+    assert (row["reason"], row["field"]) == ("junk between gzip members", "gzip")
+    assert row["position"] == f"gzip member at byte {len(gzip.compress(text[:half]))}"
+
+
+def test_empty_gz_part_of_a_snapshot_is_an_empty_input(tmp_path):
+    # Before: a 0-byte part ("named .gz but not gzip-compressed") refused the whole snapshot.
+    snap = _snapshot(tmp_path / "snap", [("2024-01-01", [{"id": "https://openalex.org/W1"}])])
+    empty = snap / "data" / "works" / "updated_date=2024-02-01"
+    empty.mkdir()
+    (empty / "part_000.gz").write_bytes(b"")
+    docs, q = _read(snap, "openalex")
+    assert docs["doc_id"].to_pylist() == ["W1"] and q.count == 0

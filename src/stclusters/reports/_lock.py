@@ -68,6 +68,19 @@ def _acquire(lock: Path, out: Path) -> int:
     return fd
 
 
+def _make_and_acquire(key: Path, lock: Path, out: Path, *, attempts: int = 5) -> int:
+    """Make the folder and lock it; a run that made the same folder and failed may remove
+    it between the two steps (it removes the folder it made if empty): then try again."""
+    for attempt in range(attempts):
+        key.mkdir(parents=True, exist_ok=True)
+        try:
+            return _acquire(lock, out)
+        except FileNotFoundError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 @contextlib.contextmanager
 def out_dir_lock(out: str | Path) -> Iterator[Path]:
     """Hold ``out``'s lock for the block (``out`` is made if missing); yield the lock path.
@@ -101,8 +114,7 @@ def out_dir_lock(out: str | Path) -> Iterator[Path]:
         return
     made = not key.exists()
     try:
-        key.mkdir(parents=True, exist_ok=True)
-        fd = _acquire(lock, out)
+        fd = _make_and_acquire(key, lock, out)
     except OSError as exc:
         if made:
             with contextlib.suppress(OSError):

@@ -158,6 +158,7 @@ class StreamDamage:
 
 
 _ZLIB_CHUNK_BYTES = 1 << 16
+_MEMBER_START = GZIP_MAGIC + b"\x08"  # magic and the deflate method: a member's header
 _HOLD_MAX_BYTES = 4 << 20
 
 
@@ -193,6 +194,8 @@ class GzipStream(io.RawIOBase):
         self._delivered = 0
         self._done = False
         self.damage: StreamDamage | None = None
+        #: Junk between members that was stepped over (records after it are read).
+        self.skipped: list[StreamDamage] = []
 
     def readable(self) -> bool:
         return True
@@ -260,23 +263,44 @@ class GzipStream(io.RawIOBase):
         self._break(self._pos + len(data), f"corrupt gzip data: {exc}")
 
     def _next_member(self) -> None:
-        """After a member's end: start the next member, or finish (NUL padding, or junk)."""
-        while len(self._pending) < 2 and (more := self._raw.read(_ZLIB_CHUNK_BYTES)):
-            self._pending += more
-        if self._pending.startswith(GZIP_MAGIC):
+        """After a member's end: start the next member, skipping junk before it (kept in
+        :attr:`skipped`), or finish (NUL padding, or junk up to the end)."""
+        start = self._pos
+        found, junk = self._seek_member()
+        n_bytes = self._pos - start if found else self._size - start
+        if found:
+            if junk:
+                self.skipped.append(StreamDamage(
+                    offset_bytes=start, size_bytes=self._size,
+                    decoded_bytes=self._delivered + len(self._out), withheld_bytes=0,
+                    what=f"junk between gzip members ({n_bytes} bytes)"))
             self._dec = zlib.decompressobj(wbits=31)
-            return
-        if not self._pending.strip(b"\x00") and not self._raw_has_non_nul():
+        elif junk:
+            self._break(start, f"junk after the end of the gzip stream ({n_bytes} bytes)")
+        else:
             self._done = True
-            return
-        self._break(self._pos, f"junk after the end of the gzip stream "
-                               f"({self._size - self._pos} bytes)")
 
-    def _raw_has_non_nul(self) -> bool:
-        while more := self._raw.read(_ZLIB_CHUNK_BYTES):
-            if more.strip(b"\x00"):
-                return True
-        return False
+    def _seek_member(self) -> tuple[bool, bool]:
+        """Move to the next gzip member header: ``(found, skipped anything but NULs)``."""
+        junk = False
+        while True:
+            i = self._pending.find(_MEMBER_START)
+            if i >= 0:
+                junk = junk or bool(self._pending[:i].strip(b"\x00"))
+                self._pos += i
+                self._pending = self._pending[i:]
+                return True, junk
+            keep = len(self._pending) - min(len(self._pending), len(_MEMBER_START) - 1)
+            junk = junk or bool(self._pending[:keep].strip(b"\x00"))
+            self._pos += keep
+            self._pending = self._pending[keep:]
+            more = self._raw.read(_ZLIB_CHUNK_BYTES)
+            if not more:
+                junk = junk or bool(self._pending.strip(b"\x00"))
+                self._pos += len(self._pending)
+                self._pending = b""
+                return False, junk
+            self._pending += more
 
     def _break(self, offset: int, what: str) -> None:
         withheld = 0
@@ -290,16 +314,32 @@ class GzipStream(io.RawIOBase):
         self._done = True
 
 
-def stream_damage(stream: Any) -> StreamDamage | None:
-    """The :class:`StreamDamage` of a stream from :func:`open_binary` (through any text or
-    buffer wrappers), ``None`` if it is intact or not gzip."""
+def _gzip_stream(stream: Any) -> GzipStream | None:
     for _ in range(4):
         if isinstance(stream, GzipStream):
-            return stream.damage
+            return stream
         stream = getattr(stream, "buffer", None) or getattr(stream, "raw", None)
         if stream is None:
             return None
     return None
+
+
+def stream_damage(stream: Any) -> StreamDamage | None:
+    """The :class:`StreamDamage` of a stream from :func:`open_binary` (through any text or
+    buffer wrappers), ``None`` if it is intact or not gzip."""
+    gz = _gzip_stream(stream)
+    return gz.damage if gz is not None else None
+
+
+def quarantine_skipped(quarantine: Any, file_name: str, stream: Any, *,
+                       source: str | None) -> None:
+    """One quarantine entry per run of junk stepped over between gzip members (the records
+    on both sides are read; a record cut by the junk is quarantined by its reader)."""
+    gz = _gzip_stream(stream)
+    for skip in gz.skipped if gz is not None else ():
+        quarantine.add(file_name, f"gzip member at byte {skip.offset_bytes}",
+                       "junk between gzip members", field="gzip", excerpt=skip.describe(),
+                       source=source)
 
 
 def open_binary(path: str | Path, *, expected: str, buffered: bool = True,
@@ -346,7 +386,7 @@ def open_binary(path: str | Path, *, expected: str, buffered: bool = True,
                 raise InputFormatError(p, expected, f"not a readable gzip file "
                                                     f"({gz.damage.describe()})")
             return reader  # type: ignore[return-value]
-        if p.name.lower().endswith(".gz"):
+        if p.name.lower().endswith(".gz") and p.stat().st_size > 0:  # empty: no records
             raise InputFormatError(p, expected, "named .gz but not gzip-compressed")
         return raw
     except BaseException:

@@ -31,6 +31,7 @@ from stclusters.sources._batch import (
     StreamDamage,
     first_significant,
     open_binary,
+    quarantine_skipped,
     sniff,
     stream_damage,
 )
@@ -162,6 +163,7 @@ def _iter_lines(path: Path, name: str, quarantine: Quarantine, source: str | Non
                                excerpt=f"unpaired \\uD800-\\uDFFF escape: {line}", source=source)
                 continue
             yield f"line {n}", obj
+        quarantine_skipped(quarantine, name, f, source=source)
         damage = stream_damage(f)
         if damage is not None:
             _quarantine_damage(quarantine, name, f"after line {n}", damage, source)
@@ -354,6 +356,7 @@ def _iter_list(path: Path, name: str, quarantine: Quarantine, source: str | None
                     continue
                 yield f"element {n}", obj
         except _TruncatedList:
+            quarantine_skipped(quarantine, name, f, source=source)
             damage = stream_damage(f)
             if damage is not None:  # the list is cut where the stream broke: one entry
                 _quarantine_damage(quarantine, name, f"element {max(n, 1)} to end of file",
@@ -363,6 +366,7 @@ def _iter_list(path: Path, name: str, quarantine: Quarantine, source: str | None
                                "truncated JSON list", excerpt=s.buf[s.pos:s.pos + 200],
                                source=source)
             return
+        quarantine_skipped(quarantine, name, f, source=source)
         damage = stream_damage(f)
         if damage is not None:
             _quarantine_damage(quarantine, name, f"after element {n}", damage, source)

@@ -46,6 +46,7 @@ from stclusters.sources._batch import (
     first_significant,
     looks_binary,
     open_binary,
+    quarantine_skipped,
     sniff,
     stream_damage,
 )
@@ -303,6 +304,7 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, quarantine: Quarantine
                     con.execute("CREATE TABLE src AS SELECT * FROM _chunk")
                     created = True
                 con.unregister("_chunk")
+            quarantine_skipped(quarantine, path.name, f, source=source)
             damage = stream_damage(f)
             if damage is not None:  # every row before the break is read; one entry for it
                 quarantine.add(path.name, f"after row {k + len(bad_records)}", damage.reason,

@@ -32,6 +32,7 @@ from stclusters.sources._batch import (
     StreamDamage,
     first_significant,
     open_binary,
+    quarantine_skipped,
     sniff,
     stream_damage,
     with_last,
@@ -268,11 +269,13 @@ def _read_documents(p: Path, builder: BatchBuilder, quarantine: Quarantine) -> I
             position = f"document {n_doc} (line {line})"
             damage = stream_damage(stream) if last else None
             if damage is not None and not _parses(doc, parser):
+                quarantine_skipped(quarantine, p.name, stream, source=SOURCE)
                 _quarantine_damage(quarantine, p.name, f"{position} to end of file", damage)
                 return
             last_position = position
             _read_one(doc, p.name, n_doc, position, parser, builder, quarantine)
             yield
+        quarantine_skipped(quarantine, p.name, stream, source=SOURCE)
         damage = stream_damage(stream)
         if damage is not None:
             _quarantine_damage(quarantine, p.name, f"after {last_position}", damage)
