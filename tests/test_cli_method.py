@@ -342,3 +342,16 @@ def test_inputs_without_records_say_so(tmp_path):
     assert result.exit_code == 3
     text = " ".join(result.output.split())
     assert "(only a lookup: institution)" in text and "give the works too" in text
+
+
+def test_title_counts_every_cluster_found_not_only_the_published(tmp_path):
+    """'top 5 of N': N is every S&T cluster of the run, beyond the 100 published."""
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "demo"
+    r = runner.invoke(app, ["demo", "--synthetic-only", "--n-per-source", "60000", "--top", "5",
+                            "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    n_found = pq.read_table(out / "synthetic" / "clusters.parquet").num_rows
+    assert n_found > pq.read_table(out / "synthetic" / "ranking.parquet").num_rows
+    assert f"(top 5 of {n_found:,})" in " ".join(r.output.split())

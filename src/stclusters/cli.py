@@ -185,6 +185,15 @@ def _fail(exc: BaseException, *, out: Path | None = None, complete: bool = False
     raise typer.Exit(code=EXIT_INTERNAL)
 
 
+def _show(res, *, title: str, top: int) -> None:  # noqa: ANN001
+    """A run's ranking (top ``top`` of all the clusters it found) and its accounting."""
+    found = any(c["n_clusters"] for c in res.manifest["clustering"].values())
+    print_ranking(res.ranking, title=title, top=top,
+                  n_clusters=res.table("clusters").num_rows if found else 0,
+                  world_totals=res.manifest["world_totals"])
+    _print_accounting(res.manifest)
+
+
 def print_ranking(ranking, *, title: str, top: int = 20, n_clusters: int | None = None,
                   world_totals: dict[str, float] | None = None) -> None:
     """Print the top ``top`` rows of a ranking table (Arrow) as a rich table; the columns of
@@ -329,10 +338,8 @@ def _demo_run(out: Path, *, n_per_source: int, seed: int, top: int, synthetic_on
         for note in d.SAMPLE_NOTES:
             console.print(f"  [yellow]{note}[/]")
         console.print("  min_weight used: " + ", ".join(f"{s} {w:.2f}" for s, w in mw.items()))
-        print_ranking(res.ranking, title="Real samples (USPTO grants 2005–2013, OpenAlex works "
-                                         "2017–2023): S&T clusters", top=top,
-                      world_totals=res.manifest["world_totals"])
-        _print_accounting(res.manifest)
+        _show(res, title="Real samples (USPTO grants 2005–2013, OpenAlex works 2017–2023): "
+                         "S&T clusters", top=top)
     elif not synthetic_only:
         console.print("[yellow]../shared/data not found: running the synthetic world only "
                       "(set STCLUSTERS_SHARED_DATA to point at it).[/]")
@@ -346,8 +353,7 @@ def _demo_run(out: Path, *, n_per_source: int, seed: int, top: int, synthetic_on
                    notes=["SYNTHETIC data drawn around GeoNames places; not real activity"])
     # The folder holds the world file this command just wrote beside the outputs.
     res.write(out / "synthetic", force=True)
-    print_ranking(res.ranking, title="SYNTHETIC world: S&T clusters (not real data)", top=top)
-    _print_accounting(res.manifest)
+    _show(res, title="SYNTHETIC world: S&T clusters (not real data)", top=top)
     return res
 
 
@@ -523,11 +529,7 @@ def rank_cmd(*, inputs: list[Path], out: Path, force: bool, kind: str, source: s
 
 def _print_run(res, *, out: Path, paths: dict[str, Path], top: int) -> None:  # noqa: ANN001
     """What ``rank`` prints once its outputs are written."""
-    n_clusters = sum(c["n_clusters"] for c in res.manifest["clustering"].values())
-    print_ranking(res.ranking, title="S&T clusters", top=top,
-                  n_clusters=res.table("clusters").num_rows if n_clusters else 0,
-                  world_totals=res.manifest["world_totals"])
-    _print_accounting(res.manifest)
+    _show(res, title="S&T clusters", top=top)
     for line in _threshold_warnings(res.manifest):
         err.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
     console.print(f"Wrote {', '.join(sorted(p.name for p in paths.values()))} to "
