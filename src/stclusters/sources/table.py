@@ -192,6 +192,7 @@ class _LongLines(io.RawIOBase):
         self._skipping = False  # inside a line already known to be too long
         self._out = bytearray()
         self._eof = False
+        self.saw_nul = False  # a NUL byte anywhere (then every row is checked for one)
 
     def readable(self) -> bool:
         return True
@@ -215,6 +216,7 @@ class _LongLines(io.RawIOBase):
 
     def _fill(self) -> None:
         chunk = self._f.read(self._limit)
+        self.saw_nul = self.saw_nul or b"\x00" in chunk
         if not chunk:
             if self._partial or self._skipping:
                 self._end_line(b"")
@@ -253,8 +255,9 @@ class _LongLines(io.RawIOBase):
 
 
 def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, quarantine: Quarantine,
-              source: str | None, *, need_source: bool) -> dict[str, str]:
-    """Stream the CSV into DuckDB table ``src``; malformed rows go to the quarantine."""
+              source: str | None, *, need_source: bool) -> tuple[dict[str, str], bool]:
+    """Stream the CSV into DuckDB table ``src``; malformed rows go to the quarantine.
+    Returns the columns found and whether the file has a NUL byte."""
     delim, names = _sniff_csv_header(sniff(path, expected=_EXPECTED, n=65536), path)
     found = _match_columns(names, path, need_source=need_source)
     bad_records: list[int] = []  # 1-based data-record numbers of malformed rows
@@ -288,8 +291,8 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, quarantine: Quarantine
     created = False
     try:
         with open_binary(path, expected=_EXPECTED, whole_lines=True) as f:
-            lines = io.BufferedReader(_LongLines(f, limit=MAX_CSV_LINE_BYTES),  # type: ignore[arg-type]
-                                      buffer_size=MAX_CSV_LINE_BYTES)
+            filtered = _LongLines(f, limit=MAX_CSV_LINE_BYTES)  # type: ignore[arg-type]
+            lines = io.BufferedReader(filtered, buffer_size=MAX_CSV_LINE_BYTES)
             reader = pacsv.open_csv(lines, read_options=read_opts, parse_options=parse_opts,
                                     convert_options=convert_opts)
             for rb in reader:
@@ -326,7 +329,7 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, quarantine: Quarantine
                        source=source)
         con.execute("DELETE FROM src WHERE _k = ?", [k - 1])
     _number_rows(con, bad_records)
-    return found
+    return found, filtered.saw_nul
 
 
 def _swallowed_rows(con: duckdb.DuckDBPyConnection, found: dict[str, str], *, delim: str,
@@ -363,7 +366,7 @@ def _number_rows(con: duckdb.DuckDBPyConnection, bad_records: list[int]) -> None
 
 # ----------------------------------------------------------------------------- checking
 
-def _checked_sql(found: dict[str, str], source: str | None) -> str:
+def _checked_sql(found: dict[str, str], source: str | None, *, nul: bool = True) -> str:
     """SQL of view ``checked``: typed columns plus ``_field``/``_reason`` of the first problem."""
     def col(name: str) -> str:
         if name not in found:
@@ -393,7 +396,7 @@ def _checked_sql(found: dict[str, str], source: str | None) -> str:
     sources = ", ".join(_sql_str(s) for s in SOURCES)
     low, high = YEAR_RANGE
     checks = [
-        *_text_checks(),
+        *_text_checks(nul=nul),
         ("doc_id", "doc_id IS NULL", "missing doc_id"),
         ("source", "source IS NULL", "missing source"),
         ("source", f"source NOT IN ({sources})", "unknown source"),
@@ -423,21 +426,26 @@ def _checked_sql(found: dict[str, str], source: str | None) -> str:
             f"FROM (SELECT *, CASE {which} END AS _check FROM ({typed}))")
 
 
-def _text_checks() -> list[tuple[str, str, str]]:
+def _text_checks(*, nul: bool) -> list[tuple[str, str, str]]:
     """``(field, condition, reason)`` of the text checks of :func:`_checked_sql`: no control
-    character in an identifier, no NUL anywhere, no value longer than
-    :func:`stclusters.schema.max_chars` (every field checked, whatever its position in the
-    file: the sniffed head is only the first 64 KB)."""
+    character in an identifier, no value longer than :func:`stclusters.schema.max_chars`
+    and, with ``nul`` (the file has a NUL byte at all), no NUL anywhere. Every row is
+    checked, whatever its position in the file (the sniffed head is only the first 64 KB).
+
+    Cost matters (10M rows): a length test looks at the byte length first (stored with the
+    string), and the NUL tests, one scan per column, run only for a file that has a NUL.
+    """
     checks = [(c, f"regexp_matches({c}, '[\\x00-\\x1f\\x7f]')", "control character in an identifier")
-              for c in ("doc_id", "source", "institution_id")]
+              for c in ("doc_id", "institution_id")]  # source: only known names pass anyway
     raw_of = {"country": "country_raw", "precision": "precision_raw", "year": "year_raw",
               "contributor_seq": "cseq_raw", "address_seq": "aseq_raw", "lat": "lat_raw",
               "lon": "lon_raw"}
     for c in ("doc_id", "source", *raw_of, *_TEXT_COLUMNS):
-        expr = raw_of.get(c, c)
-        checks.append((c, f"strpos({expr}, chr(0)) > 0", "NUL character in text"))
-        checks.append((c, f"length({expr}) > {max_chars(c)}",
-                       f"longer than {max_chars(c)} characters"))
+        expr, limit = raw_of.get(c, c), max_chars(c)
+        if nul:
+            checks.append((c, f"strpos({expr}, chr(0)) > 0", "NUL character in text"))
+        checks.append((c, f"strlen({expr}) > {limit} AND length({expr}) > {limit}",
+                       f"longer than {limit} characters"))
     return checks
 
 
@@ -570,13 +578,14 @@ def _open_checked(con: duckdb.DuckDBPyConnection, path: str | Path, quarantine: 
         raise InputFormatError(p, _EXPECTED, "file is empty")
     if head.startswith(PARQUET_MAGIC):
         found = _load_parquet(con, p, need_source=source is None)
+        nul = True  # unknown without reading the columns: check every row
     else:
         if looks_binary(head):
             raise InputFormatError(p, _EXPECTED, "binary content that is not Parquet")
-        found = _load_csv(con, p, quarantine, source, need_source=source is None)
+        found, nul = _load_csv(con, p, quarantine, source, need_source=source is None)
     try:  # a Parquet view is read lazily: a damaged file fails in any of these
         _register_country_map(con, has_country="country" in found)
-        con.execute(_checked_sql(found, source))
+        con.execute(_checked_sql(found, source, nul=nul))
         _quarantine_rejects(con, p.name, quarantine)
     except duckdb.Error as exc:
         raise InputFormatError(p, _EXPECTED, f"unreadable table ({exc})") from exc
