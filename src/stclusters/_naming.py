@@ -53,8 +53,11 @@ def best_place(lat: np.ndarray, lon: np.ndarray, country: list[str] | np.ndarray
     km = _sphere.km_of_chord(np.where(np.isfinite(dist), dist, 0))
     # A settlement names only the points within its own reach: where the weight is.
     valid = np.isfinite(dist) & (km <= places.reach_km[safe])
-    place_country = np.asarray(places.country, dtype=object)[safe]
-    same = valid & (place_country == np.asarray(country, dtype=object)[:, None])
+    # Economies as small integers: comparing (n, k) object arrays of strings is slow.
+    _, code = np.unique(np.concatenate([np.asarray(places.country, dtype=str),
+                                        np.asarray(country, dtype=str)]), return_inverse=True)
+    place_code, point_code = code[:len(places)], code[len(places):]
+    same = valid & (place_code[safe] == point_code[:, None])
     # Own economy first, where it has a settlement in reach; any economy otherwise.
     allowed = np.where(same.any(axis=1)[:, None], same, valid)
     pull = np.where(allowed, places.population[safe] / (km + _NAME_D0_KM) ** 2, -1.0)
@@ -147,8 +150,11 @@ def cluster_names(con: duckdb.DuckDBPyConnection, settlements: Settlements, loca
         return [f"Cluster {i}" for i in range(n_clusters)]
     stc, lat, lon, share, country = _weighted_cells(con, world_totals)
 
-    def names_from(places: Settlements) -> list[str]:
-        return _names_by_weight(stc, share, best_place(lat, lon, country, places), places,
+    def names_from(places: Settlements, clusters=None) -> list[str]:
+        """Names from ``places``; only for ``clusters`` (others 'Cluster i') when given."""
+        cells = slice(None) if clusters is None else np.isin(stc, clusters)
+        return _names_by_weight(stc[cells], share[cells],
+                                best_place(lat[cells], lon[cells], country[cells], places), places,
                                 n_clusters=n_clusters, max_places=max_places,
                                 min_share_pct=min_share_pct)
 
@@ -156,7 +162,7 @@ def cluster_names(con: duckdb.DuckDBPyConnection, settlements: Settlements, loca
     # Far from every settlement (a research station, a rural campus): the local place.
     unnamed = [c for c in range(n_clusters) if out[c] == f"Cluster {c}"]
     if unnamed:
-        own = names_from(local)
+        own = names_from(local, unnamed)
         for c in unnamed:
             out[c] = own[c]
     # Two clusters near one big city would both be called after it: all but the heaviest
@@ -165,7 +171,7 @@ def cluster_names(con: duckdb.DuckDBPyConnection, settlements: Settlements, loca
                                  -np.bincount(stc, weights=share, minlength=n_clusters)))
     dup = _later_duplicates(out, heaviest_first)
     if dup.any():
-        own = names_from(local)
+        own = names_from(local, np.flatnonzero(dup))
         out = [own[c] if dup[c] else out[c] for c in range(n_clusters)]
         # Still equal: number them, in cluster order.
         again = _later_duplicates(out, heaviest_first)
