@@ -431,10 +431,15 @@ SECTIONS = {"weighted": section_weighted, "skl_sizes": section_sklearn_sizes,
 
 def machine() -> dict[str, Any]:
     """nproc, CPU model, RAM, versions."""
-    import dbscan  # noqa: PLC0415
+    import importlib.metadata  # noqa: PLC0415
+
     import numba  # noqa: PLC0415
     import sklearn  # noqa: PLC0415
 
+    try:  # the `dbscan` contender is optional: a run of other sections must not need it
+        dbscan_version = importlib.metadata.version("dbscan")
+    except importlib.metadata.PackageNotFoundError:
+        dbscan_version = "not installed"
     cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
                 if ln.startswith("model name")), platform.processor())
     mem = next((int(ln.split()[1]) for ln in open("/proc/meminfo")
@@ -442,7 +447,7 @@ def machine() -> dict[str, Any]:
     return {"nproc": os.cpu_count(), "cpu": cpu, "ram_gib": round(mem / 2**20, 1),
             "python": platform.python_version(), "numpy": np.__version__,
             "numba": numba.__version__, "sklearn": sklearn.__version__,
-            "dbscan": getattr(dbscan, "__version__", "1.0.0 (pip metadata)"),
+            "dbscan": dbscan_version,
             "load_avg_1_5_15": os.getloadavg(),
             "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
