@@ -88,7 +88,7 @@ def test_outputs_written_and_described(sample_run):
                  "footprints.geojson", "quarantine.csv", "manifest.json", "workspace.duckdb"):
         assert (out / name).stat().st_size > 0, name
     manifest = json.loads((out / "manifest.json").read_text())
-    assert {i["path"] for i in manifest["inputs"]} == {str(p) for p in USPTO + OPENALEX}
+    assert {i["path"] for i in manifest["inputs"]} == {str(p.resolve()) for p in USPTO + OPENALEX}
     assert all(len(i["sha256"]) == 64 and i["size_bytes"] > 0 for i in manifest["inputs"])
     assert manifest["software"]["stclusters"] == stclusters.__version__
     assert manifest["parameters"]["sources"]["patent"]["eps_km"] == 13.0
