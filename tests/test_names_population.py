@@ -400,3 +400,27 @@ def test_districts_are_no_naming_settlements_and_cities_are():
     assert names[("Puyang", "CN")] <= 700_000
     cs = _settlements.counting_settlements(_places(), year=2020)
     assert cs.population[~cs.from_un].max() <= _settlements.UN_MIN_POPULATION
+
+
+def test_settlements_cached_on_disk_are_the_ones_built(tmp_path, monkeypatch):
+    """A new process reads the settlements from the cache folder: the same rows, to the bit."""
+    monkeypatch.setenv("STCLUSTERS_CACHE_DIR", str(tmp_path))
+    built = []
+
+    def build():
+        built.append(1)
+        return _settlements.counting_settlements.__wrapped__(_places(), year=2015)
+
+    key = ("test", 2015)
+    first = _settlements._on_disk("counting", key, build)
+    again = _settlements._on_disk("counting", key, build)
+    assert len(built) == 1 and list(tmp_path.glob("settlements-counting-*.arrow"))
+    for f in ("name", "country", "admin1"):
+        assert getattr(first, f) == getattr(again, f)
+    for f in ("lat", "lon", "population", "from_un", "reach_km"):
+        assert np.array_equal(getattr(first, f), getattr(again, f)), f
+    # A damaged cache file is rebuilt, never trusted.
+    for p in tmp_path.glob("settlements-counting-*.arrow"):
+        p.write_bytes(b"not arrow")
+    _settlements._on_disk("counting", key, build)
+    assert len(built) == 2

@@ -26,11 +26,13 @@ import csv
 import dataclasses
 import functools
 import gzip
+import hashlib
 import io
 import re
 import unicodedata
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -76,10 +78,15 @@ _MATCH_KM = 60.0
 _DISPLAY_KM = 15.0
 
 
-def _cached(fn):
-    """Memoise a function of (places, **keywords) for the life of the process: settlements are
-    rebuilt from the same gazetteer on every run (~2 s), and a run's places table is a fresh
-    object each time, so the key is its content's fingerprint, not its identity."""
+def _cached(fn=None, *, on_disk: bool = False):
+    """Memoise a function of (places, **keywords): settlements are rebuilt from the same
+    gazetteer on every run (~1.5 s), and a run's places table is a fresh object each time, so
+    the key is its content's fingerprint, not its identity. With ``on_disk`` the result (a
+    :class:`Settlements`) is also kept beside the gazetteer's index, keyed by that fingerprint
+    and this module's source, so a new process does not build it again and a change of the
+    rules never reads an old file."""
+    if fn is None:
+        return functools.partial(_cached, on_disk=on_disk)
     cache: dict = {}
 
     @functools.wraps(fn)
@@ -90,10 +97,36 @@ def _cached(fn):
         if key not in cache:
             if len(cache) >= 8:
                 cache.clear()
-            cache[key] = fn(places, **kw)
+            cache[key] = (_on_disk(fn.__name__, key, lambda: fn(places, **kw)) if on_disk
+                          else fn(places, **kw))
         return cache[key]
 
     return wrapper
+
+
+_COLUMNS = ("name", "country", "admin1", "lat", "lon", "population", "from_un", "reach_km")
+
+
+def _on_disk(name: str, key: tuple, build) -> Settlements:
+    """``build()``, or its copy in the cache folder; the cache is an optimisation only: any
+    failure to read or write it falls back to building."""
+    from stclusters.geocode._gazetteer import _read, _write, cache_dir  # noqa: PLC0415
+
+    digest = hashlib.sha256(Path(__file__).read_bytes() + repr((name, key)).encode()).hexdigest()
+    path = cache_dir() / f"settlements-{name}-{digest[:20]}.arrow"
+    try:
+        t = _read(path)
+        return Settlements(*(t.column(c).to_pylist() for c in _COLUMNS[:3]),
+                           *(t.column(c).to_numpy() for c in _COLUMNS[3:]))
+    except (OSError, pa.ArrowException, KeyError):
+        pass
+    out = build()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write(pa.table({c: getattr(out, c) for c in _COLUMNS}), path)
+    except OSError:
+        pass
+    return out
 
 
 def reach_km(population) -> np.ndarray:
@@ -191,7 +224,7 @@ class Settlements:
                              for f in ("lat", "lon", "population", "from_un", "reach_km")))
 
 
-@_cached
+@_cached(on_disk=True)
 def geonames_places(places: pa.Table, *, reach: float = 60.0) -> Settlements:
     """Every GeoNames place as a settlement naming points within ``reach`` km (sections
     included: the local names of last resort)."""
@@ -311,7 +344,7 @@ def _not_sections(s: Settlements, anchors: Settlements | None = None) -> np.ndar
     return np.flatnonzero(kept[n_a:])
 
 
-@_cached
+@_cached(on_disk=True)
 def naming_settlements(places: pa.Table, *, year: int, min_population: int) -> Settlements:
     """Settlements that may name a cluster: every UN agglomeration, and the GeoNames places of
     at least ``min_population`` that are no section (see the module's rules).
@@ -348,7 +381,7 @@ def _named_as_one(agg: Settlements, city_pop: np.ndarray) -> Settlements:
                                admin1=[agg.admin1[j] for j in root])
 
 
-@_cached
+@_cached(on_disk=True)
 def counting_settlements(places: pa.Table, *, year: int) -> Settlements:
     """Settlements whose inhabitants a footprint counts, each person once.
 
