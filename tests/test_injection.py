@@ -125,8 +125,8 @@ def test_a_parquet_name_that_is_not_utf8_is_read(tmp_path):
                              "city": ["Paris"]}), sink)
     (tmp_path / name).write_bytes(sink.getvalue().to_pybytes())
     con = duckdb.connect()
-    sql = f"SELECT count(*) FROM read_parquet({_sql.file_literal(tmp_path / name)})"
-    assert con.execute(sql).fetchall()[0][0] == 1
+    rel = con.read_parquet(_sql.file_path(tmp_path / name))
+    assert rel.aggregate("count(*)").fetchall()[0][0] == 1
 
 
 def _hand_quoting(tree: ast.AST) -> list[tuple[int, str]]:

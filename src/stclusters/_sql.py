@@ -31,7 +31,7 @@ def utf8_text(value: str) -> str:
 
     A file name's bytes that are not UTF-8 reach Python as surrogate escapes, which they all
     refuse: each such byte is spelt ``\\xNN``, so the name stays readable and distinct
-    (:func:`file_literal` reads such a file through a link, never by this text).
+    (:func:`file_path` reads such a file through a link, never by this text).
     """
     if _is_utf8(value):
         return value
@@ -91,8 +91,9 @@ def _links_dir() -> str:
     return private_dir("stclusters-links-")
 
 
-def file_literal(path: str | Path) -> str:
-    """A literal naming exactly the file ``path`` for DuckDB's file functions.
+def file_path(path: str | Path) -> str:
+    """A path naming exactly the file ``path`` for DuckDB's file functions (an argument of
+    the relation API, e.g. ``con.read_parquet(file_path(p))``: never SQL text).
 
     The path is made absolute (a leading ``~`` or ``scheme://`` then means nothing to
     DuckDB), and a name holding a glob character (or bytes that are not UTF-8) is reached
@@ -106,4 +107,4 @@ def file_literal(path: str | Path) -> str:
         link.unlink()
         os.symlink(resolved, link)
         resolved = link
-    return literal(str(resolved))
+    return str(resolved)

@@ -110,15 +110,18 @@ def locate(con: duckdb.DuckDBPyConnection, get_geocoder: Callable[[], Any]) -> d
             **quality.prepare(con, get_geocoder)}
 
 
-def _source_params_sql(params: RankParams, sources: list[str]) -> str:
-    rows = []
-    for s in sources:
-        sp = params.source(s)
-        types = "NULL" if sp.doc_types is None else "[" + literals(sp.doc_types) + "]"
-        fy = "NULL" if sp.first_year is None else str(int(sp.first_year))
-        ly = "NULL" if sp.last_year is None else str(int(sp.last_year))
-        rows.append(f"({literal(s)}, {fy}::INTEGER, {ly}::INTEGER, {types}::VARCHAR[])")
-    return "SELECT * FROM (VALUES " + ", ".join(rows) + ") AS t(source, first_year, last_year, doc_types)"
+def _register_source_params(con: duckdb.DuckDBPyConnection, params: RankParams,
+                            sources: list[str]) -> None:
+    """View ``_source_params`` (source, first_year, last_year, doc_types): the user's windows
+    and document types reach the SQL as data, never as text."""
+    sps = [params.source(s) for s in sources]
+    con.register("_source_params", pa.table({
+        "source": pa.array(sources, pa.string()),
+        "first_year": pa.array([sp.first_year for sp in sps], pa.int32()),
+        "last_year": pa.array([sp.last_year for sp in sps], pa.int32()),
+        "doc_types": pa.array([None if sp.doc_types is None else list(sp.doc_types) for sp in sps],
+                              pa.list_(pa.string())),
+    }))
 
 
 def count_fractional(con: duckdb.DuckDBPyConnection, params: RankParams) -> None:
@@ -154,9 +157,10 @@ def count_fractional(con: duckdb.DuckDBPyConnection, params: RankParams) -> None
     text_flag = quality.text_flag_sql("g.text_country", "r.country")
     filter_flagged = "TRUE" if params.quality_action == "filter" else "FALSE"
     flagged = literals(quality.COUNTRY_CHECKS)
+    _register_source_params(con, params, sources)
     con.execute(f"""
     CREATE OR REPLACE TABLE contributions AS
-    WITH sp AS ({_source_params_sql(params, sources)}),
+    WITH sp AS (SELECT * FROM _source_params),
     inst AS (
         -- One coordinate per institution id (the last file read wins, as in a snapshot).
         SELECT id, arg_max(lat, input_id) AS lat, arg_max(lon, input_id) AS lon,
@@ -231,6 +235,7 @@ def count_fractional(con: duckdb.DuckDBPyConnection, params: RankParams) -> None
     FROM st JOIN shares w
       ON w.source = st.source AND w.doc_id = st.doc_id AND w.contributor_seq = st.contributor_seq
     """)
+    con.unregister("_source_params")
 
 
 def aggregate_points(con: duckdb.DuckDBPyConnection) -> None:

@@ -31,7 +31,8 @@ from stclusters.clusters.st import SourceClustering, cluster_points
 from stclusters.errors import InputFormatError, ParameterError
 from stclusters.params import RankParams
 from stclusters._settlements import UN_WUP_CREDIT
-from stclusters.ranking import build_ranking, population_statement
+from stclusters._population import population_source
+from stclusters.ranking import build_ranking
 from stclusters.sources import FOLDER, detect_kind, folder_files, read_source
 from stclusters.sources._quarantine import Quarantine
 from stclusters.sources.openalex import read_openalex_institutions
@@ -378,6 +379,6 @@ def _manifest(recorded, by_input, params, report: list[SourceClustering], accoun
         "world_totals": totals,
         "geocoding": geocoding,
         "accounting": accounting,
-        "population_source": population_statement(params),
+        "population_source": population_source(params.resolved_population_year),
         "attribution": [GEONAMES_CREDIT, POPULATION_CREDIT],
     }

@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from stclusters import _naming as _names
 from stclusters import _settlements
-from stclusters._population import footprint_population, population_source
+from stclusters._population import footprint_population
 from stclusters.contributions import fx_to_weight
 from stclusters.store import fetch_arrow, scalar
 from stclusters.params import RankParams
@@ -206,8 +206,3 @@ def _names_and_population(con: duckdb.DuckDBPyConnection, params: RankParams,
         con, _settlements.counting_settlements(places, year=year),
         eps_km=params.footprint_eps_km, n_clusters=n_stc)
     return naming, population, basis
-
-
-def population_statement(params: RankParams) -> dict[str, object]:
-    """The manifest's ``population_source``: data, year, rule and licences."""
-    return population_source(params.resolved_population_year)

@@ -256,12 +256,6 @@ def country_to_iso2(text: str | None, *, allow_iso2: bool = True,
     return iso
 
 
-def country_name(iso2: str) -> str | None:
-    """GeoNames' English name of ``iso2``."""
-    rec = _countries().get(iso2)
-    return rec["name"] if rec else None
-
-
 # -------------------------------------------------------------------------------- US states
 @functools.lru_cache(maxsize=1)
 def us_states() -> dict[str, str]:

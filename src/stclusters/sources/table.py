@@ -109,14 +109,6 @@ def _register_country_map(con: duckdb.DuckDBPyConnection, *, has_country: bool) 
 
 # ----------------------------------------------------------------------------- loading
 
-def _sql_str(value: str) -> str:
-    return _sql.literal(value)  # the one place that quotes (stclusters._sql)
-
-
-def _ident(name: str) -> str:
-    return _sql.identifier(name)
-
-
 def _match_columns(names: list[str], path: Path, *, need_source: bool) -> dict[str, str]:
     """Documented column → actual column name (case and surrounding blanks ignored)."""
     by_key: dict[str, str] = {}
@@ -145,10 +137,11 @@ def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path, *, need_source: bo
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputFormatError(path, _EXPECTED, f"unreadable Parquet ({exc})") from exc
     found = _match_columns(names, path, need_source=need_source)
-    cols = ", ".join(f"{_ident(actual)} AS {_ident(c)}" for c, actual in found.items())
+    cols = ", ".join(f"{_sql.identifier(actual)} AS {_sql.identifier(c)}" for c, actual in found.items())
     try:  # a damaged file can fail here already (DuckDB reads its footer)
-        con.execute(f"CREATE VIEW src AS SELECT {cols}, file_row_number + 1 AS _row "
-                    f"FROM read_parquet({_sql.file_literal(path)}, file_row_number = true)")
+        # The path goes in as an argument of the relation API, not as SQL text.
+        con.read_parquet(_sql.file_path(path), file_row_number=True).project(
+            f"{cols}, file_row_number + 1 AS _row").create_view("src")
     except duckdb.Error as exc:
         raise InputFormatError(path, _EXPECTED, f"unreadable Parquet ({exc})") from exc
     return found
@@ -320,7 +313,7 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, quarantine: Quarantine
                 f"to read it")) from exc
         raise InputFormatError(path, _EXPECTED, f"unreadable CSV ({exc})") from exc
     if not created:
-        cols = ", ".join(f"NULL::VARCHAR AS {_ident(c)}" for c in found)
+        cols = ", ".join(f"NULL::VARCHAR AS {_sql.identifier(c)}" for c in found)
         con.execute(f"CREATE TABLE src AS SELECT {cols}, 0::BIGINT AS _k LIMIT 0")
     elif _swallowed_rows(con, found, delim=delim, n_columns=len(names)):
         # The last row's quote never closed: it holds the rest of the file. One entry for it.
@@ -338,7 +331,7 @@ def _swallowed_rows(con: duckdb.DuckDBPyConnection, found: dict[str, str], *, de
     which the CSV parser reads to the end of the file)? Only the last row can: a value that
     is still open at the end of the file. A line of it with a full row's delimiters is taken
     for a swallowed row; a real multi-line address has fewer."""
-    cols = ", ".join(_ident(c) for c in found)
+    cols = ", ".join(_sql.identifier(c) for c in found)
     last = con.execute(f"SELECT {cols} FROM src ORDER BY _k DESC LIMIT 1").fetchall()
     for value in last[0] if last else ():
         if value and ("\n" in value or "\r" in value):
@@ -371,14 +364,13 @@ def _checked_sql(found: dict[str, str], source: str | None, *, nul: bool = True)
     def col(name: str) -> str:
         if name not in found:
             return "NULL::VARCHAR"
-        return f"NULLIF(trim(CAST({_ident(name)} AS VARCHAR)), '')"
+        return f"NULLIF(trim(CAST({_sql.identifier(name)} AS VARCHAR)), '')"
 
-    default_source = _sql_str(source) if source else "NULL::VARCHAR"
     text = ",\n".join(f"{col(c)} AS {c}" for c in _TEXT_COLUMNS)
     typed = f"""
     SELECT _row,
       {col('doc_id')} AS doc_id,
-      coalesce(lower({col('source')}), {default_source}) AS source,
+      coalesce(lower({col('source')}), (SELECT default_source FROM _opts)) AS source,
       {col('year')} AS year_raw, TRY_CAST({col('year')} AS DOUBLE) AS year_d,
       {col('contributor_seq')} AS cseq_raw, TRY_CAST({col('contributor_seq')} AS DOUBLE) AS cseq_d,
       {col('address_seq')} AS aseq_raw, TRY_CAST({col('address_seq')} AS DOUBLE) AS aseq_d,
@@ -392,8 +384,8 @@ def _checked_sql(found: dict[str, str], source: str | None, *, nul: bool = True)
     def bad_int(raw: str, d: str) -> str:
         return f"{raw} IS NOT NULL AND ({d} IS NULL OR {d} <> floor({d}) OR {d} < 0 OR {d} > 2e9)"
 
-    precisions = ", ".join(_sql_str(p) for p in PRECISIONS)
-    sources = ", ".join(_sql_str(s) for s in SOURCES)
+    precisions = ", ".join(_sql.literal(p) for p in PRECISIONS)
+    sources = ", ".join(_sql.literal(s) for s in SOURCES)
     low, high = YEAR_RANGE
     checks = [
         *_text_checks(nul=nul),
@@ -419,8 +411,8 @@ def _checked_sql(found: dict[str, str], source: str | None, *, nul: bool = True)
     # Each condition is evaluated once per row: one CASE gives the check's number, which
     # picks its field and reason from two list literals.
     which = " ".join(f"WHEN {cond} THEN {k}" for k, (_, cond, _) in enumerate(checks, start=1))
-    fields = ", ".join(_sql_str(f) for f, _, _ in checks)
-    reasons = ", ".join(_sql_str(r) for _, _, r in checks)
+    fields = ", ".join(_sql.literal(f) for f, _, _ in checks)
+    reasons = ", ".join(_sql.literal(r) for _, _, r in checks)
     return (f"CREATE VIEW checked AS SELECT *, [{fields}][_check] AS _field, "
             f"[{reasons}][_check] AS _reason "
             f"FROM (SELECT *, CASE {which} END AS _check FROM ({typed}))")
@@ -483,7 +475,7 @@ def _needs_seq_window(con: duckdb.DuckDBPyConnection) -> bool:
         "NULLIF(trim(CAST(contributor_seq AS VARCHAR)), '') IS NULL)").fetchall()[0][0])
 
 
-def _accepted_sql(file_name: str, *, seq_window: bool) -> str:
+def _accepted_sql(*, seq_window: bool) -> str:
     """Accepted rows with the RAW_CONTRIBUTION columns plus ``doc_type`` and ``_row``.
 
     The one definition of what an accepted row holds (``read_table`` and ``ingest_table``
@@ -498,28 +490,28 @@ def _accepted_sql(file_name: str, *, seq_window: bool) -> str:
       CAST({seq} AS INTEGER) AS contributor_seq, CAST(coalesce(aseq_d, 0) AS INTEGER) AS address_seq,
       country, {text}, lat, lon,
       coalesce(precision_raw, CASE WHEN lat IS NOT NULL THEN 'point' END) AS precision,
-      {_sql_str(file_name + ':row ')} || _row AS record_ref, doc_type, _row
+      (SELECT row_ref FROM _opts) || _row AS record_ref, doc_type, _row
     FROM checked WHERE _reason IS NULL"""
 
 
-def _documents_sql(accepted: str, file_name: str) -> str:
+def _documents_sql(accepted: str) -> str:
     """The DOCUMENT rows of the accepted rows in relation ``accepted`` (unordered), plus
     ``_first``: one per (source, doc_id), year and type from its first row, ``n_contributors``
     its distinct ``contributor_seq``, ``record_ref`` that of its first row."""
     return f"""
     SELECT doc_id, source, arg_min(year, _row) AS year, arg_min(doc_type, _row) AS doc_type,
       count(DISTINCT contributor_seq)::INTEGER AS n_contributors,
-      {_sql_str(file_name + ':row ')} || min(_row) AS record_ref,
+      (SELECT row_ref FROM _opts) || min(_row) AS record_ref,
       NULL::VARCHAR AS updated_date, min(_row) AS _first
     FROM {accepted} GROUP BY source, doc_id"""
 
 
-def _ordered_sql(file_name: str, *, seq_window: bool) -> str:
+def _ordered_sql(*, seq_window: bool) -> str:
     """Accepted rows in document order (file order of each document's first row), each with
     its document's columns (``doc_*``) and ``_first`` (for :func:`_batches`)."""
     return f"""
-    WITH a AS ({_accepted_sql(file_name, seq_window=seq_window)}),
-    d AS ({_documents_sql("a", file_name)})
+    WITH a AS ({_accepted_sql(seq_window=seq_window)}),
+    d AS ({_documents_sql("a")})
     SELECT a.*, d._first, d.year AS doc_year, d.doc_type AS doc_doc_type,
       d.n_contributors AS doc_n_contributors, d.record_ref AS doc_record_ref
     FROM a JOIN d USING (source, doc_id)
@@ -573,6 +565,9 @@ def _open_checked(con: duckdb.DuckDBPyConnection, path: str | Path, quarantine: 
     if source is not None and source not in SOURCES:
         raise ParameterError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
     p = check_file(path, expected=_EXPECTED)
+    # The user's default source and the file's name reach the SQL as data, never as text.
+    con.register("_opts", pa.table({"default_source": pa.array([source], pa.string()),
+                                    "row_ref": pa.array([_sql.utf8_text(p.name) + ":row "])}))
     head = sniff(p, expected=_EXPECTED, n=65536)
     if not first_significant(head):
         raise InputFormatError(p, _EXPECTED, "file is empty")
@@ -609,7 +604,7 @@ def ingest_table(con: duckdb.DuckDBPyConnection, path: str | Path, *, input_id: 
     try:
         p = _open_checked(con, path, quarantine, source)
         try:
-            accepted = _accepted_sql(p.name, seq_window=_needs_seq_window(con))
+            accepted = _accepted_sql(seq_window=_needs_seq_window(con))
             cols = ", ".join([*RAW_CONTRIBUTION.names, "doc_type", "_row"])
             n_rows = con.execute(f"INSERT INTO raw_contributions (input_id, {cols}) "
                                  f"SELECT {int(input_id)}, {cols} FROM ({accepted})").fetchall()[0][0]
@@ -617,7 +612,7 @@ def ingest_table(con: duckdb.DuckDBPyConnection, path: str | Path, *, input_id: 
             mine = f"(SELECT * FROM raw_contributions WHERE input_id = {int(input_id)})"
             doc_cols = ", ".join(DOCUMENT.names)
             con.execute(f"INSERT INTO documents (input_id, {doc_cols}) "
-                        f"SELECT {int(input_id)}, {doc_cols} FROM ({_documents_sql(mine, p.name)})")
+                        f"SELECT {int(input_id)}, {doc_cols} FROM ({_documents_sql(mine)})")
         except duckdb.Error as exc:
             raise InputFormatError(p, _EXPECTED, f"unreadable table ({exc})") from exc
         return int(n_rows)
@@ -628,10 +623,11 @@ def ingest_table(con: duckdb.DuckDBPyConnection, path: str | Path, *, input_id: 
                 con.execute(stmt)
             except duckdb.Error:
                 pass  # src is a view for Parquet and a table for CSV
-        try:
-            con.unregister("_cmap")
-        except (duckdb.Error, KeyError):
-            pass
+        for view in ("_cmap", "_opts"):
+            try:
+                con.unregister(view)
+            except (duckdb.Error, KeyError):
+                pass
 
 
 def read_table(
@@ -675,7 +671,7 @@ def read_table(
     try:
         p = _open_checked(con, path, quarantine, source)
         try:
-            query = _ordered_sql(p.name, seq_window=_needs_seq_window(con))
+            query = _ordered_sql(seq_window=_needs_seq_window(con))
             reader = _arrow_reader(con, query, batch_size)
         except duckdb.Error as exc:
             raise InputFormatError(p, _EXPECTED, f"unreadable table ({exc})") from exc
