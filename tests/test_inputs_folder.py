@@ -4,7 +4,9 @@ reads (issue 6)."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -127,13 +129,17 @@ def test_a_file_of_no_kind_in_a_folder_says_what_to_do(tmp_path):
     assert "give the input files themselves rather than the folder, or move README.md out" in text
 
 
-def test_a_snapshot_folder_has_a_content_hash(tmp_path):
+def test_a_snapshot_folder_is_one_input_per_part_each_with_its_hash(tmp_path):
+    # Each part is an input of its own, so that a resumed ingest can skip the parts it has.
     part = tmp_path / "snap" / "updated_date=2024-01-01"
     part.mkdir(parents=True)
     with gzip.open(part / "part_000.gz", "wt") as f:
         f.write(json.dumps(_work(1)) + "\n")
-    first = stclusters.rank([str(tmp_path / "snap")]).manifest["inputs"][0]
-    assert len(first["sha256"]) == 64 and first["size_bytes"] == (part / "part_000.gz").stat().st_size
+    first = stclusters.rank([str(tmp_path / "snap")]).manifest["inputs"]
+    assert len(first) == 1 and first[0]["sha256"] == hashlib.sha256(
+        (part / "part_000.gz").read_bytes()).hexdigest()
+    assert first[0]["size_bytes"] == (part / "part_000.gz").stat().st_size
     (part / "part_001.gz").write_bytes(gzip.compress(b""))
-    second = stclusters.rank([str(tmp_path / "snap")]).manifest["inputs"][0]
-    assert second["sha256"] != first["sha256"]
+    second = stclusters.rank([str(tmp_path / "snap")]).manifest["inputs"]
+    assert [Path(i["path"]).name for i in second] == ["part_000.gz", "part_001.gz"]
+    assert second[0]["sha256"] == first[0]["sha256"] != second[1]["sha256"]

@@ -9,10 +9,11 @@ from stclusters._version import __version__
 from stclusters.errors import InputFormatError, ParameterError, StclustersError
 from stclusters.params import RankParams, SourceParams
 
-__all__ = ["Input", "InputFormatError", "ParameterError", "RankParams", "RankResult",
+__all__ = ["Input", "InputFormatError", "IngestReport", "ingest", "ParameterError", "RankParams", "RankResult",
            "SourceParams", "StclustersError", "__version__", "rank"]
 
 _LAZY = {"Input", "RankResult", "rank"}
+_LAZY_INGEST = {"IngestReport", "ingest"}
 
 
 def __getattr__(name: str):
@@ -21,4 +22,8 @@ def __getattr__(name: str):
         from stclusters import pipeline  # noqa: PLC0415
 
         return getattr(pipeline, name)
+    if name in _LAZY_INGEST:
+        from stclusters import ingest  # noqa: PLC0415
+
+        return getattr(ingest, name)
     raise AttributeError(f"module 'stclusters' has no attribute {name!r}")

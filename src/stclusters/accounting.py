@@ -14,12 +14,15 @@ used, or filtered with a reason (``unlocated`` split by the geocoder's reason).
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from stclusters._sql import literals
 from stclusters.contributions import fx_to_weight
+from stclusters.schema import SOURCES
+from stclusters.sources import bundle_module, bundles
 from stclusters.store import DOCUMENT_KINDS
 
 #: Status of a document from the statuses of its contributions (first match wins).
@@ -27,7 +30,9 @@ _DOCUMENT_STATUS = """CASE
     WHEN bool_or(c.status = 'used') THEN 'used'
     WHEN count(c.status) = 0 THEN 'no_contributors'
     WHEN bool_or(c.status = 'out_of_window') THEN 'out_of_window'
+    WHEN bool_or(c.status = 'merged_away') THEN 'merged_away'
     WHEN bool_or(c.status = 'doc_type_excluded') THEN 'doc_type_excluded'
+    WHEN bool_or(c.status = 'domain_excluded') THEN 'domain_excluded'
     WHEN bool_or(c.status = 'country_mismatch') THEN 'country_mismatch'
     ELSE 'no_located_contributor' END"""
 
@@ -37,7 +42,15 @@ _CONTRIBUTION_STATUS = """CASE WHEN status = 'unlocated'
 
 
 def _status_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str, str, int]]:
-    """(input_id, source, status, n) for every record that reached the workspace tables."""
+    """(input_id, source, status, n) for every record that reached the workspace tables;
+    the bulk bundles' staged rows are counted by their own modules (``status_counts``)."""
+    kinds = {r[0] for r in con.execute("SELECT DISTINCT kind FROM inputs").fetchall()}
+    staged = [tuple(row) for kind, module in bundles() if kind in kinds
+              for row in module.status_counts(con)]
+    return _workspace_status_counts(con) + staged
+
+
+def _workspace_status_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str, str, int]]:
     doc_kinds = literals(DOCUMENT_KINDS)
     return con.execute(f"""
         WITH docs AS (
@@ -100,6 +113,18 @@ def _over_units(units: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return rec
 
 
+def _unit(kind: str, path: str) -> str:
+    """The unit of an input's records: ``document``, ``institution``, ``row``, or for a
+    bundle's table file what its module says (``document`` for PatentsView's ``g_patent``,
+    ``location`` for its locations…)."""
+    module = bundle_module(kind)
+    if module is not None:
+        return module.UNITS.get(module.table_of(Path(path)) or "", "row")
+    if kind in DOCUMENT_KINDS:
+        return "document"
+    return "institution" if kind == "openalex-institutions" else "row"
+
+
 def account(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Accounting per source and per input file.
 
@@ -114,10 +139,10 @@ def account(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, Any], list[dict[s
         Per input in input order: ``unit``, ``read`` (tallied while reading), ``used``,
         ``filtered``, ``rejected`` and ``balanced`` (read = used + filtered + rejected).
     """
-    inputs = con.execute("SELECT input_id, kind, records_read FROM inputs ORDER BY input_id").fetchall()
-    unit_of = {i: ("document" if k in DOCUMENT_KINDS else "institution"
-                   if k == "openalex-institutions" else "row") for i, k, _ in inputs}
-    per_input = {i: _empty_records(unit_of[i]) for i, _, _ in inputs}
+    inputs = con.execute(
+        "SELECT input_id, kind, records_read, path FROM inputs ORDER BY input_id").fetchall()
+    unit_of = {i: _unit(k, path) for i, k, _, path in inputs}
+    per_input = {i: _empty_records(unit_of[i]) for i, *_ in inputs}
     per_source: dict[str, dict[str, Any]] = {}
 
     # Per source and unit: a source read from XML documents and from table rows counts each
@@ -143,7 +168,7 @@ def account(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, Any], list[dict[s
             _sorted(rec)
         per_source.setdefault(source, {})["records"] = _over_units(units)
     by_input = []
-    for input_id, _, records_read in inputs:
+    for input_id, _, records_read, _ in inputs:
         rec = _sorted(per_input[input_id])
         rec["read"] = int(records_read)
         rec["balanced"] = rec["read"] == rec["used"] + sum(rec["filtered"].values()) + sum(
@@ -171,8 +196,36 @@ def _contributions(con: duckdb.DuckDBPyConnection, per_source: dict[str, dict[st
         per_source.setdefault(source, {})["contributions"] = b
 
 
+def located_by_country(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, dict[str, Any]]]:
+    """The geocoding match rate per source and stated country (methodology §1).
+
+    Returns
+    -------
+    dict
+        ``{source: {country: {"contributions": n, "located": k, "located_pct": 100 k / n}}}``
+        over every contribution row (used or not); ``country`` is the ISO-2 code the record
+        states, ``"??"`` when it states none. Countries in code order.
+    """
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for source, country, n, k in con.execute("""
+            SELECT source, coalesce(country, '??'), count(*),
+                   count(*) FILTER (WHERE lat IS NOT NULL AND lon IS NOT NULL)
+            FROM contributions GROUP BY ALL ORDER BY ALL""").fetchall():
+        out.setdefault(source, {})[country] = {
+            "contributions": int(n), "located": int(k),
+            "located_pct": round(100.0 * k / n, 2) if n else 0.0}
+    return out
+
+
 #: Sources that are lookups (they locate other records) and feed no counts of their own.
 LOOKUP_SOURCES = frozenset({"institution"})
+
+
+def lookup_sources() -> frozenset[str]:
+    """:data:`LOOKUP_SOURCES` and the lookup tables of the bulk bundles (PatentsView
+    locations, PATSTAT persons…): every source that is not a metric."""
+    staged = {s for _, module in bundles() for s in module.SOURCES_OF.values()}
+    return LOOKUP_SOURCES | frozenset(staged - set(SOURCES))
 
 #: A source whose filtered and rejected records reach this share (%) of its read records
 #: gets a warning naming the main reason: most of its input did not count.
@@ -212,9 +265,10 @@ def unused_warnings(accounting: dict[str, Any]) -> list[dict[str, Any]]:
         that reason) and ``message`` (one line).
     """
     out = []
+    lookups = lookup_sources()
     for source, acc in sorted(accounting.items()):
         rec = acc.get("records")
-        if source in LOOKUP_SOURCES or not rec or not rec["read"]:
+        if source in lookups or not rec or not rec["read"]:
             continue
         unused = rec["read"] - rec["used"]
         if 100.0 * unused / rec["read"] < WARN_UNUSED_SHARE_PCT:
@@ -246,15 +300,16 @@ def outcome(accounting: dict[str, Any], *, n_clusters: int) -> dict[str, Any]:
         :func:`unused_warnings`.
     """
     warnings = unused_warnings(accounting)
+    lookups = lookup_sources()
     counted = {s: a["records"] for s, a in accounting.items()
-               if s not in LOOKUP_SOURCES and a.get("records")}
+               if s not in lookups and a.get("records")}
     n_used = sum(r["used"] for r in counted.values())
     n_read = sum(r["read"] for r in counted.values())
     if n_read == 0:
-        lookups = sorted(s for s in accounting if s in LOOKUP_SOURCES)
+        present = sorted(s for s in accounting if s in lookups)
         return {"status": "nothing_used", "warnings": warnings,
                 "message": "nothing used: the inputs hold no patent or publication record"
-                           + (f" (only a lookup: {', '.join(lookups)})" if lookups else "")}
+                           + (f" (only a lookup: {', '.join(present)})" if present else "")}
     if n_used == 0:
         if warnings:
             main = max(warnings, key=lambda w: (w["n"], w["source"]))

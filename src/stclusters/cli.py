@@ -33,7 +33,7 @@ from typer.core import TyperCommand, TyperGroup
 from stclusters._version import __version__
 from stclusters.accounting import OUTCOME_EXIT_CODES
 from stclusters.cli_options import params_from_options, with_options
-from stclusters.errors import (InputFormatError, OutputBusyError, OutputWriteError,
+from stclusters.errors import (InputFormatError, OutputBusyError, OutputWriteError, ParameterError,
                                StclustersError)
 
 #: Exit codes besides the run outcomes' (:data:`stclusters.accounting.OUTCOME_EXIT_CODES`).
@@ -432,6 +432,10 @@ def _reason_hint(source: str, reason: str) -> str:
         return f"use --{source}-types all to keep every type"
     if reason == "out_of_window":
         return f"widen --{source}-years (or --years all)"
+    if reason == "domain_excluded":
+        return "use --publication-domains all to keep every OpenAlex domain"
+    if reason == "merged_away":
+        return "OpenAlex merged these works into others (data/merged_ids): those count"
     if reason.startswith("unlocated") or reason == "no_located_contributor":
         return "give lat/lon or address fields (docs/inputs.md)"
     if reason == "coarse_precision":
@@ -483,14 +487,18 @@ def _report_outcome(outcome: dict[str, Any]) -> int:
     return OUTCOME_EXIT_CODES[status]
 
 
-_KINDS = ("auto", "uspto-xml", "openalex", "openalex-institutions", "table")
+_KINDS = ("auto", "uspto-xml", "openalex", "openalex-institutions", "table", "patentsview",
+          "patstat")
 
 
 def rank_cmd(*, inputs: list[Path], out: Path, force: bool, kind: str, source: str | None,
-             top: int, **method: Any) -> None:
+             workspace: Path | None, top: int, **method: Any) -> None:
     """Rank S&T clusters from your own records and write ranking, footprints, points, manifest.
 
     Example: stclusters rank grants.xml.gz works.jsonl.gz --out out --patent-years 2019-2023
+
+    From a workspace filled by `stclusters ingest` (nothing is read again):
+    stclusters rank --workspace pv.duckdb --out out
     """
     from stclusters.pipeline import Input, rank  # noqa: PLC0415
 
@@ -502,18 +510,22 @@ def rank_cmd(*, inputs: list[Path], out: Path, force: bool, kind: str, source: s
                 problems.append(f"--kind must be one of {', '.join(_KINDS)}, got {kind!r}")
             if top < 0:
                 problems.append(f"--top must be >= 0, got {top}")
+            if not inputs and workspace is None:
+                problems.append("no input given: pass input files, or --workspace of an ingest")
             params = params_from_options(method, extra_problems=problems)
             from stclusters.reports._lock import out_dir_lock  # noqa: PLC0415
             from stclusters.reports.outputs import check_out_dir  # noqa: PLC0415
 
             # Before the run: a long run must not end refused.
-            check_out_dir(out, force=force, inputs=inputs)
+            check_out_dir(out, force=force, inputs=inputs or [])
             # The folder's lock from the start: a second run into it is refused at once,
             # not after its own long run.
             with out_dir_lock(out):
+                inputs = inputs or []
                 with _progress(list(inputs)) as (stage, batch):
                     res = rank([Input(str(p), kind=kind, source=source) for p in inputs],
-                               params=params, progress=stage, on_batch=batch)
+                               params=params, progress=stage, on_batch=batch,
+                               workspace=workspace)
                 paths = res.write(out, force=force)
             complete = True
             _print_run(res, out=out, paths=paths, top=top)
@@ -542,10 +554,16 @@ def _fixed(name: str, annotation: Any, default: Any = inspect.Parameter.empty) -
                              annotation=annotation)
 
 
+_INPUTS_HELP = ("USPTO XML, OpenAlex works (file or snapshot folder), PatentsView or PATSTAT "
+                "table files (zipped as published, or not), contribution tables (CSV/Parquet), "
+                "or folders of them.")
+_KIND_HELP = "Input kind: {} (auto: from each file's name and content)."
+_SOURCE_HELP = "Metric of a table without a 'source' column: patent or publication."
+
 _RANK_FIXED = [
-    _fixed("inputs", Annotated[list[Path], typer.Argument(
-        help="USPTO XML, OpenAlex works (file or snapshot folder), contribution tables "
-             "(CSV/Parquet), or folders of them.", metavar="INPUT")]),
+    _fixed("inputs", Annotated[list[Path] | None, typer.Argument(
+        help=_INPUTS_HELP + " Optional with --workspace.", metavar="[INPUT]...",
+        show_default=False)], None),
     _fixed("out", Annotated[Path, typer.Option(
         help="Output folder: new, empty, or of an earlier run (whose outputs are replaced).")],
         Path("stclusters-out")),
@@ -553,15 +571,68 @@ _RANK_FIXED = [
         "--force", help="Write into a folder that holds other files (they are left as they are).")],
         False),
     _fixed("kind", Annotated[str, typer.Option(
-        help="Input kind: " + ", ".join(_KINDS) + " (auto: from each file's content).",
-        metavar="KIND")], "auto"),
-    _fixed("source", Annotated[str | None, typer.Option(
-        help="Metric of a table without a 'source' column: patent or publication.",
-        metavar="SOURCE")], None),
+        help=_KIND_HELP.format(", ".join(_KINDS)), metavar="KIND")], "auto"),
+    _fixed("source", Annotated[str | None, typer.Option(help=_SOURCE_HELP, metavar="SOURCE")],
+           None),
+    _fixed("workspace", Annotated[Path | None, typer.Option(
+        help="A workspace file (see `stclusters ingest`): the inputs are added to it first "
+             "(files it holds are skipped), then everything it holds is ranked.",
+        metavar="FILE")], None),
     _fixed("top", Annotated[int, typer.Option(help="Rows to print (x >= 0).", metavar="N")], 20),
 ]
 
 app.command("rank", cls=_Command, epilog=EXIT_CODES_HELP)(with_options(rank_cmd, _RANK_FIXED))
+
+
+@app.command("ingest", cls=_Command, epilog="Exit codes: 0 ok; 1 internal error; 2 bad input "
+             f"or parameters; {EXIT_INTERRUPTED} interrupted; {EXIT_TERMINATED} terminated. "
+             "A file is in the workspace whole or not at all.")
+def ingest_cmd(
+    inputs: Annotated[list[Path], typer.Argument(help=_INPUTS_HELP, metavar="INPUT...",
+                                                 show_default=False)],
+    workspace: Annotated[Path, typer.Option(help="The workspace file (DuckDB), created if "
+                                                 "missing.", metavar="FILE")],
+    kind: Annotated[str, typer.Option(help=_KIND_HELP.format(", ".join(_KINDS)),
+                                      metavar="KIND")] = "auto",
+    source: Annotated[str | None, typer.Option(help=_SOURCE_HELP, metavar="SOURCE")] = None,
+) -> None:
+    """Add input files to a workspace, reading each file once: rerun it after a crash, or
+    with new files, and only what the workspace lacks is read (by content, sha256).
+
+    Example: stclusters ingest g_patent.tsv.zip g_inventor_disambiguated.tsv.zip
+    g_location_disambiguated.tsv.zip --workspace pv.duckdb
+
+    Then: stclusters rank --workspace pv.duckdb --out out
+    """
+    from stclusters.ingest import Input, ingest  # noqa: PLC0415
+
+    try:
+        with _signals_unwind():
+            if kind not in _KINDS:
+                raise ParameterError(f"--kind must be one of {', '.join(_KINDS)}, got {kind!r}")
+            with _progress(list(inputs)) as (_, batch):
+                report = ingest([Input(str(p), kind=kind, source=source) for p in inputs],
+                                workspace=workspace, on_batch=batch)
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - every error becomes one line
+        _fail(exc)
+    _print_ingest(report, workspace)
+
+
+def _print_ingest(report, workspace: Path) -> None:  # noqa: ANN001
+    """One line per file (read or skipped), then the totals."""
+    for f in report.files:
+        name = escape(Path(f.path).name)
+        if f.status == "skipped":
+            console.print(f"  [dim]skipped {name}: already in the workspace "
+                          f"(as {escape(Path(f.same_as or '').name)})[/]", highlight=False)
+            continue
+        rate = f.records_read / f.seconds if f.seconds > 0 else 0.0
+        console.print(f"  read {name} ({f.kind}): {f.records_read:,} records, "
+                      f"{f.rejected:,} rejected, {f.seconds:.1f} s ({rate:,.0f}/s)",
+                      highlight=False)
+    console.print(f"{report.n_read} file(s) read, {report.n_skipped} skipped, into "
+                  f"{escape(str(workspace))}. Rank it with: stclusters rank --workspace "
+                  f"{escape(str(workspace))} --out OUT", highlight=False)
 
 
 @app.command(cls=_Command)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-import hashlib
 import platform
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -26,36 +25,25 @@ from stclusters import store
 from stclusters._version import __version__
 from stclusters._sql import identifier, utf8_text
 from stclusters._faults import checkpoint
-from stclusters.accounting import account, outcome
+from stclusters.accounting import account, located_by_country, outcome
 from stclusters.clusters.st import SourceClustering, cluster_points
-from stclusters.errors import InputFormatError, ParameterError
+from stclusters.errors import ParameterError
 from stclusters.params import RankParams
 from stclusters._settlements import UN_WUP_CREDIT
 from stclusters._population import population_source
 from stclusters.ranking import build_ranking
-from stclusters.sources import FOLDER, detect_kind, folder_files, read_source
-from stclusters.sources._quarantine import Quarantine
-from stclusters.sources.openalex import read_openalex_institutions
-from stclusters.sources.table import ingest_table
-
-#: The metric of records that a reader rejected before knowing their source.
-_KIND_SOURCE = {"uspto-xml": "patent", "openalex": "publication",
-                "openalex-institutions": "institution"}
+from stclusters.ingest import (  # noqa: F401 - Input is part of this module's API
+    Input,
+    as_inputs,
+    expand_inputs,
+    ingest_into,
+    load_workspace,
+    open_workspace,
+    prepare,
+)
 
 GEONAMES_CREDIT = "Place names and populations: GeoNames (geonames.org), CC BY 4.0."
 POPULATION_CREDIT = "Urban agglomeration populations: " + UN_WUP_CREDIT
-
-
-@dataclass(frozen=True)
-class Input:
-    """One input file: ``kind`` is 'auto', 'uspto-xml', 'openalex', 'table' or
-    'openalex-institutions' (a lookup that locates OpenAlex affiliations by their
-    institution's ``geo`` coordinates); ``source`` sets the metric of a generic table without
-    a ``source`` column."""
-
-    path: str
-    kind: str = "auto"
-    source: str | None = None
 
 
 @dataclass
@@ -123,45 +111,6 @@ class RankResult:
                              label=self.label, force=force)
 
 
-def _check_inputs(inputs: Sequence[Input]) -> list[tuple[Input, str]]:
-    """Fail fast, before anything is read or written, on missing or unknown inputs."""
-    if not inputs:
-        raise ParameterError("no input given",
-                             hint="pass USPTO XML, OpenAlex works or contribution tables")
-    out = []
-    for item in inputs:
-        p = Path(item.path)
-        if not p.exists():
-            raise InputFormatError(p, item.kind if item.kind != "auto" else "an input file",
-                                   "no such file or directory")
-        kind = detect_kind(p) if item.kind == "auto" or p.is_dir() and item.kind in (
-            "table", "uspto-xml") else item.kind
-        if kind == FOLDER:  # a folder of input files: each one is an input of its own kind
-            for f in folder_files(p):
-                one = Input(str(f), kind=item.kind, source=item.source)
-                out.append((one, _folder_file_kind(p, f) if item.kind == "auto" else item.kind))
-        else:
-            out.append((item, kind))
-    return out
-
-
-def _folder_file_kind(folder: Path, f: Path) -> str:
-    """The kind of a file found in an input folder; one of no kind (a README) is refused
-    with a hint to name the input files themselves."""
-    try:
-        return detect_kind(f)
-    except InputFormatError as exc:
-        exc.hint = (f"every file in the folder {folder} is read as an input: give the input "
-                    f"files themselves rather than the folder, or move {f.name} out")
-        raise
-
-
-def _as_inputs(inputs) -> list[Input]:
-    if isinstance(inputs, (str, Path, Input)):
-        inputs = [inputs]
-    return [i if isinstance(i, Input) else Input(str(i)) for i in inputs]
-
-
 @contextlib.contextmanager
 def _stage(timings: dict[str, float], name: str, progress: Callable[[str], None] | None) -> Iterator[None]:
     if progress:
@@ -170,73 +119,6 @@ def _stage(timings: dict[str, float], name: str, progress: Callable[[str], None]
     t0 = time.perf_counter()
     yield
     timings[name] = round(time.perf_counter() - t0, 3)
-
-
-def _batch_file(p: Path, documents: pa.Table) -> str:
-    """The file a batch came from: ``p``, or for a folder (snapshot) the part named by the
-    batch's last ``record_ref`` (``<part below the folder>:line N``), so that progress can
-    count the parts done."""
-    if not p.is_dir() or documents.num_rows == 0:
-        return str(p)
-    ref = documents.column("record_ref")[documents.num_rows - 1].as_py() or ""
-    return str(p / ref.rsplit(":", 1)[0]) if ":" in ref else str(p)
-
-
-def _read_one(con, p: Path, kind: str, *, input_id: int, source: str | None, q: Quarantine,
-              batch_rows: int, on_batch) -> int:
-    """Read one input into the workspace; return the records read (accepted + quarantined)."""
-    if kind == "openalex-institutions":
-        table = read_openalex_institutions(p, quarantine=q)
-        store.append(con, "institutions", table, input_id=input_id)
-        if on_batch:
-            on_batch(str(p), table.num_rows)
-        return table.num_rows + q.count
-    if kind == "table":  # the fast path: file → workspace in SQL
-        n_rows = ingest_table(con, p, input_id=input_id, quarantine=q, source=source)
-        if on_batch:
-            on_batch(str(p), n_rows)
-        return n_rows + q.count
-    n_docs = 0
-    for batch in read_source(p, kind=kind, quarantine=q, source=source, batch_size=batch_rows):
-        store.append(con, "documents", batch.documents, input_id=input_id)
-        store.append(con, "raw_contributions",
-                     store.with_doc_type(batch.contributions, batch.documents), input_id=input_id)
-        n_docs += batch.documents.num_rows
-        if on_batch:
-            on_batch(_batch_file(p, batch.documents), batch.documents.num_rows)
-    return n_docs + q.count
-
-
-def _size_and_sha256(p: Path) -> tuple[int, str]:
-    """Bytes and sha256 of an input file; for a folder (a snapshot), of its files together:
-    the sha256 of the lines ``<sha256 of the file>  <path below the folder>`` in path order
-    (what ``sha256sum`` prints), so that any change of content or names shows."""
-    if p.is_file():
-        return p.stat().st_size, store.file_sha256(p)
-    files = folder_files(p)
-    listing = "".join(f"{store.file_sha256(f)}  {f.relative_to(p).as_posix()}\n" for f in files)
-    return sum(f.stat().st_size for f in files), hashlib.sha256(listing.encode()).hexdigest()
-
-
-def _ingest(con, checked, *, batch_rows, on_batch) -> list[store.InputFile]:
-    recorded = []
-    for input_id, (item, kind) in enumerate(checked):
-        p = Path(item.path)
-        size, sha = _size_and_sha256(p)
-        rec = store.InputFile(input_id, str(item.path), kind, size, sha)
-        q = Quarantine()
-        n_read = _read_one(con, p, kind, input_id=input_id, source=item.source, q=q,
-                           batch_rows=batch_rows, on_batch=on_batch)
-        store.add_input(con, rec, records_read=n_read)
-        recorded.append(rec)
-        qt = q.to_table()
-        default = item.source or _KIND_SOURCE.get(kind)
-        if default and qt.num_rows:
-            filled = pa.compute.fill_null(qt.column("source"), default)
-            qt = qt.set_column(qt.schema.get_field_index("source"), "source", filled)
-        store.append(con, "quarantine", qt, input_id=input_id)
-    store.quarantine_duplicate_documents(con)
-    return recorded
 
 
 @functools.lru_cache(maxsize=2)
@@ -261,7 +143,9 @@ def rank(inputs, *, params: RankParams | None = None, workspace: str | Path | No
     params : RankParams, optional
         Every tunable of the method; defaults documented in :mod:`stclusters.params`.
     workspace : path, optional
-        DuckDB file to keep the run's tables in (default: a temporary file).
+        A workspace file (:mod:`stclusters.ingest`): the inputs are first added to it (files
+        it already holds are skipped by content), then the run ranks everything it holds.
+        Without inputs, the run ranks the workspace as it is, without reading anything.
     label : str, optional
         A label written into every output row and the manifest (``SYNTHETIC`` for the demo).
     progress, on_batch : callables, optional
@@ -282,14 +166,30 @@ def rank(inputs, *, params: RankParams | None = None, workspace: str | Path | No
     params = params or RankParams()
     # Resolved path order, not the caller's order or spelling: outputs must not depend on how
     # inputs were listed (relative or absolute).
-    checked = _check_inputs(sorted(_as_inputs(inputs),
-                                   key=lambda i: (str(Path(i.path).resolve()), i.kind)))
+    inputs = as_inputs(inputs)
+    if not inputs and workspace is None:
+        raise ParameterError("no input given", hint="pass input files, or a workspace made "
+                                                    "by `stclusters ingest`")
+    checked = expand_inputs(inputs) if inputs else []
     timings: dict[str, float] = {}
-    # In memory by default (3-4x faster to fill than a file); written out by .write().
-    workspace = Path(workspace) if workspace is not None else None
-    con = store.connect(workspace)
+    # In memory (3-4x faster to fill than a file); written out by .write(). A workspace
+    # file keeps what was read, for later runs; the run itself works on a copy in memory.
+    con = store.connect(None)
     with _stage(timings, "read", progress):
-        recorded = _ingest(con, checked, batch_rows=batch_rows, on_batch=on_batch)
+        if workspace is not None:
+            if checked:
+                ws = open_workspace(workspace)
+                try:
+                    ingest_into(ws, checked, batch_rows=batch_rows, on_batch=on_batch)
+                finally:
+                    ws.close()
+            load_workspace(workspace, con)
+        else:
+            ingest_into(con, checked, batch_rows=batch_rows, on_batch=on_batch)
+        prepare(con)
+        recorded = [store.InputFile(*r) for r in con.execute(
+            "SELECT input_id, path, kind, size_bytes, sha256 FROM inputs ORDER BY input_id"
+        ).fetchall()]
     with _stage(timings, "geocode", progress):
         geocoding = contrib.locate(con, _geocoder)
     with _stage(timings, "count", progress):
@@ -306,6 +206,7 @@ def rank(inputs, *, params: RankParams | None = None, workspace: str | Path | No
         ranking = build_ranking(con, params, totals, places=places)
     with _stage(timings, "account", progress):
         accounting, by_input = account(con)
+        geocoding["by_country"] = located_by_country(con)
         result = outcome(accounting, n_clusters=store.scalar(con, "SELECT count(*) FROM clusters"))
     manifest = _manifest(recorded, by_input, params, report, accounting, totals, geocoding,
                          label, notes)

@@ -1,0 +1,408 @@
+"""Inputs into a workspace: every file read once, resumably (``sources → workspace``).
+
+A *workspace* is a DuckDB file that holds what the readers made of the inputs (tables
+``inputs``, ``documents``, ``raw_contributions``, ``quarantine``, ``institutions`` and the
+staging tables of the bulk bundles, PatentsView ``pv_*`` and PATSTAT ``ps_*``). Each input
+file is read in one transaction: a run killed in the middle of a file leaves no trace of
+that file, and the next run reads it again from its start. A file whose content (sha256)
+is already in the workspace is skipped, whatever its name, so rerunning an ingest, or adding
+new files to a workspace, reads only what is new.
+
+:func:`stclusters.rank` ranks from a workspace without reading again: it copies the
+workspace into memory (:func:`load_workspace`), numbering the inputs in path order so that
+the outputs do not depend on the order in which files were ingested.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - pa.compute
+
+from stclusters import store
+from stclusters._faults import checkpoint
+from stclusters._sql import identifier
+from stclusters.errors import InputFormatError, ParameterError
+from stclusters.sources import (
+    FOLDER,
+    STAGING_PREFIX,
+    bundle_module,
+    bundles,
+    detect_kind,
+    folder_files,
+    read_source,
+)
+from stclusters.sources._quarantine import Quarantine
+from stclusters.sources.openalex import read_openalex_institutions
+from stclusters.sources.table import ingest_table
+
+#: The metric of records that a reader rejected before knowing their source.
+_KIND_SOURCE = {"uspto-xml": "patent", "openalex": "publication",
+                "openalex-institutions": "institution"}
+
+#: Tables a workspace keeps from ingest to rank (the bundles' staging tables besides).
+WORKSPACE_TABLES = ("inputs", "documents", "raw_contributions", "quarantine", "institutions")
+
+
+@dataclass(frozen=True)
+class Input:
+    """One input file: ``kind`` is 'auto', 'uspto-xml', 'openalex', 'table',
+    'openalex-institutions' (a lookup that locates OpenAlex affiliations by their
+    institution's ``geo`` coordinates), 'patentsview' or 'patstat' (a table file of those
+    bulk bundles); ``source`` sets the metric of a generic table without a ``source``
+    column."""
+
+    path: str
+    kind: str = "auto"
+    source: str | None = None
+
+
+@dataclass
+class FileIngest:
+    """What happened to one input file in :func:`ingest_into`."""
+
+    path: str
+    kind: str
+    status: str  # 'read' or 'skipped' (its content is already in the workspace)
+    records_read: int = 0
+    rejected: int = 0
+    seconds: float = 0.0
+    same_as: str | None = None  # for 'skipped': the workspace's file of the same content
+
+
+@dataclass
+class IngestReport:
+    """The files of one :func:`ingest_into` call, in the order they were taken."""
+
+    files: list[FileIngest] = field(default_factory=list)
+
+    @property
+    def n_read(self) -> int:
+        return sum(f.status == "read" for f in self.files)
+
+    @property
+    def n_skipped(self) -> int:
+        return sum(f.status == "skipped" for f in self.files)
+
+
+def as_inputs(inputs: Any) -> list[Input]:
+    """Paths, :class:`Input` s, or a mix, as a list of :class:`Input`."""
+    if isinstance(inputs, (str, Path, Input)):
+        inputs = [inputs]
+    return [i if isinstance(i, Input) else Input(str(i)) for i in inputs]
+
+
+def expand_inputs(inputs: Sequence[Input]) -> list[tuple[Input, str]]:
+    """Every input file with its kind, in resolved path order; fails fast, before anything
+    is read or written, on missing or unknown inputs.
+
+    A folder of input files is its files (each of its own kind, or of the kind given);
+    an OpenAlex snapshot folder is its part files (see
+    :func:`stclusters.sources.openalex.snapshot_parts`), so that each part is an input that
+    a resumed ingest can skip.
+    """
+    if not inputs:
+        raise ParameterError("no input given",
+                             hint="pass USPTO XML, OpenAlex works, PatentsView or PATSTAT "
+                                  "files, or contribution tables")
+    out: list[tuple[Input, str]] = []
+    for item in sorted(inputs, key=lambda i: (str(Path(i.path).resolve()), i.kind)):
+        p = Path(item.path)
+        if not p.exists():
+            raise InputFormatError(p, item.kind if item.kind != "auto" else "an input file",
+                                   "no such file or directory")
+        kind = detect_kind(p) if item.kind == "auto" or p.is_dir() else item.kind
+        if kind == FOLDER:  # a folder of input files: each one is an input of its own kind
+            for f in folder_files(p):
+                one = Input(str(f), kind=item.kind, source=item.source)
+                out.append((one, _folder_file_kind(p, f) if item.kind == "auto" else item.kind))
+        elif p.is_dir() and kind in ("openalex", "openalex-institutions"):
+            out.extend((Input(str(f), kind=k, source=item.source), k) for f, k in _parts(p))
+        else:
+            out.append((item, kind))
+    return out
+
+
+def _parts(folder: Path) -> list[tuple[Path, str]]:
+    from stclusters.sources import openalex  # noqa: PLC0415
+
+    return openalex.snapshot_parts(folder)
+
+
+def _folder_file_kind(folder: Path, f: Path) -> str:
+    """The kind of a file found in an input folder; one of no kind (a README) is refused
+    with a hint to name the input files themselves."""
+    try:
+        return detect_kind(f)
+    except InputFormatError as exc:
+        exc.hint = (f"every file in the folder {folder} is read as an input: give the input "
+                    f"files themselves rather than the folder, or move {f.name} out")
+        raise
+
+
+def _batch_file(p: Path, documents: pa.Table) -> str:
+    """The file a batch came from: ``p``, or for a folder (snapshot) the part named by the
+    batch's last ``record_ref`` (``<part below the folder>:line N``), so that progress can
+    count the parts done."""
+    if not p.is_dir() or documents.num_rows == 0:
+        return str(p)
+    ref = documents.column("record_ref")[documents.num_rows - 1].as_py() or ""
+    return str(p / ref.rsplit(":", 1)[0]) if ":" in ref else str(p)
+
+
+def _read_one(con: duckdb.DuckDBPyConnection, p: Path, kind: str, *, input_id: int,
+              source: str | None, q: Quarantine, batch_rows: int,
+              on_batch: Callable[[str, int], None] | None) -> int:
+    """Read one input into the workspace; return the records read (accepted + quarantined)."""
+    module = bundle_module(kind)
+    if module is not None:  # a table file of a bulk bundle: staged, assembled at rank time
+        n_read = module.stage(con, p, input_id=input_id, quarantine=q)
+        if on_batch:
+            on_batch(str(p), n_read)
+        return n_read
+    if kind == "openalex-institutions":
+        table = read_openalex_institutions(p, quarantine=q)
+        store.append(con, "institutions", table, input_id=input_id)
+        if on_batch:
+            on_batch(str(p), table.num_rows)
+        return table.num_rows + q.count
+    if kind == "table":  # the fast path: file → workspace in SQL
+        n_rows = ingest_table(con, p, input_id=input_id, quarantine=q, source=source)
+        if on_batch:
+            on_batch(str(p), n_rows)
+        return n_rows + q.count
+    n_docs = 0
+    for batch in read_source(p, kind=kind, quarantine=q, source=source, batch_size=batch_rows):
+        store.append(con, "documents", batch.documents, input_id=input_id)
+        store.append(con, "raw_contributions",
+                     store.with_doc_type(batch.contributions, batch.documents), input_id=input_id)
+        n_docs += batch.documents.num_rows
+        if on_batch:
+            on_batch(_batch_file(p, batch.documents), batch.documents.num_rows)
+    return n_docs + q.count
+
+
+def size_and_sha256(p: Path) -> tuple[int, str]:
+    """Bytes and sha256 of an input file; for a folder (a snapshot), of its files together:
+    the sha256 of the lines ``<sha256 of the file>  <path below the folder>`` in path order
+    (what ``sha256sum`` prints), so that any change of content or names shows."""
+    if p.is_file():
+        return p.stat().st_size, store.file_sha256(p)
+    files = folder_files(p)
+    listing = "".join(f"{store.file_sha256(f)}  {f.relative_to(p).as_posix()}\n" for f in files)
+    return sum(f.stat().st_size for f in files), hashlib.sha256(listing.encode()).hexdigest()
+
+
+def _known_contents(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """sha256 → path of the files already in the workspace."""
+    return {sha: path for sha, path in con.execute(
+        "SELECT sha256, arg_min(path, input_id) FROM inputs GROUP BY sha256").fetchall()}
+
+
+def _next_input_id(con: duckdb.DuckDBPyConnection) -> int:
+    return int(store.scalar(con, "SELECT coalesce(max(input_id) + 1, 0) FROM inputs"))
+
+
+def _store_quarantine(con: duckdb.DuckDBPyConnection, q: Quarantine, *, input_id: int,
+                      default_source: str | None) -> None:
+    qt = q.to_table()
+    if default_source and qt.num_rows:
+        filled = pa.compute.fill_null(qt.column("source"), default_source)
+        qt = qt.set_column(qt.schema.get_field_index("source"), "source", filled)
+    store.append(con, "quarantine", qt, input_id=input_id)
+
+
+def _default_source(kind: str, item: Input, p: Path) -> str | None:
+    module = bundle_module(kind)
+    if module is not None:
+        return module.SOURCES_OF.get(module.table_of(p) or "", "patent")
+    return item.source or _KIND_SOURCE.get(kind)
+
+
+def ingest_into(con: duckdb.DuckDBPyConnection, checked: Iterable[tuple[Input, str]], *,
+                batch_rows: int = 200_000, on_batch: Callable[[str, int], None] | None = None,
+                on_file: Callable[[FileIngest], None] | None = None) -> IngestReport:
+    """Read each input into the workspace ``con``, one transaction per file.
+
+    Parameters
+    ----------
+    checked : iterable of (Input, kind)
+        From :func:`expand_inputs`.
+    batch_rows : int
+        Documents per batch of the document readers.
+    on_batch, on_file : callables, optional
+        Progress: after each batch ``(file, records)``; after each file, its
+        :class:`FileIngest`.
+
+    Returns
+    -------
+    IngestReport
+        Per file: read or skipped (content already in the workspace), records, rejected.
+    """
+    report = IngestReport()
+    known = _known_contents(con)
+    for item, kind in checked:
+        p = Path(item.path)
+        t0 = time.perf_counter()
+        size, sha = size_and_sha256(p)
+        if sha in known:
+            done = FileIngest(str(item.path), kind, "skipped", same_as=known[sha])
+        else:
+            done = _ingest_file(con, item, kind, size=size, sha=sha, batch_rows=batch_rows,
+                                on_batch=on_batch)
+            known[sha] = str(item.path)
+        done.seconds = round(time.perf_counter() - t0, 3)
+        report.files.append(done)
+        if on_file:
+            on_file(done)
+    return report
+
+
+def _ingest_file(con: duckdb.DuckDBPyConnection, item: Input, kind: str, *, size: int, sha: str,
+                 batch_rows: int, on_batch: Callable[[str, int], None] | None) -> FileIngest:
+    """One file in one transaction: all of it is in the workspace, or nothing."""
+    p = Path(item.path)
+    input_id = _next_input_id(con)
+    q = Quarantine()
+    con.begin()
+    try:
+        n_read = _read_one(con, p, kind, input_id=input_id, source=item.source, q=q,
+                           batch_rows=batch_rows, on_batch=on_batch)
+        store.add_input(con, store.InputFile(input_id, str(item.path), kind, size, sha),
+                        records_read=n_read)
+        _store_quarantine(con, q, input_id=input_id, default_source=_default_source(kind, item, p))
+        checkpoint(f"ingest:before-commit:{p.name}")  # tests kill the process here
+        con.commit()
+    except BaseException:
+        try:
+            con.rollback()
+        except duckdb.Error:
+            pass  # the transaction is already gone (the connection broke)
+        raise
+    return FileIngest(str(item.path), kind, "read", records_read=n_read, rejected=q.count)
+
+
+def prepare(con: duckdb.DuckDBPyConnection) -> None:
+    """From ingested inputs to what the counting takes: the bundles' documents and
+    contributions assembled from their staging tables, then one version of each document
+    kept (:func:`stclusters.store.quarantine_duplicate_documents`)."""
+    kinds = {r[0] for r in con.execute("SELECT DISTINCT kind FROM inputs").fetchall()}
+    for kind, module in bundles():
+        if kind in kinds:
+            module.assemble(con)
+    store.quarantine_duplicate_documents(con)
+
+
+def _staging_tables(con: duckdb.DuckDBPyConnection, schema: str) -> list[str]:
+    prefixes = tuple(STAGING_PREFIX.values())
+    return sorted(r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = ?",
+        [schema]).fetchall() if r[0].startswith(prefixes))
+
+
+def load_workspace(path: str | Path, con: duckdb.DuckDBPyConnection) -> None:
+    """Copy a workspace's ingested tables into ``con`` (a fresh :func:`store.connect`),
+    with the inputs numbered in path order.
+
+    Raises
+    ------
+    InputFormatError
+        ``path`` is no workspace (not a DuckDB file, or none written by ``ingest``), or
+        another process holds it.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputFormatError(p, "a workspace", "no such file",
+                               hint="create it with: stclusters ingest INPUT... --workspace "
+                                    + str(p))
+    try:
+        con.execute("ATTACH ? AS _src (READ_ONLY)", [str(p)])
+    except duckdb.Error as exc:
+        why = "in use by another process" if "lock" in str(exc).lower() else f"not a workspace ({exc})"
+        raise InputFormatError(p, "a workspace", why) from exc
+    try:
+        have = {r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = '_src'"
+        ).fetchall()}
+        missing = [t for t in WORKSPACE_TABLES if t not in have]
+        if missing:
+            raise InputFormatError(p, "a workspace", "not a workspace: no table "
+                                   + ", ".join(missing))
+        # New ids in path order: outputs never depend on the order files were ingested in.
+        con.execute("""CREATE TEMP TABLE _renumber AS
+            SELECT input_id AS old_id, (row_number() OVER (ORDER BY path, sha256, input_id) - 1)::INTEGER
+                   AS new_id FROM _src.inputs""")
+        for table in (*WORKSPACE_TABLES, *_staging_tables(con, "_src")):
+            _copy_renumbered(con, table)
+        con.execute("DROP TABLE _renumber")
+    finally:
+        con.execute("DETACH _src")
+
+
+def _copy_renumbered(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    t = identifier(table)
+    cols = [r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_catalog = '_src' "
+        "AND table_name = ? ORDER BY ordinal_position", [table]).fetchall()]
+    select = ", ".join("m.new_id AS input_id" if c == "input_id" else f"s.{identifier(c)}"
+                       for c in cols)
+    order = "ORDER BY m.new_id, s.rowid" if "input_id" in cols else ""
+    con.execute(f"DROP TABLE IF EXISTS {t}")
+    con.execute(f"CREATE TABLE {t} AS SELECT {select} FROM _src.{t} s "
+                f"LEFT JOIN _renumber m ON m.old_id = s.input_id {order}"
+                if "input_id" in cols else f"CREATE TABLE {t} AS SELECT * FROM _src.{t}")
+
+
+def ingest(inputs: Any, *, workspace: str | Path, batch_rows: int = 200_000,
+           on_batch: Callable[[str, int], None] | None = None,
+           on_file: Callable[[FileIngest], None] | None = None) -> IngestReport:
+    """Add input files to a workspace file (created if missing), skipping what it holds.
+
+    Parameters
+    ----------
+    inputs : path, Input, or a sequence of them
+        As for :func:`stclusters.rank`, and PatentsView / PATSTAT table files or folders.
+    workspace : path
+        The DuckDB file. Rank from it with ``stclusters.rank([], workspace=...)``.
+
+    Returns
+    -------
+    IngestReport
+
+    Examples
+    --------
+    >>> stclusters.ingest(["g_inventor_disambiguated.tsv.zip", "g_patent.tsv.zip"],
+    ...                   workspace="pv.duckdb")                       # doctest: +SKIP
+    >>> stclusters.rank([], workspace="pv.duckdb").write("out/")       # doctest: +SKIP
+    """
+    checked = expand_inputs(as_inputs(inputs))
+    con = open_workspace(workspace)
+    try:
+        return ingest_into(con, checked, batch_rows=batch_rows, on_batch=on_batch,
+                           on_file=on_file)
+    finally:
+        con.close()
+
+
+def open_workspace(path: str | Path) -> duckdb.DuckDBPyConnection:
+    """Open (or create) a workspace file for ingesting.
+
+    Raises
+    ------
+    InputFormatError
+        Another process holds the file, or it is not a DuckDB database.
+    """
+    p = Path(path)
+    try:
+        return store.connect(p)
+    except duckdb.Error as exc:
+        why = ("in use by another process (an ingest or rank running on it?)"
+               if "lock" in str(exc).lower() else f"not a workspace ({exc})")
+        raise InputFormatError(p, "a workspace", why) from exc
