@@ -23,7 +23,7 @@ def __getattr__(name: str):
 
         return getattr(pipeline, name)
     if name in _LAZY_INGEST:
-        from stclusters import ingest  # noqa: PLC0415
+        from stclusters import workspace  # noqa: PLC0415
 
-        return getattr(ingest, name)
+        return getattr(workspace, name)
     raise AttributeError(f"module 'stclusters' has no attribute {name!r}")

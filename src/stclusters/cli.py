@@ -604,7 +604,7 @@ def ingest_cmd(
 
     Then: stclusters rank --workspace pv.duckdb --out out
     """
-    from stclusters.ingest import Input, ingest  # noqa: PLC0415
+    from stclusters.workspace import Input, ingest  # noqa: PLC0415
 
     try:
         with _signals_unwind():

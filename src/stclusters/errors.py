@@ -19,9 +19,10 @@ class InputFormatError(StclustersError):
     Raised before anything is written, so no output is half-made.
     """
 
-    def __init__(self, path: str | Path, expected: str, detail: str) -> None:
+    def __init__(self, path: str | Path, expected: str, detail: str, *,
+                 hint: str | None = None) -> None:
         super().__init__(f"{path}: cannot read as {expected}: {detail}",
-                         hint=f"check that the file exists and is {expected}")
+                         hint=hint or f"check that the file exists and is {expected}")
         self.path = str(path)
         self.expected = expected
         self.detail = detail

@@ -32,7 +32,7 @@ from stclusters.params import RankParams
 from stclusters._settlements import UN_WUP_CREDIT
 from stclusters._population import population_source
 from stclusters.ranking import build_ranking
-from stclusters.ingest import (  # noqa: F401 - Input is part of this module's API
+from stclusters.workspace import (  # noqa: F401 - Input is part of this module's API
     Input,
     as_inputs,
     expand_inputs,
@@ -143,7 +143,7 @@ def rank(inputs, *, params: RankParams | None = None, workspace: str | Path | No
     params : RankParams, optional
         Every tunable of the method; defaults documented in :mod:`stclusters.params`.
     workspace : path, optional
-        A workspace file (:mod:`stclusters.ingest`): the inputs are first added to it (files
+        A workspace file (:mod:`stclusters.workspace`): the inputs are first added to it (files
         it already holds are skipped by content), then the run ranks everything it holds.
         Without inputs, the run ranks the workspace as it is, without reading anything.
     label : str, optional

@@ -1,4 +1,4 @@
-"""Inputs into a workspace: every file read once, resumably (``sources → workspace``).
+"""The workspace: inputs read into it once, resumably (``sources → workspace``).
 
 A *workspace* is a DuckDB file that holds what the readers made of the inputs (tables
 ``inputs``, ``documents``, ``raw_contributions``, ``quarantine``, ``institutions`` and the
