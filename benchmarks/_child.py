@@ -132,8 +132,57 @@ def _e2e_baseline(task: dict[str, Any]):
     return work, facts
 
 
+def _duck_threads(con, task: dict[str, Any]) -> None:
+    if task.get("threads"):
+        con.execute(f"SET threads = {int(task['threads'])}")
+
+
+def _read_ours(task: dict[str, Any]):
+    """stclusters' read stage on a bundle or snapshot: every file staged with its checks,
+    accounting and quarantine, then assembled into documents and contributions."""
+    from stclusters import store  # noqa: PLC0415
+    from stclusters.workspace import as_inputs, expand_inputs, ingest_into, prepare  # noqa: PLC0415
+
+    def work():
+        con = store.connect(None)
+        _duck_threads(con, task)
+        ingest_into(con, expand_inputs(as_inputs(task["paths"])))
+        prepare(con)
+        return con
+
+    def facts(con) -> dict:
+        n_rows, n_located = con.execute(
+            "SELECT count(*), count(lat) FROM raw_contributions").fetchall()[0]
+        return {"rows": int(n_rows), "rows_with_coordinates": int(n_located),
+                "documents": int(con.execute("SELECT count(*) FROM documents").fetchall()[0][0]),
+                "read": int(con.execute("SELECT sum(records_read) FROM inputs").fetchall()[0][0])}
+    return work, facts
+
+
+def _read_peer(task: dict[str, Any]):
+    """What a user would write instead: DuckDB's read_csv / read_json with the same columns,
+    filters and joins (``benchmarks/bulk/<format>.py`` ``peer_sql``), into a table."""
+    import duckdb  # noqa: PLC0415
+
+    from stclusters.store import DEFAULT_MEMORY_MB  # noqa: PLC0415
+
+    module = __import__(f"benchmarks.bulk.{task['format']}", fromlist=["peer_sql"])
+    sql, params = module.peer_sql(task["peer_arg"])
+
+    def work():
+        con = duckdb.connect(config={"memory_limit": f"{DEFAULT_MEMORY_MB}MB"})
+        _duck_threads(con, task)
+        con.execute(f"CREATE TABLE peer AS {sql}", params)
+        return con
+
+    def facts(con) -> dict:
+        return {"rows": int(con.execute("SELECT count(*) FROM peer").fetchall()[0][0])}
+    return work, facts
+
+
 CONTENDERS = {"ours": _ours, "sklearn": _sklearn, "dbscan_pkg": _dbscan_pkg,
-              "e2e_ours": _e2e_ours, "e2e_baseline": _e2e_baseline}
+              "e2e_ours": _e2e_ours, "e2e_baseline": _e2e_baseline,
+              "read_ours": _read_ours, "read_peer": _read_peer}
 
 
 def run(task: dict[str, Any]) -> dict[str, Any]:

@@ -63,14 +63,17 @@ class Scale:
     mem_limit_mb: float
     dense: tuple[int, ...] = ()  # sizes of the dense-world case (ours)
     dense_skl: int = 0  # the dense size where scikit-learn also runs (one run)
+    readers: tuple[int, ...] = ()  # rows of each bulk format (inventor / link rows; works / 4)
 
 
 SCALES = {
     "quick": Scale(cmp_n=30_000, scaling=(10_000, 30_000, 100_000), e2e=(20_000,), repeats=1,
-                   timeout_s=120, mem_limit_mb=8000, dense=(10_000, 30_000), dense_skl=10_000),
+                   timeout_s=120, mem_limit_mb=8000, dense=(10_000, 30_000), dense_skl=10_000,
+                   readers=(100_000,)),
     "full": Scale(cmp_n=1_000_000, scaling=(100_000, 300_000, 1_000_000, 3_000_000, 10_000_000),
                   e2e=(1_000_000, 10_000_000), repeats=3, timeout_s=600, mem_limit_mb=16000,
-                  dense=(300_000, 1_000_000, 10_000_000), dense_skl=300_000),
+                  dense=(300_000, 1_000_000, 10_000_000), dense_skl=300_000,
+                  readers=(10_000_000,)),
 }
 
 
@@ -421,10 +424,69 @@ def section_e2e(scale: Scale, data_dir: Path, work: Path) -> tuple[list[Row], di
     return rows, {}
 
 
+def _bulk_data(data_dir: Path, fmt: str, n: int) -> tuple[list[str], Any]:
+    """The generated files of one bulk format (made once, cached beside the other data):
+    what stclusters reads (the published form) and what the DuckDB peer reads (DuckDB reads
+    no zip: the unzipped members)."""
+    import importlib  # noqa: PLC0415
+
+    gen = importlib.import_module(f"benchmarks.bulk.{fmt}")
+    root = data_dir / f"bulk-{fmt}-{n}"
+    done = root / ".complete"
+    if fmt == "patentsview":
+        if not done.exists():
+            gen.generate(root / "zip", n_rows=n)
+            gen.generate(root / "tsv", n_rows=n, compress="none")
+            done.touch()
+        ours = sorted(str(p) for p in (root / "zip").iterdir())
+        return ours, sorted(str(p) for p in (root / "tsv").iterdir())
+    if fmt == "patstat":
+        if not done.exists():
+            zips = gen.generate(root / "zip", n_rows=n)
+            gen.unzip(zips, root / "csv")
+            done.touch()
+        return sorted(str(p) for p in (root / "zip").iterdir()), \
+            sorted(str(p) for p in (root / "csv").iterdir())
+    if not done.exists():  # openalex: a snapshot of n / 4 works (about 4 rows per work)
+        snapshot = gen.generate(root / "snapshot", n_works=max(n // 4, 1))
+        done.write_text(str(Path(snapshot).relative_to(root)))
+    snapshot = root / done.read_text()
+    return [str(snapshot)], str(snapshot)
+
+
+#: The bulk formats of the readers section, and what one record is.
+_BULK_FORMATS = {"patentsview": "PatentsView zipped TSVs (g_*)",
+                 "patstat": "PATSTAT CSV zips (tls201/206/207/209)",
+                 "openalex": "OpenAlex snapshot (works + institutions)"}
+
+
+def section_readers(scale: Scale, data_dir: Path, work: Path) -> tuple[list[Row], dict]:
+    """Each bulk reader against its DuckDB peer (read_csv / read_json with the same columns,
+    filters and joins), on the same generated files, 1 and 2 threads."""
+    rows: list[Row] = []
+    for fmt, what in _BULK_FORMATS.items():
+        for n in scale.readers:
+            ours_paths, peer_arg = _bulk_data(data_dir, fmt, n)
+            for threads in (1, 2):
+                o = measure(Row("readers", n, f"{fmt}", f"stclusters, threads={threads}"),
+                            {"contender": "read_ours", "paths": ours_paths, "threads": threads},
+                            _threads_env(threads), scale)
+                p = measure(Row("readers", n, f"{fmt} peer", f"DuckDB read_*, threads={threads}"),
+                            {"contender": "read_peer", "format": fmt, "peer_arg": peer_arg,
+                             "threads": threads}, _threads_env(threads), scale)
+                if o.times_s and p.times_s:
+                    o.ratio = f"{p.median_s / o.median_s:.2f}x the peer's speed"
+                if o.times_s:
+                    o.facts["records_per_s"] = round(o.facts.get("read", 0) / o.median_s)
+                o.facts["format"] = what
+                rows += [o, p]
+    return rows, {}
+
+
 SECTIONS = {"weighted": section_weighted, "skl_sizes": section_sklearn_sizes,
             "unweighted": section_unweighted,
             "scaling": section_scaling, "min_weight": section_min_weight,
-            "dense": section_dense, "end_to_end": section_e2e}
+            "dense": section_dense, "end_to_end": section_e2e, "readers": section_readers}
 
 
 # --------------------------------------------------------------------------- report
@@ -508,6 +570,16 @@ def targets(rows: list[Row], extra: dict[str, Any], scale: Scale) -> list[str]:
         out.append(f"scaling {big.n:,}: {big.median_s:.1f} s, {big.peak_mb:.0f} MiB "
                    f"(target 10M <= 20 s and <= 4096 MiB: "
                    f"{'met' if big.median_s <= 20 and big.peak_mb <= 4096 else 'MISSED'})")
+    for fmt in _BULK_FORMATS:
+        for thr in (1, 2):
+            o = get("readers", fmt, pred=lambda r, t=thr: f"threads={t}" in r.params)
+            p = get("readers", f"{fmt} peer", pred=lambda r, t=thr: f"threads={t}" in r.params)
+            if o and p and o.times_s and p.times_s:
+                q = p.median_s / o.median_s
+                out.append(f"{fmt} {o.n:,} rows, {thr} thread(s): {o.median_s:.1f} s "
+                           f"({o.facts.get('records_per_s', 0):,} records/s, "
+                           f"{o.peak_mb:.0f} MiB) vs DuckDB peer {p.median_s:.1f} s: {q:.2f}x the "
+                           f"peer's speed (target >= 1x: {'met' if q >= 1 else 'MISSED'})")
     e = get("end_to_end", "stclusters", n=max(scale.e2e))
     b = get("end_to_end", "pandas+skl", n=max(scale.e2e))
     if e and e.times_s:
