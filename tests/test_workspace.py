@@ -19,6 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 import stclusters
+from conftest import SHARED_DATA as SHARED
 from stclusters.cli import app
 from stclusters.errors import InputFormatError, ParameterError
 
@@ -183,3 +184,54 @@ def test_a_workspace_in_use_by_another_ingest_is_refused(tmp_path, tables):
         ready.unlink()
         proc.communicate(timeout=60)
     assert proc.returncode == 0
+
+
+# ------------------------------------------------------------ decoding in worker processes
+
+def _workspace_rows(con) -> dict[str, list]:
+    return {t: con.execute(f"SELECT * EXCLUDE (input_id), input_id FROM {t} ORDER BY ALL").fetchall()
+            for t in ("documents", "raw_contributions", "quarantine", "institutions")}
+
+
+def test_worker_processes_decode_to_the_same_workspace(tmp_path, monkeypatch):
+    from stclusters import store
+    from stclusters.workspace import as_inputs, expand_inputs, ingest_into
+
+    files = sorted((SHARED / "samples" / "uspto").glob("uspto_ipg*.xml.gz"))
+    files += sorted((SHARED / "samples" / "openalex").glob("*.json.gz"))
+    assert len(files) >= 3
+    broken = tmp_path / "broken.xml.gz"  # one damaged part among them: read up to the break
+    broken.write_bytes(files[0].read_bytes()[:3000])
+    files.append(broken)
+    results = {}
+    for workers in ("1", "2"):
+        monkeypatch.setenv("STCLUSTERS_WORKERS", workers)
+        con = store.connect(None)
+        report = ingest_into(con, expand_inputs(as_inputs([str(f) for f in files])))
+        results[workers] = (_workspace_rows(con),
+                            [(Path(f.path).name, f.records_read, f.rejected) for f in report.files])
+    assert results["1"] == results["2"]
+    read = {name: (n, rejected) for name, n, rejected in results["1"][1]}
+    assert read["broken.xml.gz"][1] >= 1  # the break is in the quarantine, in both
+
+
+def test_a_file_refused_in_a_worker_is_refused_with_its_name(tmp_path, monkeypatch):
+    import gzip
+
+    from stclusters.workspace import Input
+
+    files = sorted((SHARED / "samples" / "uspto").glob("uspto_ipg*.xml.gz"))[:2]
+    bad = tmp_path / "zz-bad.xml.gz"  # gzip, but no XML in it: the reader refuses it whole
+    bad.write_bytes(gzip.compress(b"hello, this is no patent\n" * 100))
+    monkeypatch.setenv("STCLUSTERS_WORKERS", "2")
+    ws = tmp_path / "ws.duckdb"
+    inputs = [Input(str(f)) for f in files] + [Input(str(bad), kind="uspto-xml")]
+    with pytest.raises(InputFormatError, match="zz-bad.xml.gz.*XML declaration"):
+        stclusters.ingest(inputs, workspace=ws)
+    # The file is refused whole: nothing of it is in the workspace.
+    con = duckdb.connect(str(ws), read_only=True)
+    try:
+        names = [Path(r[0]).name for r in con.execute("SELECT path FROM inputs").fetchall()]
+    finally:
+        con.close()
+    assert "zz-bad.xml.gz" not in names

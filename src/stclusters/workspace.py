@@ -27,6 +27,14 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401 - pa.compute
 
 from stclusters import store
+from stclusters._decode_pool import (
+    DECODED_KINDS,
+    Decoded,
+    DecodePool,
+    ipc_batches,
+    raise_if_refused,
+    worker_count,
+)
 from stclusters._faults import checkpoint
 from stclusters._sql import identifier
 from stclusters.errors import InputFormatError, ParameterError
@@ -210,9 +218,8 @@ def _next_input_id(con: duckdb.DuckDBPyConnection) -> int:
     return int(store.scalar(con, "SELECT coalesce(max(input_id) + 1, 0) FROM inputs"))
 
 
-def _store_quarantine(con: duckdb.DuckDBPyConnection, q: Quarantine, *, input_id: int,
+def _store_quarantine(con: duckdb.DuckDBPyConnection, qt: pa.Table, *, input_id: int,
                       default_source: str | None) -> None:
-    qt = q.to_table()
     if default_source and qt.num_rows:
         filled = pa.compute.fill_null(qt.column("source"), default_source)
         qt = qt.set_column(qt.schema.get_field_index("source"), "source", filled)
@@ -229,7 +236,9 @@ def _default_source(kind: str, item: Input, p: Path) -> str | None:
 def ingest_into(con: duckdb.DuckDBPyConnection, checked: Iterable[tuple[Input, str]], *,
                 batch_rows: int = 200_000, on_batch: Callable[[str, int], None] | None = None,
                 on_file: Callable[[FileIngest], None] | None = None) -> IngestReport:
-    """Read each input into the workspace ``con``, one transaction per file.
+    """Read each input into the workspace ``con``, one transaction per file, in the given
+    order; document files (XML, JSON) are decoded ahead by worker processes when there are
+    several (:mod:`stclusters._decode_pool`, ``$STCLUSTERS_WORKERS``).
 
     Parameters
     ----------
@@ -248,36 +257,67 @@ def ingest_into(con: duckdb.DuckDBPyConnection, checked: Iterable[tuple[Input, s
     """
     report = IngestReport()
     known = _known_contents(con)
+    plan = []  # (item, kind, size, sha, the workspace's file of the same content or None)
     for item, kind in checked:
-        p = Path(item.path)
-        t0 = time.perf_counter()
-        size, sha = size_and_sha256(p)
-        if sha in known:
-            done = FileIngest(str(item.path), kind, "skipped", same_as=known[sha])
-        else:
-            done = _ingest_file(con, item, kind, size=size, sha=sha, batch_rows=batch_rows,
-                                on_batch=on_batch)
-            known[sha] = str(item.path)
-        done.seconds = round(time.perf_counter() - t0, 3)
-        report.files.append(done)
-        if on_file:
-            on_file(done)
+        size, sha = size_and_sha256(Path(item.path))
+        plan.append((item, kind, size, sha, known.get(sha)))
+        known.setdefault(sha, str(item.path))
+    jobs = [(str(item.path), kind, item.source) for item, kind, _, _, same in plan
+            if same is None and kind in DECODED_KINDS]
+    n_workers = worker_count(len(jobs), sum(size for item, kind, size, _, same in plan
+                                            if same is None and kind in DECODED_KINDS))
+    pool = DecodePool(jobs, workers=n_workers, batch_rows=batch_rows) if n_workers > 1 else None
+    try:
+        for item, kind, size, sha, same in plan:
+            t0 = time.perf_counter()
+            if same is not None:
+                done = FileIngest(str(item.path), kind, "skipped", same_as=same)
+            else:
+                decoded = pool.result(str(item.path)) if pool and kind in DECODED_KINDS else None
+                done = _ingest_file(con, item, kind, size=size, sha=sha, batch_rows=batch_rows,
+                                    on_batch=on_batch, decoded=decoded)
+            done.seconds = round(time.perf_counter() - t0, 3)
+            report.files.append(done)
+            if on_file:
+                on_file(done)
+    finally:
+        if pool is not None:
+            pool.close()
     return report
 
 
+def _apply_decoded(con: duckdb.DuckDBPyConnection, p: Path, decoded: Decoded, *, input_id: int,
+                   on_batch: Callable[[str, int], None] | None) -> tuple[int, pa.Table]:
+    """Append what a worker decoded from ``p``; return its records read and quarantine."""
+    raise_if_refused(decoded)
+    for table, ipc in decoded.tables:
+        for data in ipc_batches(ipc):
+            store.append(con, table, data, input_id=input_id)
+        Path(ipc).unlink()
+    if on_batch:
+        for n in decoded.batches:
+            on_batch(str(p), n)
+    return decoded.n_read, decoded.quarantine
+
+
 def _ingest_file(con: duckdb.DuckDBPyConnection, item: Input, kind: str, *, size: int, sha: str,
-                 batch_rows: int, on_batch: Callable[[str, int], None] | None) -> FileIngest:
+                 batch_rows: int, on_batch: Callable[[str, int], None] | None,
+                 decoded: Decoded | None = None) -> FileIngest:
     """One file in one transaction: all of it is in the workspace, or nothing."""
     p = Path(item.path)
     input_id = _next_input_id(con)
-    q = Quarantine()
     con.begin()
     try:
-        n_read = _read_one(con, p, kind, input_id=input_id, source=item.source, q=q,
-                           batch_rows=batch_rows, on_batch=on_batch)
+        if decoded is not None:
+            n_read, qt = _apply_decoded(con, p, decoded, input_id=input_id, on_batch=on_batch)
+        else:
+            q = Quarantine()
+            n_read = _read_one(con, p, kind, input_id=input_id, source=item.source, q=q,
+                               batch_rows=batch_rows, on_batch=on_batch)
+            qt = q.to_table()
         store.add_input(con, store.InputFile(input_id, str(item.path), kind, size, sha),
                         records_read=n_read)
-        _store_quarantine(con, q, input_id=input_id, default_source=_default_source(kind, item, p))
+        _store_quarantine(con, qt, input_id=input_id, default_source=_default_source(kind, item, p))
         checkpoint(f"ingest:before-commit:{p.name}")  # tests kill the process here
         con.commit()
     except BaseException:
@@ -286,7 +326,7 @@ def _ingest_file(con: duckdb.DuckDBPyConnection, item: Input, kind: str, *, size
         except duckdb.Error:
             pass  # the transaction is already gone (the connection broke)
         raise
-    return FileIngest(str(item.path), kind, "read", records_read=n_read, rejected=q.count)
+    return FileIngest(str(item.path), kind, "read", records_read=n_read, rejected=qt.num_rows)
 
 
 def prepare(con: duckdb.DuckDBPyConnection) -> None:
