@@ -241,43 +241,89 @@ def _size_bytes(path: Path) -> int:
         return 0
 
 
+#: How each input kind is named on its progress bar.
+_KIND_LABEL = {"uspto-xml": "USPTO XML", "openalex": "OpenAlex works",
+               "openalex-institutions": "OpenAlex institutions", "table": "tables",
+               "patentsview": "PatentsView", "patstat": "PATSTAT"}
+
+
+def _input_files(inputs: list[Path]) -> list[tuple[Path, str]]:
+    """The input files below ``inputs`` with their kinds (folders and snapshots expanded),
+    for the progress bars only: an input that cannot be told is left to the run to refuse."""
+    from stclusters.workspace import as_inputs, expand_inputs  # noqa: PLC0415
+
+    try:
+        return [(Path(i.path), kind) for i, kind in expand_inputs(as_inputs(inputs))]
+    except Exception:  # noqa: BLE001 - the run says what is wrong, in its own words
+        return [(p, "input") for p in inputs]
+
+
 class _ReadProgress:
-    """Progress of the read stage: bytes of finished input files out of all input bytes (a
-    file counts when its last batch is in: readers do not report positions inside a file),
-    records read and their rate."""
+    """Progress of the read stage, one bar per source kind (USPTO XML, OpenAlex works,
+    PatentsView…): bytes of finished input files out of that kind's input bytes (a file
+    counts when its last batch is in: readers do not report positions inside a file), the
+    records read, their rate, and the time left."""
 
     def __init__(self, bar: Progress, inputs: list[Path], prefix: str) -> None:
         self.bar = bar
         self.prefix = prefix
-        self.records = 0
+        files = _input_files(inputs)
+        self.kind_of = {str(p): kind for p, kind in files}
+        self.records: dict[str, int] = {}
         self.current: str | None = None
         self.done: set[str] = set()
-        self.task = bar.add_task(prefix + "reading inputs", total=sum(map(_size_bytes, inputs))
-                                 or None, records="")
-        self.t0 = time.perf_counter()
+        self.tasks: dict[str, Any] = {}
+        for kind in dict.fromkeys(kind for _, kind in files):
+            total = sum(_size_bytes(p) for p, k in files if k == kind)
+            self.tasks[kind] = bar.add_task(f"{prefix}{_KIND_LABEL.get(kind, kind)}",
+                                            total=total or None, records="")
+            self.records[kind] = 0
+        self.last_t = time.perf_counter()
+        self.started: dict[str, float] = {}
+
+    def _kind(self, path: str) -> str:
+        if path not in self.kind_of and self.tasks:  # a part of a folder given whole
+            self.kind_of[path] = next(iter(self.tasks))
+        return self.kind_of.get(path, "input")
+
+    def _task(self, kind: str) -> Any:
+        if kind not in self.tasks:
+            self.tasks[kind] = self.bar.add_task(self.prefix + kind, total=None, records="")
+            self.records[kind] = 0
+        return self.tasks[kind]
 
     def _finish_current(self) -> None:
         if self.current is not None and self.current not in self.done:
             self.done.add(self.current)
-            self.bar.advance(self.task, _size_bytes(Path(self.current)))
+            self.bar.advance(self._task(self._kind(self.current)), _size_bytes(Path(self.current)))
 
     def batch(self, path: str, n: int) -> None:
         if path != self.current:
             self._finish_current()
             self.current = path
-        self.records += n
-        rate = self.records / max(time.perf_counter() - self.t0, 1e-9)
-        self.bar.update(self.task, description=f"{self.prefix}reading {escape(Path(path).name)}",
-                        records=f"{self.records:,} records, {rate:,.0f}/s")
+        kind = self._kind(path)
+        now = time.perf_counter()
+        # A kind's clock starts when the batch before its first one came in (its reading
+        # started then), not at the run's start.
+        start = self.started.setdefault(kind, self.last_t)
+        self.last_t = now
+        self.records[kind] += n
+        rate = self.records[kind] / max(now - start, 1e-9)
+        self.bar.update(self._task(kind),
+                        description=f"{self.prefix}{_KIND_LABEL.get(kind, kind)}: "
+                                    f"{escape(Path(path).name)}",
+                        records=f"{self.records[kind]:,} records, {rate:,.0f}/s")
 
     def finish(self) -> None:
         self._finish_current()
-        task = self.bar.tasks[self.task]
-        if task.total is not None:
-            self.bar.update(self.task, completed=task.total)
-        self.bar.update(self.task, description=f"{self.prefix}read {len(self.done)} input "
-                        f"file(s)")
-        self.bar.stop_task(self.task)
+        for kind, task_id in self.tasks.items():
+            task = self.bar.tasks[task_id]
+            if task.total is not None:
+                self.bar.update(task_id, completed=task.total)
+            n_files = sum(1 for f in self.done if self._kind(f) == kind)
+            self.bar.update(task_id, description=f"{self.prefix}{_KIND_LABEL.get(kind, kind)}: "
+                            f"read {n_files} file(s)")
+            self.bar.stop_task(task_id)
 
 
 class _BarIfKnown(BarColumn):
