@@ -171,6 +171,7 @@ def _read_peer(task: dict[str, Any]):
 
     def work():
         con = duckdb.connect(config={"memory_limit": f"{DEFAULT_MEMORY_MB}MB"})
+        con.execute("SET enable_progress_bar = false")
         _duck_threads(con, task)
         con.execute(f"CREATE TABLE peer AS {sql}", params)
         return con
