@@ -323,3 +323,27 @@ def test_institution_read_twice_without_dates_first_record_wins_later_is_account
         ("inst.jsonl", "line 3", "duplicate record"),
         ("inst.jsonl", "line 4", "latitude outside [-90, 90]")]
     assert t.num_rows + q.count == len(recs)  # every record read is somewhere
+
+
+def test_domain_of_the_primary_topic(tmp_path):
+    _, docs, _, _ = _read(FIXTURE)
+    assert docs["domain"].to_pylist() == ["Physical Sciences", "Life Sciences", None]
+    _, sample, _, _ = _read(SAMPLE)  # the 2022 shape has no primary_topic
+    assert set(sample["domain"].to_pylist()) == {None}
+    topic = {"field": {"id": 22, "display_name": "Engineering"}}
+    works = [
+        {"id": "W1", "primary_topic": {**topic, "domain": {"id": 3}}},  # id only: its name
+        {"id": "W2", "primary_topic": {**topic, "domain": {"id": "https://openalex.org/domains/2"}}},
+        {"id": "W3", "primary_topic": {**topic, "domain": {"id": 9}}},  # no such domain
+        {"id": "W4", "primary_topic": {**topic, "domain": {"display_name": 7}}},
+        {"id": "W5", "primary_topic": {**topic, "domain": "Physical Sciences"}},
+        {"id": "W6", "primary_topic": None},
+    ]
+    path = tmp_path / "w.jsonl"
+    path.write_text("\n".join(json.dumps(w) for w in works))
+    _, docs, _, q = _read(path)
+    assert dict(zip(docs["doc_id"].to_pylist(), docs["domain"].to_pylist())) == {
+        "W1": "Physical Sciences", "W2": "Social Sciences", "W3": None, "W5": None, "W6": None}
+    assert [(r["position"], r["field"], r["reason"]) for r in q.to_table().to_pylist()] == [
+        ("line 4", "primary_topic.domain.display_name",
+         "primary_topic.domain.display_name: not a string (number)")]

@@ -109,7 +109,8 @@ def test_parquet_typed_columns_and_explicit_sequences(tmp_path):
     _, docs, cons, q = _read(path)
     assert docs.to_pylist()[0] | {} == {"doc_id": "D1", "source": "publication", "year": 2021,
                                         "doc_type": None, "n_contributors": 2,
-                                        "record_ref": "c.parquet:row 1", "updated_date": None}
+                                        "record_ref": "c.parquet:row 1", "updated_date": None,
+                                        "domain": None}
     assert docs.num_rows == 1  # D2 rejected: its only row has lon 200
     assert cons["precision"].to_pylist() == ["city", "point", None]
     assert cons["address_seq"].to_pylist() == [0, 1, 0]
@@ -205,7 +206,7 @@ def _ingested(path, **kw):
     q = Quarantine()
     n = ingest_table(con, path, input_id=0, quarantine=q, **kw)
     docs = store.fetch_arrow(con, "SELECT * EXCLUDE (input_id) FROM documents").cast(DOCUMENT)
-    cons = store.fetch_arrow(con, "SELECT * EXCLUDE (input_id, doc_type, _row) FROM raw_contributions"
+    cons = store.fetch_arrow(con, "SELECT * EXCLUDE (input_id, doc_type, _row, domain) FROM raw_contributions"
                              ).cast(RAW_CONTRIBUTION)
     assert n == cons.num_rows
     return docs, cons, q

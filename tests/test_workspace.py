@@ -235,3 +235,41 @@ def test_a_file_refused_in_a_worker_is_refused_with_its_name(tmp_path, monkeypat
     finally:
         con.close()
     assert "zz-bad.xml.gz" not in names
+
+
+# ------------------------------------------------------------ an OpenAlex snapshot, resumed
+
+SNAPSHOT = Path(__file__).parent / "fixtures" / "openalex_snapshot"
+
+
+def test_a_snapshot_ingest_killed_between_parts_resumes_part_by_part(tmp_path):
+    ws = tmp_path / "ws.duckdb"
+    proc, _ = _ingest_process(tmp_path, ws, [SNAPSHOT], pause_at="ingest:before-commit:part_001.gz")
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    done_before = _counts(ws)["inputs"]
+    assert done_before >= 1
+    report = stclusters.ingest([str(SNAPSHOT)], workspace=ws)
+    assert sum(f.status == "skipped" for f in report.files) == done_before
+    resumed = stclusters.rank([], workspace=ws)
+    direct = stclusters.rank([str(SNAPSHOT)])
+    assert resumed.ranking.equals(direct.ranking)
+    assert resumed.manifest["accounting"] == direct.manifest["accounting"]
+    assert resumed.manifest["snapshot_checks"] == direct.manifest["snapshot_checks"] == []
+    _balanced(resumed.manifest)
+
+
+def test_snapshot_manifest_findings_reach_the_run_manifest(tmp_path):
+    import shutil
+
+    snap = tmp_path / "snap"
+    shutil.copytree(SNAPSHOT, snap)
+    part = sorted((snap / "data" / "works").rglob("part_000.gz"))[0]
+    part.write_bytes(part.read_bytes()[:2000])  # an interrupted download
+    res = stclusters.rank([str(snap)])
+    problems = {(Path(f["entity_dir"]).name, f["part"], f["problem"])
+                for f in res.manifest["snapshot_checks"]}
+    rel = part.relative_to(snap / "data" / "works").as_posix()
+    assert problems == {("works", rel, "incomplete part"), ("works", rel, "record count differs")}
+    result = runner.invoke(app, ["rank", str(snap), "--out", str(tmp_path / "out")])
+    assert "incomplete part" in result.output and "record count differs" in result.output

@@ -68,9 +68,12 @@ def _workspace_status_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[int, 
         inst AS (
           SELECT input_id, 'institution' AS source,
                  CASE WHEN lat IS NULL OR lon IS NULL THEN 'no_coordinates' ELSE 'used' END AS status
-          FROM institutions)
+          FROM institutions),
+        merged AS (  -- a lookup: every merged-away id read is used as a filter
+          SELECT input_id, 'merged_id' AS source, 'used' AS status FROM merged_ids)
         SELECT input_id, source, status, count(*) FROM (
-          SELECT * FROM docs UNION ALL SELECT * FROM rows_ UNION ALL SELECT * FROM inst)
+          SELECT * FROM docs UNION ALL SELECT * FROM rows_ UNION ALL SELECT * FROM inst
+          UNION ALL SELECT * FROM merged)
         GROUP BY ALL ORDER BY ALL""").fetchall()
 
 
@@ -122,7 +125,8 @@ def _unit(kind: str, path: str) -> str:
         return module.UNITS.get(module.table_of(Path(path)) or "", "row")
     if kind in DOCUMENT_KINDS:
         return "document"
-    return "institution" if kind == "openalex-institutions" else "row"
+    return {"openalex-institutions": "institution",
+            "openalex-merged-ids": "merged id"}.get(kind, "row")
 
 
 def account(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -218,7 +222,7 @@ def located_by_country(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, di
 
 
 #: Sources that are lookups (they locate other records) and feed no counts of their own.
-LOOKUP_SOURCES = frozenset({"institution"})
+LOOKUP_SOURCES = frozenset({"institution", "merged_id"})
 
 
 def lookup_sources() -> frozenset[str]:

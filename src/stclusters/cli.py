@@ -533,8 +533,8 @@ def _report_outcome(outcome: dict[str, Any]) -> int:
     return OUTCOME_EXIT_CODES[status]
 
 
-_KINDS = ("auto", "uspto-xml", "openalex", "openalex-institutions", "table", "patentsview",
-          "patstat")
+_KINDS = ("auto", "uspto-xml", "openalex", "openalex-institutions", "openalex-merged-ids",
+          "table", "patentsview", "patstat")
 
 
 def rank_cmd(*, inputs: list[Path], out: Path, force: bool, kind: str, source: str | None,
@@ -588,7 +588,8 @@ def rank_cmd(*, inputs: list[Path], out: Path, force: bool, kind: str, source: s
 def _print_run(res, *, out: Path, paths: dict[str, Path], top: int) -> None:  # noqa: ANN001
     """What ``rank`` prints once its outputs are written."""
     _show(res, title="S&T clusters", top=top)
-    for line in _threshold_warnings(res.manifest):
+    for line in _threshold_warnings(res.manifest) + snapshot_warnings(
+            res.manifest.get("snapshot_checks", [])):
         err.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
     console.print(f"Wrote {', '.join(sorted(p.name for p in paths.values()))} to "
                   f"{escape(str(out))}/.")
@@ -650,7 +651,7 @@ def ingest_cmd(
 
     Then: stclusters rank --workspace pv.duckdb --out out
     """
-    from stclusters.workspace import Input, ingest  # noqa: PLC0415
+    from stclusters.workspace import Input, ingest, workspace_snapshot_findings  # noqa: PLC0415
 
     try:
         with _signals_unwind():
@@ -659,15 +660,37 @@ def ingest_cmd(
             with _progress(list(inputs)) as (_, batch):
                 report = ingest([Input(str(p), kind=kind, source=source) for p in inputs],
                                 workspace=workspace, on_batch=batch)
+            findings = workspace_snapshot_findings(workspace)
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - every error becomes one line
         _fail(exc)
     _print_ingest(report, workspace)
+    for line in snapshot_warnings(findings):
+        err.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
+
+
+#: Snapshot findings printed one by one; the rest are counted (all are in the manifest).
+_MAX_SNAPSHOT_WARNINGS = 5
+
+
+def snapshot_warnings(findings: list[dict[str, Any]]) -> list[str]:
+    """One line per OpenAlex snapshot manifest finding (at most a few, then a count)."""
+    lines = []
+    for f in findings[:_MAX_SNAPSHOT_WARNINGS]:
+        where = f"{Path(f['entity_dir']).name}/{f['part']}" if f["part"] else Path(f["entity_dir"]).name
+        detail = ", ".join(f"{k} {f[k]}" for k in ("expected", "found") if f.get(k) is not None)
+        lines.append(f"OpenAlex snapshot {where}: {f['problem']}" + (f" ({detail})" if detail else ""))
+    if len(findings) > _MAX_SNAPSHOT_WARNINGS:
+        lines.append(f"… and {len(findings) - _MAX_SNAPSHOT_WARNINGS} more snapshot findings "
+                     "(manifest.json: snapshot_checks)")
+    return lines
 
 
 def _print_ingest(report, workspace: Path) -> None:  # noqa: ANN001
     """One line per file (read or skipped), then the totals."""
+    from stclusters.sources.openalex import file_name  # noqa: PLC0415
+
     for f in report.files:
-        name = escape(Path(f.path).name)
+        name = escape(file_name(Path(f.path)))
         if f.status == "skipped":
             console.print(f"  [dim]skipped {name}: already in the workspace "
                           f"(as {escape(Path(f.same_as or '').name)})[/]", highlight=False)

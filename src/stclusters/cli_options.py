@@ -104,6 +104,12 @@ def _choices(cls: type, name: str) -> tuple[str, ...] | None:
     return CHOICES.get(name)
 
 
+def _is_list(cls: type, name: str) -> bool:
+    """Is the field a tuple of values (``tuple[str, ...] | None``)?"""
+    hint = typing.get_type_hints(cls)[name]
+    return any(typing.get_origin(a) is tuple for a in (*typing.get_args(hint), hint))
+
+
 def _value_type(cls: type, name: str) -> type:
     """int, float, str or bool from a field's annotation (``float | None`` → float)."""
     hint = typing.get_type_hints(cls)[name]
@@ -327,6 +333,11 @@ def params_from_options(values: Mapping[str, Any], *, defaults: RankParams | Non
             problems.append(problem)
         elif opt.target[0] == "weight":
             weights[opt.target[1]] = value
+        elif _is_list(RankParams, opt.target[1]):  # a list: comma-separated, or all
+            try:
+                run[opt.target[1]] = parse_types(value)
+            except ValueError:
+                problems.append(f"{opt.flag}: cannot read {value!r} (comma-separated, or all)")
         else:
             run[opt.target[1]] = value
     if weights and not any(w > 0 for w in weights.values()):

@@ -28,7 +28,8 @@ from stclusters.schema import GEOCODE_FIELDS, PRECISIONS, RAW_CONTRIBUTION
 WEIGHT_SCALE = float(2**52)
 
 #: Why a contribution does not take part in clustering (in the order they are tested).
-FILTER_REASONS = ("out_of_window", "doc_type_excluded", "unlocated", "coarse_precision",
+FILTER_REASONS = ("out_of_window", "merged_away", "doc_type_excluded", "domain_excluded",
+                  "unlocated", "coarse_precision",
                   "country_mismatch")
 
 _ADDRESS_KEY = ("city", "admin1", "country", "postcode", "address_raw", "org")
@@ -121,6 +122,10 @@ def _register_source_params(con: duckdb.DuckDBPyConnection, params: RankParams,
         "last_year": pa.array([sp.last_year for sp in sps], pa.int32()),
         "doc_types": pa.array([None if sp.doc_types is None else list(sp.doc_types) for sp in sps],
                               pa.list_(pa.string())),
+        # OpenAlex topic domains counted: a publications-only filter (RankParams).
+        "domains": pa.array([list(params.publication_domains)
+                             if s == "publication" and params.publication_domains is not None
+                             else None for s in sources], pa.list_(pa.string())),
     }))
 
 
@@ -142,9 +147,9 @@ def count_fractional(con: duckdb.DuckDBPyConnection, params: RankParams) -> None
     key_match = " AND ".join(f"g.{k} IS NOT DISTINCT FROM {_key_expr(k, 'r')}"
                              for k in _ADDRESS_KEY)
     # The raw fields are kept beside the parsed ones: country_stated, postcode, address_raw.
-    common = ("r.input_id, r.doc_id, r.source, r.year, r.contributor_seq, r.address_seq, "
+    common = ("r.rowid AS _rid, r.input_id, r.doc_id, r.source, r.year, r.contributor_seq, r.address_seq, "
               "r.country, r.admin1, r.city, r.org, r.tech_field, r.applicant, r.institution_id, "
-              "r.record_ref, r.doc_type, r.country AS country_stated, r.postcode, r.address_raw")
+              "r.record_ref, r.doc_type, r.domain, r.country AS country_stated, r.postcode, r.address_raw")
     # A given coordinate without a country takes the country of where it is (reverse
     # geocoding, stclusters.quality); a stated country is kept, a disagreement flagged.
     common_given = common.replace("r.country,", "coalesce(r.country, rc.country) AS country,", 1)
@@ -158,8 +163,7 @@ def count_fractional(con: duckdb.DuckDBPyConnection, params: RankParams) -> None
     filter_flagged = "TRUE" if params.quality_action == "filter" else "FALSE"
     flagged = literals(quality.COUNTRY_CHECKS)
     _register_source_params(con, params, sources)
-    con.execute(f"""
-    CREATE OR REPLACE TABLE contributions AS
+    ctes = f"""
     WITH sp AS (SELECT * FROM _source_params),
     inst AS (
         -- One coordinate per institution id (the last file read wins, as in a snapshot).
@@ -167,7 +171,7 @@ def count_fractional(con: duckdb.DuckDBPyConnection, params: RankParams) -> None
                arg_max(geonames_city_id, input_id) AS geonames_city_id
         FROM institutions WHERE lat IS NOT NULL AND lon IS NOT NULL GROUP BY id
     ),
-    located AS (
+    located AS NOT MATERIALIZED (
         -- Rows the source located keep their coordinate; only the others meet the geocodes.
         SELECT {common_given}, r.lat, r.lon, coalesce(r.precision, 'point') AS precision_,
                NULL::BIGINT AS geoname_id, 'given' AS geocode_status,
@@ -193,22 +197,31 @@ def count_fractional(con: duckdb.DuckDBPyConnection, params: RankParams) -> None
         FROM raw_contributions r LEFT JOIN geocodes g ON {key_match}
         WHERE r.lat IS NULL AND NOT EXISTS (SELECT 1 FROM inst i WHERE i.id = r.institution_id)
     ),
-    -- Recomputed by its two readers rather than materialised: one wide 10M-row copy less.
     st AS NOT MATERIALIZED (
         SELECT l.*,
           CASE
             WHEN (sp.first_year IS NOT NULL OR sp.last_year IS NOT NULL) AND (l.year IS NULL
                   OR l.year < coalesce(sp.first_year, l.year)
                   OR l.year > coalesce(sp.last_year, l.year)) THEN 'out_of_window'
+            -- An OpenAlex work merged into another (snapshot merged_ids) is that one now.
+            WHEN l.source = 'publication' AND l.doc_id IN (SELECT id FROM merged_ids)
+                  THEN 'merged_away'
             WHEN sp.doc_types IS NOT NULL AND l.doc_type IS NOT NULL
                   AND NOT list_contains(sp.doc_types, l.doc_type) THEN 'doc_type_excluded'
+            WHEN sp.domains IS NOT NULL AND l.domain IS NOT NULL
+                  AND NOT list_contains(sp.domains, l.domain) THEN 'domain_excluded'
             WHEN l.lat IS NULL OR l.lon IS NULL THEN 'unlocated'
             WHEN ({prec_case}) > {min_rank} THEN 'coarse_precision'
             WHEN {filter_flagged} AND l.quality_flag IN ({flagged}) THEN 'country_mismatch'
             ELSE 'used'
           END AS status
         FROM located l LEFT JOIN sp ON sp.source = l.source
-    ),
+    )"""
+    # Two passes over the rows, neither materialising them: the weights from the keys and
+    # statuses alone (a narrow table keyed by the raw row), then the one wide write. One
+    # pass joining the wide rows to their shares held them all (10M: 4 GB, spilled).
+    con.execute(f"""
+    CREATE OR REPLACE TEMP TABLE _weights AS {ctes},
     per_contributor AS (
         SELECT source, doc_id, contributor_seq,
                sum(CASE WHEN status = 'used' THEN 1 ELSE 0 END) AS n_addr
@@ -223,18 +236,23 @@ def count_fractional(con: duckdb.DuckDBPyConnection, params: RankParams) -> None
         SELECT c.source, c.doc_id, c.contributor_seq, c.n_addr, d.n_all, d.n_located
         FROM per_contributor c JOIN per_doc d ON d.source = c.source AND d.doc_id = c.doc_id
     )
+    SELECT st._rid, 1.0 / w.{n_denominator} / w.n_addr AS weight,
+           CAST(round({WEIGHT_SCALE!r} / w.{n_denominator} / w.n_addr) AS BIGINT) AS weight_fx
+    FROM st JOIN shares w
+      ON w.source = st.source AND w.doc_id = st.doc_id AND w.contributor_seq = st.contributor_seq
+    WHERE st.status = 'used'
+    """)
+    con.execute(f"""
+    CREATE OR REPLACE TABLE contributions AS {ctes}
     SELECT st.input_id, st.doc_id, st.source, st.year, st.contributor_seq, st.address_seq,
            st.lat, st.lon, st.precision_ AS precision, st.country, st.admin1, st.city, st.org,
            st.tech_field, st.applicant, st.institution_id, st.geoname_id, st.geocode_status,
            st.record_ref, st.doc_type, st.status, st.country_stated, st.postcode,
            st.address_raw, st.text_country, st.quality_flag,
-           CASE WHEN st.status = 'used' THEN 1.0 / w.{n_denominator} / w.n_addr ELSE 0.0 END AS weight,
-           CASE WHEN st.status = 'used'
-                THEN CAST(round({WEIGHT_SCALE!r} / w.{n_denominator} / w.n_addr) AS BIGINT)
-                ELSE 0 END AS weight_fx
-    FROM st JOIN shares w
-      ON w.source = st.source AND w.doc_id = st.doc_id AND w.contributor_seq = st.contributor_seq
+           coalesce(w.weight, 0.0) AS weight, coalesce(w.weight_fx, 0) AS weight_fx
+    FROM st LEFT JOIN _weights w ON w._rid = st._rid
     """)
+    con.execute("DROP TABLE _weights")
     con.unregister("_source_params")
 
 
@@ -242,8 +260,9 @@ def aggregate_points(con: duckdb.DuckDBPyConnection) -> None:
     """Build table ``points``: used weight summed per ``(source, lat, lon)`` (methodology §3).
 
     Columns: ``source, lat, lon, weight`` (DOUBLE), ``weight_fx`` (exact HUGEINT sum),
-    ``n_contributions``. Sorted by ``(source, lat, lon)``, so its order does not depend on
-    the input order. Also table ``point_countries``: the same weight split by the
+    ``n_contributions``. Unordered: the clustering reads it sorted by ``(source, lat, lon)``
+    and writes it back in that order (one sort of millions of points, not two). Also table
+    ``point_countries``: the same weight split by the
     contributions' ``country`` (``??`` unknown), for the economy labels; one pass over the
     contributions serves both.
     """
@@ -262,7 +281,6 @@ def aggregate_points(con: duckdb.DuckDBPyConnection) -> None:
            CAST(sum(n_contributions) AS BIGINT) AS n_contributions
     FROM point_countries
     GROUP BY source, lat, lon
-    ORDER BY source, lat, lon
     """)
 
 

@@ -28,6 +28,15 @@ DEFAULT_EPS_KM = 13.0
 #: the GII's 100th cluster (about 0.1 % of the world) well above the threshold.
 DEFAULT_MIN_WEIGHT_SHARE_PCT = 0.02
 
+#: OpenAlex's four topic domains (``primary_topic.domain.display_name``; formats.md §2.3).
+#: The arts and humanities are a field of Social Sciences, as are psychology and economics.
+OPENALEX_DOMAINS: tuple[str, ...] = ("Health Sciences", "Life Sciences", "Physical Sciences",
+                                     "Social Sciences")
+
+#: The science and technology domains: the GII counts S&T articles (SCIE), so the social
+#: sciences and humanities are left out of publication counts by default.
+ST_DOMAINS: tuple[str, ...] = ("Health Sciences", "Life Sciences", "Physical Sciences")
+
 #: Population year when no window is set: the UN table's latest estimate-based year
 #: (later columns are projections).
 DEFAULT_POPULATION_YEAR = 2020
@@ -133,6 +142,12 @@ class RankParams:
         ``keep`` (default: counted under the stated country, as the GII counts every record;
         each one is listed in the ``quality`` table) or ``filter`` (not counted; filter reason
         ``country_mismatch`` in the accounting).
+    publication_domains : tuple of str or None
+        OpenAlex topic domains of the publications counted (``primary_topic.domain``;
+        ``all`` on the command line). By default the science and technology domains:
+        Social Sciences, with the arts and humanities, is left out (filter reason
+        ``domain_excluded``). A work without a primary topic (the 2022 shape) or another
+        publication without a domain is counted. None keeps every domain.
     """
 
     sources: Mapping[str, SourceParams] = field(default_factory=_default_sources)
@@ -148,6 +163,7 @@ class RankParams:
     name_min_population: int = 100_000
     population_year: int | None = None
     quality_action: Literal["keep", "filter"] = "keep"
+    publication_domains: tuple[str, ...] | None = ST_DOMAINS
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -180,6 +196,12 @@ class RankParams:
                             f"got {self.population_year}")
         if self.quality_action not in ("keep", "filter"):
             problems.append(f"quality_action must be 'keep' or 'filter', got {self.quality_action!r}")
+        if self.publication_domains is not None:
+            unknown = [d for d in self.publication_domains if d not in OPENALEX_DOMAINS]
+            if unknown or not self.publication_domains:
+                problems.append(f"publication_domains must be OpenAlex domains "
+                                f"({', '.join(OPENALEX_DOMAINS)}) or None for all, got "
+                                f"{', '.join(map(repr, unknown)) or 'none'}")
         if problems:
             raise ParameterError("invalid parameters: " + "; ".join(problems),
                                  hint="see `stclusters rank --help` for the ranges")

@@ -40,6 +40,7 @@ from stclusters.workspace import (  # noqa: F401 - Input is part of this module'
     load_workspace,
     open_workspace,
     prepare,
+    snapshot_findings,
 )
 
 GEONAMES_CREDIT = "Place names and populations: GeoNames (geonames.org), CC BY 4.0."
@@ -211,6 +212,7 @@ def rank(inputs, *, params: RankParams | None = None, workspace: str | Path | No
     manifest = _manifest(recorded, by_input, params, report, accounting, totals, geocoding,
                          label, notes)
     manifest["outcome"] = result
+    manifest["snapshot_checks"] = snapshot_findings(con)
     manifest["quality"] = findings
     _record_run(con, manifest, timings)
     return RankResult(ranking, params, manifest, con, timings, label)

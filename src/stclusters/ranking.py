@@ -9,6 +9,7 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from stclusters import _naming as _names
 from stclusters import _settlements
@@ -114,15 +115,20 @@ def _source_weights(con: duckdb.DuckDBPyConnection, sources: list[str], n_stc: i
     return weights
 
 
-def _cluster_ids(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """``stc<lat><lon>`` of each cluster's heaviest core point: content, not input order."""
-    heaviest = fetch_arrow(con, """
-        SELECT stc, lat, lon FROM (
-          SELECT stc, lat, lon, row_number() OVER (
-              PARTITION BY stc ORDER BY weight DESC, lat, lon, source) AS k
-          FROM points WHERE is_core AND stc >= 0) WHERE k = 1 ORDER BY stc""")
-    return [f"stc{la:+.4f}{lo:+.4f}" for la, lo in zip(
-        heaviest.column("lat").to_pylist(), heaviest.column("lon").to_pylist())]
+def _cluster_ids(cores: pa.Table) -> list[str]:
+    """``stc<lat><lon>`` of each cluster's heaviest core point (weight desc, then lat, lon,
+    source): content, not input order. ``cores``: the core points' ``stc, source, lat, lon,
+    weight``, any order (a window over ``points`` in SQL took seconds at 10M)."""
+    if cores.num_rows == 0:
+        return []
+    names = sorted(pc.unique(cores.column("source")).to_pylist())
+    source = pc.index_in(cores.column("source"), value_set=pa.array(names, pa.string())
+                         ).to_numpy(zero_copy_only=False)
+    stc, lat, lon = (cores.column(c).to_numpy() for c in ("stc", "lat", "lon"))
+    # lexsort's last key is the primary one: per cluster, the heaviest first.
+    order = np.lexsort((source, lon, lat, -cores.column("weight").to_numpy(), stc))
+    first = order[np.flatnonzero(np.diff(stc[order], prepend=-1))]
+    return [f"stc{la:+.4f}{lo:+.4f}" for la, lo in zip(lat[first].tolist(), lon[first].tolist())]
 
 
 def _per_million(weight: np.ndarray, population: np.ndarray) -> np.ndarray:
@@ -162,16 +168,17 @@ def build_ranking(con: duckdb.DuckDBPyConnection, params: RankParams, world_tota
     shares = {s: weights[s] / world_totals[s] * 100 if world_totals[s] > 0 else weights[s] * 0
               for s in sources}
     sc = score(shares, dict(params.source_weights))
-    n_core, core_lat, core_lon = _centroids(fetch_arrow(con, """
-        SELECT stc, lat, lon, weight FROM points WHERE is_core AND stc >= 0
-        ORDER BY stc, source, lat, lon"""))
+    cores = fetch_arrow(con, """
+        SELECT stc, source, lat, lon, weight FROM points WHERE is_core AND stc >= 0
+        ORDER BY stc, source, lat, lon""")
+    n_core, core_lat, core_lon = _centroids(cores)
     economies = economy_labels(con, min_share_pct=params.economy_min_share_pct)
     naming, population, basis = _names_and_population(con, params, places, world_totals, n_stc)
     order = rank_order(sc, shares.get("patent", np.zeros(n_stc)), naming)
     rank = np.empty(n_stc, dtype=np.int64)
     rank[order] = np.arange(1, n_stc + 1)
     cols: dict[str, object] = {
-        "rank": rank, "cluster_id": _cluster_ids(con), "name": naming,
+        "rank": rank, "cluster_id": _cluster_ids(cores), "name": naming,
         "economy": [economies.get(i, "??") for i in range(n_stc)],
         **{f"{s}_weight": weights[s] for s in sources},
         **{f"{s}_share_pct": shares[s] for s in sources},

@@ -67,6 +67,9 @@ DOCUMENT = pa.schema(
         # ISO 8601 date of this version of the record (OpenAlex ``updated_date``), null when
         # the input has none: of two versions of a document the newer one is kept.
         pa.field("updated_date", pa.string()),
+        # OpenAlex topic domain of a work (``primary_topic.domain.display_name``, e.g.
+        # 'Physical Sciences'); null for patents, tables and works without a primary topic.
+        pa.field("domain", pa.string()),
     ]
 )
 

@@ -33,7 +33,8 @@ import pyarrow.compute  # noqa: F401 - pa.compute
 from stclusters._sql import identifier, utf8_text
 from stclusters._tempdirs import private_dir
 from stclusters.schema import DOCUMENT, QUARANTINE, RAW_CONTRIBUTION
-from stclusters.sources.openalex import INSTITUTION_GEO
+from stclusters.sources import BUNDLE_KINDS
+from stclusters.sources.openalex import INSTITUTION_GEO, MERGED_IDS
 
 _DUCK_TYPES = {
     pa.string(): "VARCHAR",
@@ -118,10 +119,17 @@ def connect(path: str | Path | None = None, *, memory_mb: int | None = None) -> 
     # ``_row`` is the row number in a table input (null for documents), so the documents of
     # a table can be derived from these rows without a second copy.
     con.execute(_ddl("raw_contributions", RAW_CONTRIBUTION.append(pa.field("doc_type", pa.string()))
-                     .append(pa.field("_row", pa.int64())), "input_id INTEGER, "))
+                     .append(pa.field("_row", pa.int64()))
+                     .append(pa.field("domain", pa.string())), "input_id INTEGER, "))
     con.execute(_ddl("quarantine", QUARANTINE, "input_id INTEGER, "))
     # OpenAlex institutions with coordinates (optional lookup, see pipeline ``institutions``).
     con.execute(_ddl("institutions", INSTITUTION_GEO, "input_id INTEGER, "))
+    # OpenAlex works merged into others (a snapshot's data/merged_ids/works): not counted.
+    con.execute(_ddl("merged_ids", MERGED_IDS, "input_id INTEGER, "))
+    # What an OpenAlex snapshot's manifests say of its parts (missing, incomplete, record
+    # counts that differ from what was read): see stclusters.workspace.
+    con.execute("CREATE TABLE IF NOT EXISTS snapshot_checks (entity_dir VARCHAR, part VARCHAR, "
+                "problem VARCHAR, expected VARCHAR, found VARCHAR)")
     return con
 
 
@@ -165,8 +173,9 @@ def quarantine_duplicate_documents(con: duckdb.DuckDBPyConnection) -> int:
     """
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _dup AS
-        SELECT d.input_id, d.source, d.doc_id, d.record_ref, d.first_ref,
-               i.kind IN ('uspto-xml', 'openalex') AS is_document_kind,
+        SELECT d.input_id, d.source, d.doc_id, d.record_ref, d.first_ref, i.kind,
+               i.kind IN (SELECT unnest(?::VARCHAR[])) AS is_document_kind,
+               i.kind IN (SELECT unnest(?::VARCHAR[])) AS is_bundle,
                CASE WHEN d.kept_date IS NOT NULL
                          AND (d.updated_date IS NULL OR d.kept_date > d.updated_date)
                     THEN 'superseded by a newer version' ELSE 'duplicate document' END AS reason,
@@ -181,7 +190,7 @@ def quarantine_duplicate_documents(con: duckdb.DuckDBPyConnection) -> int:
               WINDOW w AS (PARTITION BY source, doc_id
                            ORDER BY updated_date DESC NULLS LAST, input_id, rowid)) d
         JOIN inputs i USING (input_id)
-        WHERE d.k > 1""")
+        WHERE d.k > 1""", [[*DOCUMENT_KINDS, *BUNDLE_KINDS], list(BUNDLE_KINDS)])
     n = int(con.execute("SELECT count(*) FROM _dup").fetchall()[0][0])
     if n:
         position = "regexp_extract({0}, '^(.*):([^:]*)$', 2)"
@@ -201,6 +210,12 @@ def quarantine_duplicate_documents(con: duckdb.DuckDBPyConnection) -> int:
             DELETE FROM raw_contributions r USING _dup d
             WHERE r.input_id = d.input_id AND r.source = d.source AND r.doc_id = d.doc_id
               AND (NOT d.is_document_kind OR r.record_ref = d.record_ref)""")
+        # A bundle's contributions come from another file than its documents (inventors vs
+        # patents); a bundle assembles each doc_id once, so (kind, source, doc_id) is the key.
+        con.execute("""
+            DELETE FROM raw_contributions r USING _dup d, inputs i
+            WHERE d.is_bundle AND i.input_id = r.input_id AND i.kind = d.kind
+              AND r.source = d.source AND r.doc_id = d.doc_id""")
         con.execute("""
             DELETE FROM documents x USING _dup d
             WHERE x.input_id = d.input_id AND x.source = d.source AND x.doc_id = d.doc_id
@@ -210,12 +225,13 @@ def quarantine_duplicate_documents(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def with_doc_type(batch_contributions: pa.Table, batch_documents: pa.Table) -> pa.Table:
-    """Contributions of a reader batch with their document's ``doc_type`` (matched on
-    ``record_ref``, which a document and its contributions share)."""
+    """Contributions of a reader batch with their document's ``doc_type`` and ``domain``
+    (matched on ``record_ref``, which a document and its contributions share)."""
     idx = pa.compute.index_in(batch_contributions.column("record_ref"),
                               value_set=batch_documents.column("record_ref"))
     return batch_contributions.append_column(
-        "doc_type", pa.compute.take(batch_documents.column("doc_type"), idx))
+        "doc_type", pa.compute.take(batch_documents.column("doc_type"), idx)).append_column(
+        "domain", pa.compute.take(batch_documents.column("domain"), idx))
 
 
 def append(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table, *, input_id: int) -> None:

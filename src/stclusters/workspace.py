@@ -48,15 +48,19 @@ from stclusters.sources import (
     read_source,
 )
 from stclusters.sources._quarantine import Quarantine
-from stclusters.sources.openalex import read_openalex_institutions
+from stclusters.sources.openalex import read_merged_ids, read_openalex_institutions
 from stclusters.sources.table import ingest_table
+
+#: The kind of a snapshot's merged-ids file (``data/merged_ids/works/*.csv.gz``).
+MERGED_IDS_KIND = "openalex-merged-ids"
 
 #: The metric of records that a reader rejected before knowing their source.
 _KIND_SOURCE = {"uspto-xml": "patent", "openalex": "publication",
-                "openalex-institutions": "institution"}
+                "openalex-institutions": "institution", MERGED_IDS_KIND: "merged_id"}
 
 #: Tables a workspace keeps from ingest to rank (the bundles' staging tables besides).
-WORKSPACE_TABLES = ("inputs", "documents", "raw_contributions", "quarantine", "institutions")
+WORKSPACE_TABLES = ("inputs", "documents", "raw_contributions", "quarantine", "institutions",
+                    "merged_ids", "snapshot_checks")
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,8 @@ def expand_inputs(inputs: Sequence[Input]) -> list[tuple[Input, str]]:
                 out.append((one, _folder_file_kind(p, f) if item.kind == "auto" else item.kind))
         elif p.is_dir() and kind in ("openalex", "openalex-institutions"):
             out.extend((Input(str(f), kind=k, source=item.source), k) for f, k in _parts(p))
+            out.extend((Input(str(f), kind=MERGED_IDS_KIND), MERGED_IDS_KIND)
+                       for f in _merged_id_files(p))
         else:
             out.append((item, kind))
     return out
@@ -142,6 +148,12 @@ def _parts(folder: Path) -> list[tuple[Path, str]]:
     from stclusters.sources import openalex  # noqa: PLC0415
 
     return openalex.snapshot_parts(folder)
+
+
+def _merged_id_files(folder: Path) -> list[Path]:
+    from stclusters.sources import openalex  # noqa: PLC0415
+
+    return openalex.merged_id_files(folder)
 
 
 def _folder_file_kind(folder: Path, f: Path) -> str:
@@ -175,6 +187,12 @@ def _read_one(con: duckdb.DuckDBPyConnection, p: Path, kind: str, *, input_id: i
         if on_batch:
             on_batch(str(p), n_read)
         return n_read
+    if kind == MERGED_IDS_KIND:  # works merged away: filtered when counting
+        table = read_merged_ids([p])
+        store.append(con, "merged_ids", table, input_id=input_id)
+        if on_batch:
+            on_batch(str(p), table.num_rows)
+        return table.num_rows
     if kind == "openalex-institutions":
         table = read_openalex_institutions(p, quarantine=q)
         store.append(con, "institutions", table, input_id=input_id)
@@ -283,7 +301,57 @@ def ingest_into(con: duckdb.DuckDBPyConnection, checked: Iterable[tuple[Input, s
     finally:
         if pool is not None:
             pool.close()
+    check_snapshots(con, [Path(item.path) for item, kind, *_ in plan
+                          if kind in ("openalex", "openalex-institutions")])
     return report
+
+
+def _entity_dir(part: Path) -> Path | None:
+    """The entity folder (``data/works``…) of a snapshot part in an ``updated_date=`` folder."""
+    return part.parent.parent if part.parent.name.startswith("updated_date=") else None
+
+
+def check_snapshots(con: duckdb.DuckDBPyConnection, parts: Sequence[Path]) -> None:
+    """Table ``snapshot_checks``: for each snapshot entity folder among ``parts``, what its
+    manifest says against the files (:func:`stclusters.sources.openalex.check_manifest`:
+    missing, incomplete, unlisted parts) and against the records read from each part (a
+    ``record count differs`` finding). Replaced for a folder each time it is ingested."""
+    from stclusters.sources import openalex  # noqa: PLC0415
+
+    folders = sorted({d for d in map(_entity_dir, parts) if d is not None})
+    for folder in folders:
+        findings = openalex.check_manifest(folder)
+        counts = openalex.manifest_record_counts(folder)
+        read = {Path(path).relative_to(folder).as_posix(): n for path, n in con.execute(
+            "SELECT path, records_read FROM inputs WHERE starts_with(path, ?)",
+            [str(folder) + "/"]).fetchall()}
+        findings += [{"part": rel, "problem": "record count differs", "expected": n,
+                      "found": read[rel]} for rel, n in sorted(counts.items())
+                     if rel in read and read[rel] != n]
+        con.execute("DELETE FROM snapshot_checks WHERE entity_dir = ?", [str(folder)])
+        if findings:
+            con.executemany("INSERT INTO snapshot_checks VALUES (?, ?, ?, ?, ?)",
+                            [[str(folder), f["part"], f["problem"],
+                              None if f["expected"] is None else str(f["expected"]),
+                              None if f["found"] is None else str(f["found"])]
+                             for f in findings])
+
+
+def workspace_snapshot_findings(path: str | Path) -> list[dict[str, Any]]:
+    """:func:`snapshot_findings` of a workspace file (opened read-only)."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return snapshot_findings(con)
+    finally:
+        con.close()
+
+
+def snapshot_findings(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """The rows of ``snapshot_checks``, for the run manifest, in a stable order."""
+    cols = ("entity_dir", "part", "problem", "expected", "found")
+    return [dict(zip(cols, r)) for r in con.execute(
+        "SELECT entity_dir, part, problem, expected, found FROM snapshot_checks ORDER BY ALL"
+    ).fetchall()]
 
 
 def _apply_decoded(con: duckdb.DuckDBPyConnection, p: Path, decoded: Decoded, *, input_id: int,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from stclusters.clusters.dbscan import dbscan_sphere, link_clusters, nearest_core
 from stclusters.store import fetch_arrow
@@ -56,7 +57,11 @@ def cluster_points(con: duckdb.DuckDBPyConnection, params: RankParams,
     and ``stc_dist_km`` (distance to the nearest core point of that S&T cluster, km).
     """
     pts = fetch_arrow(con, "SELECT * FROM points ORDER BY source, lat, lon")
-    source = pts.column("source").to_numpy(zero_copy_only=False)
+    # Sources as small integers, numbered in name order (so they sort as the names do):
+    # millions of Python strings cost seconds to make and to compare.
+    names = sorted(pc.unique(pts.column("source")).to_pylist())
+    source = pc.index_in(pts.column("source"), value_set=pa.array(names, pa.string())
+                         ).to_numpy(zero_copy_only=False).astype(np.int64)
     lat = pts.column("lat").to_numpy()
     lon = pts.column("lon").to_numpy()
     weight = pts.column("weight").to_numpy()
@@ -64,9 +69,8 @@ def cluster_points(con: duckdb.DuckDBPyConnection, params: RankParams,
     src_label = np.full(n, -1, dtype=np.int64)
     is_core = np.zeros(n, dtype=bool)
     report: list[SourceClustering] = []
-    names = sorted(set(source.tolist()))
-    for name in names:
-        idx = np.flatnonzero(source == name)
+    for k, name in enumerate(names):
+        idx = np.flatnonzero(source == k)
         sp = params.source(name)
         min_weight = sp.resolved_min_weight(world_totals.get(name, 0.0))
         res = dbscan_sphere(lat[idx], lon[idx], weight[idx], eps_km=sp.eps_km, min_weight=min_weight)
@@ -100,11 +104,14 @@ def cluster_points(con: duckdb.DuckDBPyConnection, params: RankParams,
 
 
 def _node_ids(names, source, src_label, report) -> np.ndarray:
-    """One graph node per (source, cluster): source offset + label; -1 for noise."""
+    """One graph node per (source, cluster): source offset + label; -1 for noise.
+
+    ``source`` holds each point's index into ``names``.
+    """
     node = np.full(len(source), -1, dtype=np.int64)
     offset = 0
-    for name, rep in zip(names, report):
-        sel = (source == name) & (src_label >= 0)
+    for k, rep in enumerate(report):
+        sel = (source == k) & (src_label >= 0)
         node[sel] = offset + src_label[sel]
         offset += rep.n_clusters
     return node
@@ -115,12 +122,12 @@ def _merge_sources(names, source, lat, lon, weight, node, is_core, *, src_label,
 
     Returns the S&T number of every node. S&T numbers are 0..k-1 ordered by each
     component's heaviest core point (weight desc, then lat, lon, source), so they depend on
-    content only.
+    content only. ``source`` holds each point's index into ``names`` (sorted names).
     """
     n_nodes = int(node.max()) + 1 if len(node) else 0
     edges: list[tuple[int, int]] = []
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
+    for a in range(len(names)):
+        for b in range(a + 1, len(names)):
             ca = np.flatnonzero((source == a) & is_core)
             cb = np.flatnonzero((source == b) & is_core)
             if len(ca) == 0 or len(cb) == 0:

@@ -4,7 +4,7 @@ Kinds: ``uspto-xml`` (USPTO grant full text), ``openalex`` (works: JSON list, JS
 snapshot folder), ``table`` (the generic contributions table, CSV or Parquet), and the
 table files of two bulk *bundles*, ``patentsview`` and ``patstat``: their files are staged
 one by one into the workspace and assembled into documents and contributions once all are
-in (see :mod:`stclusters.ingest`). See ``docs/inputs.md``.
+in (see :mod:`stclusters.workspace`). See ``docs/inputs.md``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,12 @@
 
 Accepted inputs: a JSON list (what the API and the project's sample hold), JSON Lines (what
 the snapshot holds), each plain or gzip, and a snapshot folder (``data/works/`` or any folder
-under it: every ``*.gz`` below it is read in name order; manifests are ignored).
+under it: every ``*.gz`` below it is read in name order; manifests are ignored here).
+
+The snapshot itself (``shared/spec/formats.md`` §2.1-2.2): :func:`snapshot_parts` lists the
+part files of a snapshot root or entity folder (each can be read as an input of its own),
+:func:`check_manifest` compares an entity's ``manifest`` with the parts on disk, and
+:func:`merged_away_ids` reads ``data/merged_ids/works/*.csv.gz``.
 
 Both work shapes are read (see ``shared/spec/formats.md`` §2.3):
 
@@ -17,7 +22,7 @@ import io
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,24 +70,51 @@ class _TruncatedList(Exception):
 
 # ----------------------------------------------------------------------------- file access
 
+#: A snapshot partition folder, ``updated_date=YYYY-MM-DD`` (formats.md §2.1).
+_PARTITION_FOLDER = re.compile(r"updated_date=\d{4}-\d{2}-\d{2}")
+
+
+def file_name(path: Path) -> str:
+    """The name a single input file is reported under: its name, or for a snapshot part
+    (a file in an ``updated_date=YYYY-MM-DD`` folder) ``updated_date=…/<name>``, the part's
+    path below its entity folder. Parts of different partitions share names
+    (``part_000.gz``), and the partition's date is the version date of records without
+    their own ``updated_date`` (see :func:`updated_date`)."""
+    if _PARTITION_FOLDER.fullmatch(path.parent.name):
+        return f"{path.parent.name}/{path.name}"
+    return path.name
+
+
+def entity_dir(path: Path, entity: str) -> Path | None:
+    """The folder of ``entity``'s parts in a snapshot given as ``path``: ``data/<entity>``
+    (the bucket's layout), ``data/jsonl/<entity>`` (the 2026 exporter's) or ``<entity>``,
+    the first that exists; None if none does."""
+    for candidate in (path / "data" / entity, path / "data" / "jsonl" / entity, path / entity):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def _gz_parts(folder: Path) -> list[Path]:
+    """Every ``*.gz`` file below ``folder``, in path order. The part names changed over the
+    years (``0000_part_00.gz``, ``part_000.gz``, ``part_0000.gz``; formats.md §2.1), so
+    every ``*.gz`` is a part."""
+    return sorted((f for f in folder.rglob("*.gz") if f.is_file()), key=lambda f: f.as_posix())
+
+
 def _input_files(path: Path, entity: str = "works") -> list[tuple[Path, str]]:
     """The JSON files to read, each with the name it is reported under.
 
-    ``path`` itself (reported by its file name), or the ``*.gz`` parts of a snapshot folder
-    (its ``data/<entity>`` or ``<entity>`` subfolder if there is one), reported by their path
-    relative to ``path``: parts of different ``updated_date=`` folders share file names
+    ``path`` itself (reported by :func:`file_name`), or the ``*.gz`` parts of a snapshot
+    folder (its entity folder, see :func:`entity_dir`, if there is one), reported by their
+    path relative to ``path``: parts of different ``updated_date=`` folders share file names
     (``part_000.gz``), so the name alone would not say which one is meant.
     """
     if not path.exists():
         raise InputFormatError(path, _EXPECTED, "file not found")
     if path.is_file():
-        return [(path, path.name)]
-    root = path
-    for candidate in (path / "data" / entity, path / entity):
-        if candidate.is_dir():
-            root = candidate
-            break
-    files = sorted(f for f in root.rglob("*.gz") if f.is_file())
+        return [(path, file_name(path))]
+    files = _gz_parts(entity_dir(path, entity) or path)
     if not files:
         raise InputFormatError(path, _EXPECTED, "folder holds no *.gz part files")
     return [(f, f.relative_to(path).as_posix()) for f in files]
@@ -419,6 +451,31 @@ def _tech_field(work: dict) -> str | None:
     return best[1] if best else None
 
 
+#: OpenAlex's four topic domains by id (``https://openalex.org/domains/3``), for a
+#: ``primary_topic.domain`` given by id only. Humanities are a field (12, Arts and
+#: Humanities) of Social Sciences. Source: OpenAlex API reference, domains and fields.
+DOMAIN_NAMES: dict[int, str] = {1: "Life Sciences", 2: "Social Sciences",
+                                3: "Physical Sciences", 4: "Health Sciences"}
+
+
+def _domain(work: dict) -> Any:
+    """Domain of the work's primary topic (``primary_topic.domain.display_name``, else the
+    name of its id); None without a primary topic (the 2022 shape) or a domain.
+
+    The name is returned as found: one that is not a string is refused with the row."""
+    topic = work.get("primary_topic")
+    domain = topic.get("domain") if isinstance(topic, dict) else None
+    if not isinstance(domain, dict):
+        return None
+    if domain.get("display_name") is not None:
+        return domain["display_name"]
+    did = domain.get("id")
+    if isinstance(did, str):
+        did = did.rstrip("/").rsplit("/", 1)[-1]
+        did = int(did) if did.isdigit() else None
+    return DOMAIN_NAMES.get(did) if isinstance(did, int) and not isinstance(did, bool) else None
+
+
 def _raw_strings(a: dict) -> list[str]:
     """The authorship's raw affiliation strings, newest field first."""
     strings = a.get("raw_affiliation_strings")
@@ -467,6 +524,7 @@ _WORK_FIELDS = {
     "institution_id": "authorships[].institutions[].id",
     "address_raw": "authorships[].raw_affiliation_string(s)",
     "tech_field": "primary_topic.field.display_name",
+    "domain": "primary_topic.domain.display_name",
 }
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}([T ][0-9:.]+Z?)?")
@@ -526,7 +584,7 @@ def _add_work(work: dict, builder: BatchBuilder, record_ref: str) -> None:
             rows.append(dict(doc_id=doc_id, source=SOURCE, year=year, contributor_seq=seq,
                              address_seq=k, tech_field=tech_field, record_ref=record_ref, **addr))
     document = dict(doc_id=doc_id, source=SOURCE, year=year, doc_type=work.get("type"),
-                    n_contributors=len(authorships),
+                    domain=_domain(work), n_contributors=len(authorships),
                     updated_date=updated_date(work, record_ref.rsplit(":", 1)[0]),
                     record_ref=record_ref)
     builder.add_record(document, rows)  # all checked first: nothing is left of a bad work
@@ -746,3 +804,267 @@ def _iso2(value: str | None, field: str) -> str | None:
 def _str(value: Any) -> str | None:
     """A text field of the record; a value of another JSON type is not a name (None)."""
     return value if isinstance(value, str) else None
+
+
+# ----------------------------------------------------------------------------- snapshot
+
+#: The input kind of each entity's parts (the other entities are not read).
+SNAPSHOT_KINDS: dict[str, str] = {"institutions": "openalex-institutions", "works": "openalex"}
+
+_SNAPSHOT = "an OpenAlex snapshot (data/works, data/institutions)"
+
+
+def snapshot_parts(path: str | Path) -> list[tuple[Path, str]]:
+    """Every part file of an OpenAlex snapshot to read, with its input kind.
+
+    Parameters
+    ----------
+    path : str or Path
+        A snapshot root (``…/openalex-snapshot/`` holding ``data/works/``,
+        ``data/institutions/`` or the 2026 ``data/jsonl/<entity>/``), or one entity folder
+        (``data/works/``; a folder named ``institutions`` holds institutions, any other
+        works).
+
+    Returns
+    -------
+    list of (Path, str)
+        ``(part, kind)`` with kind ``"openalex"`` (works) or ``"openalex-institutions"``,
+        every ``*.gz`` below the entity folders (all three part-name styles), in path order.
+        Other entities (authors, concepts, merged_ids …) and the parquet copy of the 2026
+        layout are left out. Read on its own, a part keeps its partition's date and is
+        named ``updated_date=…/<part>`` (:func:`file_name`).
+
+    Raises
+    ------
+    InputFormatError
+        ``path`` is no folder, or holds no part of works or institutions.
+    """
+    p = Path(path)
+    if not p.is_dir():
+        raise InputFormatError(p, _SNAPSHOT, "not a folder")
+    found = {entity: d for entity in SNAPSHOT_KINDS if (d := entity_dir(p, entity)) is not None}
+    if found:
+        parts = [(f, SNAPSHOT_KINDS[entity]) for entity, d in found.items() for f in _gz_parts(d)]
+    else:  # the entity folder itself
+        kind = SNAPSHOT_KINDS["institutions" if p.name == "institutions" else "works"]
+        parts = [(f, kind) for f in _gz_parts(p)]
+    if not parts:
+        raise InputFormatError(p, _SNAPSHOT, "no *.gz part files of works or institutions")
+    return sorted(parts, key=lambda fk: fk[0].as_posix())
+
+
+#: The manifest file names: ``manifest`` (Redshift manifest, ``"entries"``; formats.md §2.2)
+#: and the 2026 exporter's ``manifest.json`` (``"files"``), looked for in this order.
+MANIFEST_NAMES = ("manifest", "manifest.json")
+
+#: A manifest larger than this is not read (a works manifest lists a few thousand parts).
+_MANIFEST_MAX_BYTES = 64 << 20
+
+
+def _finding(part: str, problem: str, expected: Any = None, found: Any = None
+             ) -> dict[str, Any]:
+    return {"part": part, "problem": problem, "expected": expected, "found": found}
+
+
+def _part_of_url(url: str, entity: str) -> str | None:
+    """The path below the entity folder of a manifest ``url``
+    (``s3://openalex/data/works/updated_date=2024-01-01/part_000.gz`` →
+    ``updated_date=2024-01-01/part_000.gz``); None if it names nothing safe to look up."""
+    i = url.find("updated_date=")
+    if i >= 0:
+        rel = url[i:]
+    else:
+        marker = f"/{entity}/"
+        j = url.rfind(marker)
+        rel = url[j + len(marker):] if j >= 0 else url.rsplit("/", 1)[-1]
+    parts = rel.split("/")
+    if not rel or any(x in ("", ".", "..") for x in parts) or "\\" in rel:
+        return None
+    return rel
+
+
+def _count(meta: dict, key: str) -> int | None:
+    value = meta.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _read_manifest(folder: Path) -> tuple[dict[str, dict[str, int | None]] | None,
+                                            list[dict[str, Any]]]:
+    """``({part: {"content_length", "record_count"}}, findings)`` of the entity folder's
+    manifest; the dict is None when there is no manifest or it cannot be read at all."""
+    path = next((folder / n for n in MANIFEST_NAMES if (folder / n).is_file()), None)
+    if path is None:
+        return None, [_finding("", "no manifest", expected=" or ".join(MANIFEST_NAMES))]
+    try:
+        if path.stat().st_size > _MANIFEST_MAX_BYTES:
+            raise ValueError(f"larger than {_MANIFEST_MAX_BYTES} bytes")
+        doc = json.loads(path.read_bytes())
+        entries = doc.get("entries", doc.get("files")) if isinstance(doc, dict) else None
+        if not isinstance(entries, list):
+            raise ValueError('no "entries" (or "files") list')
+    except (OSError, ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8
+        return None, [_finding(path.name, "unreadable manifest", found=str(exc)[:200])]
+    listed: dict[str, dict[str, int | None]] = {}
+    findings = []
+    for n, entry in enumerate(entries, start=1):
+        url = entry.get("url") if isinstance(entry, dict) else None
+        meta = entry.get("meta") if isinstance(entry, dict) else None
+        rel = _part_of_url(url, folder.name) if isinstance(url, str) else None
+        if rel is None or rel in listed:
+            findings.append(_finding(f"{path.name} entry {n}", "unreadable manifest entry",
+                                     found=json.dumps(entry)[:200]))
+            continue
+        meta = meta if isinstance(meta, dict) else {}
+        listed[rel] = {"content_length": _count(meta, "content_length"),
+                       "record_count": _count(meta, "record_count")}
+    return listed, findings
+
+
+def check_manifest(entity_dir: str | Path) -> list[dict[str, Any]]:
+    """Compare an entity folder's manifest with the part files on disk.
+
+    OpenAlex deletes the manifest while it writes a partition, so a manifest means the
+    parts it lists were complete in the bucket (formats.md §2.2); a difference here is a
+    download that went wrong or a copy that changed since.
+
+    Parameters
+    ----------
+    entity_dir : str or Path
+        ``data/works``, ``data/institutions`` or ``data/jsonl/<entity>``.
+
+    Returns
+    -------
+    list of dict
+        One finding per problem, ``{"part", "problem", "expected", "found"}``, ``part``
+        being the path below the entity folder; problems: ``missing part`` (listed, not on
+        disk; expected = its bytes), ``incomplete part`` (its size in bytes differs from the
+        manifest's ``content_length``), ``unlisted part`` (on disk, not listed; found = its
+        bytes), ``no manifest``, ``unreadable manifest`` (found = why),
+        ``unreadable manifest entry``. Empty when all agree. Never raises on a damaged
+        manifest.
+    """
+    folder = Path(entity_dir)
+    listed, findings = _read_manifest(folder)
+    if listed is None:
+        return findings
+    on_disk = {f.relative_to(folder).as_posix(): f for f in _gz_parts(folder)}
+    for rel, meta in sorted(listed.items()):
+        f = on_disk.get(rel)
+        if f is None:
+            findings.append(_finding(rel, "missing part", expected=meta["content_length"]))
+        elif meta["content_length"] is not None and f.stat().st_size != meta["content_length"]:
+            findings.append(_finding(rel, "incomplete part", expected=meta["content_length"],
+                                     found=f.stat().st_size))
+    findings += [_finding(rel, "unlisted part", found=f.stat().st_size)
+                 for rel, f in sorted(on_disk.items()) if rel not in listed]
+    return findings
+
+
+def manifest_record_counts(entity_dir: str | Path) -> dict[str, int]:
+    """``{part below the entity folder: record_count}`` from the entity folder's manifest
+    (parts listed without a count left out); empty without a readable manifest. A part read
+    on its own reports its records under the same name (:func:`file_name`)."""
+    listed, _ = _read_manifest(Path(entity_dir))
+    return {rel: m["record_count"] for rel, m in sorted((listed or {}).items())
+            if m["record_count"] is not None}
+
+
+#: Works merged into others (``data/merged_ids/works/*.csv.gz``; formats.md §2.1).
+MERGED_IDS = pa.schema([
+    pa.field("id", pa.string(), nullable=False),  # short id of the merged-away work, "W…"
+    pa.field("merge_into_id", pa.string()),  # the work it now is
+    pa.field("merge_date", pa.string()),  # ISO date
+])
+
+_MERGED_COLUMNS = ("merge_date", "id", "merge_into_id")
+
+
+def merged_ids_dir(path: Path, entity: str = "works") -> Path | None:
+    """``data/merged_ids/<entity>`` of a snapshot given as its root, its ``data`` folder or
+    one of its entity folders; None if there is none."""
+    for candidate in (path / "data" / "merged_ids" / entity, path / "merged_ids" / entity,
+                      path.parent / "merged_ids" / entity,
+                      path.parent.parent / "merged_ids" / entity):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def _read_merged_file(path: Path) -> pa.Table:
+    import pyarrow.csv as pacsv  # noqa: PLC0415 - only for snapshots with merged ids
+
+    expected = "an OpenAlex merged_ids CSV (merge_date,id,merge_into_id)"
+    try:
+        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+            column_types={c: pa.string() for c in _MERGED_COLUMNS}))
+    except (pa.ArrowInvalid, OSError, EOFError) as exc:
+        raise InputFormatError(path, expected, f"unreadable ({str(exc).splitlines()[0]})") from exc
+    missing = [c for c in _MERGED_COLUMNS if c not in table.column_names]
+    if missing:
+        raise InputFormatError(path, expected, f"column {', '.join(missing)} missing")
+    return table.select(list(_MERGED_COLUMNS))
+
+
+def merged_away_ids(root: str | Path, entity: str = "works") -> pa.Table:
+    """The ids merged away in a snapshot: their documents must not count.
+
+    Parameters
+    ----------
+    root : str or Path
+        Snapshot root (or its ``data`` folder, or an entity folder of it).
+    entity : str
+        ``works`` (default) or another entity of ``data/merged_ids/``.
+
+    Returns
+    -------
+    pa.Table
+        :data:`MERGED_IDS`: ``id`` (short form, ``W…``), ``merge_into_id``, ``merge_date``,
+        one row per id (its latest merge), sorted by ``id``; empty without merged ids.
+        Every ``*.csv.gz`` (and ``*.csv``) of ``data/merged_ids/<entity>/`` is read.
+
+    Raises
+    ------
+    InputFormatError
+        A file that is not a readable CSV with the columns ``merge_date,id,merge_into_id``
+        (the message names the file).
+    """
+    return read_merged_ids(merged_id_files(Path(root), entity))
+
+
+def merged_id_files(root: Path, entity: str = "works") -> list[Path]:
+    """The ``*.csv.gz`` (and ``*.csv``) files of ``data/merged_ids/<entity>/`` of a snapshot
+    given as its root, its ``data`` folder or one of its entity folders, in name order."""
+    folder = merged_ids_dir(Path(root), entity)
+    return sorted(f for f in folder.iterdir() if f.is_file()
+                  and f.name.endswith((".csv.gz", ".csv"))) if folder else []
+
+
+def read_merged_ids(files: Sequence[Path]) -> pa.Table:
+    """The merged-away ids of merged-ids CSV files, as :func:`merged_away_ids` describes.
+
+    Raises
+    ------
+    InputFormatError
+        A file that is not a readable CSV with the columns ``merge_date,id,merge_into_id``.
+    """
+    if not files:
+        return MERGED_IDS.empty_table()
+    import duckdb  # noqa: PLC0415
+
+    con = duckdb.connect()
+    try:
+        con.register("_merged", pa.concat_tables([_read_merged_file(f) for f in files]))
+        # Ids may be written as URLs; an id merged twice keeps its latest merge.
+        short = "nullif(regexp_replace(rtrim({0}, '/'), '^.*/', ''), '')"
+        rel = con.sql(f"""
+            SELECT id, merge_into_id, merge_date FROM (
+                SELECT {short.format('id')} AS id, {short.format('merge_into_id')} AS merge_into_id,
+                       merge_date FROM _merged)
+            WHERE id IS NOT NULL
+            QUALIFY row_number() OVER (PARTITION BY id ORDER BY merge_date DESC NULLS LAST,
+                                       merge_into_id NULLS LAST) = 1
+            ORDER BY id""")
+        table = rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
+        return table.cast(MERGED_IDS)
+    finally:
+        con.close()

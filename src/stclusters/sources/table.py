@@ -14,20 +14,15 @@ spills to disk when the table does not fit in memory.
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import json
-import os
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from stclusters import _sql
@@ -45,11 +40,9 @@ from stclusters.sources._batch import (
     check_file,
     first_significant,
     looks_binary,
-    open_binary,
-    quarantine_skipped,
     sniff,
-    stream_damage,
 )
+from stclusters.sources._delimited import scan
 from stclusters.sources._quarantine import Quarantine
 
 _EXPECTED = "contributions table (CSV or Parquet)"
@@ -66,16 +59,6 @@ COLUMNS: dict[str, bool] = {
 }
 _TEXT_COLUMNS = ("city", "admin1", "postcode", "address_raw", "org", "institution_id",
                  "applicant", "tech_field", "doc_type")
-_DELIMITERS = (",", "\t", ";")
-#: pyarrow's CSV read block, MiB (``$STCLUSTERS_CSV_BLOCK_MB`` overrides): one CSV row (with
-#: quoted line breaks) must fit in it, else the file is refused with a message saying so.
-_CSV_BLOCK_MB_DEFAULT = 16
-#: A physical line longer than this, bytes, is no usable row (every field has a length limit
-#: far below it): it is replaced by a marker line that the parser rejects, so the row is
-#: quarantined and the rest of the file read (pyarrow would refuse the whole file).
-MAX_CSV_LINE_BYTES = 1 << 20
-_LONG_LINE_MARKER = b"#stclusters: line longer than the limit, dropped"
-_BAD_UTF8_MARKER = b"#stclusters: line not UTF-8, dropped"
 
 
 @functools.cache
@@ -147,259 +130,111 @@ def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path, *, need_source: bo
     return found
 
 
-def _sniff_csv_header(head: bytes, path: Path) -> tuple[str, list[str]]:
-    """Delimiter (the most frequent of ``, TAB ;`` on the header line) and header names."""
-    # Names as pyarrow will read them: only a byte-order mark and empty lines go; blanks
-    # around a name stay (` doc_id`), so that the name matches the CSV reader's column.
-    text = head.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "replace")
-    first = next((line for line in text.splitlines() if line), "")
-    delim = max(_DELIMITERS, key=first.count)
-    if not first or first.count(delim) == 0 and len(first) > 200:
-        raise InputFormatError(path, _EXPECTED, "no header line found")
-    names = next(csv.reader(io.StringIO(first), delimiter=delim))
-    return delim, names
-
-
-def _csv_block_bytes() -> int:
-    raw = os.environ.get("STCLUSTERS_CSV_BLOCK_MB", "")
-    try:
-        mb = int(raw) if raw.strip() else _CSV_BLOCK_MB_DEFAULT
-    except ValueError:
-        raise ParameterError(f"STCLUSTERS_CSV_BLOCK_MB must be an integer (MiB), got {raw!r}") from None
-    if mb < 1:
-        raise ParameterError(f"STCLUSTERS_CSV_BLOCK_MB must be >= 1 (MiB), got {mb}")
-    return mb << 20
-
-
-class _LongLines(io.RawIOBase):
-    """A byte stream in which every line longer than ``limit`` bytes is replaced by
-    :data:`_LONG_LINE_MARKER` (one line, so line numbers stay true).
-
-    At most ``limit`` bytes of a line are held back; lines end at LF or CR.
-    """
-
-    def __init__(self, f: io.RawIOBase, *, limit: int) -> None:
-        super().__init__()
-        self._f, self._limit = f, limit
-        self._partial = bytearray()  # the current line so far (no line end seen yet)
-        self._skipping = False  # inside a line already known to be too long
-        self._out = bytearray()
-        self._eof = False
-        self.saw_nul = False  # a NUL byte anywhere (then every row is checked for one)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        while not self._out and not self._eof:
-            self._fill()
-        n = min(len(buffer), len(self._out))
-        buffer[:n] = self._out[:n]
-        del self._out[:n]
-        return n
-
-    def _end_line(self, tail: bytes) -> None:
-        """The current line ends with ``tail`` (up to and including its line end)."""
-        if self._skipping or len(self._partial) + len(tail) > self._limit:
-            self._out += _LONG_LINE_MARKER + (tail[-1:] or b"\n")  # keeps CR or LF
-        else:
-            self._emit(bytes(self._partial) + tail)
-        self._partial.clear()
-        self._skipping = False
-
-    def _fill(self) -> None:
-        chunk = self._f.read(self._limit)
-        self.saw_nul = self.saw_nul or b"\x00" in chunk
-        if not chunk:
-            if self._partial or self._skipping:
-                self._end_line(b"")
-            self._eof = True
-            return
-        first = min((i for i in (chunk.find(b"\n"), chunk.find(b"\r")) if i >= 0), default=-1)
-        if first < 0:
-            if not self._skipping:
-                self._partial += chunk
-                if len(self._partial) > self._limit:
-                    self._skipping = True
-                    self._partial.clear()
-            return
-        self._end_line(chunk[:first + 1])
-        # Lines wholly inside one chunk are shorter than the chunk, so within the limit.
-        last = max(chunk.rfind(b"\n"), chunk.rfind(b"\r"))
-        self._emit(chunk[first + 1:last + 1])
-        self._partial += chunk[last + 1:]
-
-    def _emit(self, lines: bytes) -> None:
-        """Pass whole lines on; a line that is not UTF-8 becomes :data:`_BAD_UTF8_MARKER`
-        (pyarrow would refuse the whole file). Checked per chunk, line by line only when the
-        chunk fails, so valid input costs one decode per MiB."""
-        try:
-            lines.decode("utf-8")
-        except UnicodeDecodeError:
-            for line in lines.splitlines(keepends=True):
-                try:
-                    line.decode("utf-8")
-                except UnicodeDecodeError:
-                    end = len(line.rstrip(b"\r\n"))
-                    line = _BAD_UTF8_MARKER + line[end:]
-                self._out += line
-            return
-        self._out += lines
-
-
 def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, quarantine: Quarantine,
               source: str | None, *, need_source: bool) -> tuple[dict[str, str], bool]:
-    """Stream the CSV into DuckDB table ``src``; malformed rows go to the quarantine.
-    Returns the columns found and whether the file has a NUL byte."""
-    delim, names = _sniff_csv_header(sniff(path, expected=_EXPECTED, n=65536), path)
-    found = _match_columns(names, path, need_source=need_source)
-    bad_records: list[int] = []  # 1-based data-record numbers of malformed rows
-
-    def on_invalid(row) -> str:
-        # pyarrow numbers records from 1 with the header; equals the line number unless an
-        # earlier quoted value held a line break.
-        number = row.number
-        where = f"line {number}" if number is not None else "line ?"
-        if row.text.startswith(_LONG_LINE_MARKER.decode()):
-            quarantine.add(path.name, where, f"line longer than {MAX_CSV_LINE_BYTES} bytes",
-                           source=source)
-        elif row.text.startswith(_BAD_UTF8_MARKER.decode()):
-            quarantine.add(path.name, where, "invalid UTF-8", source=source)
-        else:
-            quarantine.add(path.name, where, f"malformed CSV row (expected "
-                           f"{row.expected_columns} fields, got {row.actual_columns})",
-                           excerpt=row.text, source=source)
-        if number is not None:
-            bad_records.append(number - 1)
-        return "skip"
-
-    block_bytes = _csv_block_bytes()
-    read_opts = pacsv.ReadOptions(use_threads=False, block_size=block_bytes)
-    parse_opts = pacsv.ParseOptions(delimiter=delim, invalid_row_handler=on_invalid)
-    convert_opts = pacsv.ConvertOptions(
-        column_types={actual: pa.string() for actual in found.values()},
-        include_columns=list(found.values()), strings_can_be_null=False,
-    )
-    k = 0
+    """Stream the CSV into DuckDB table ``src`` (its columns and ``_row``, the 1-based data
+    row); malformed rows go to the quarantine. Returns the columns found and whether the
+    file has a NUL byte."""
     created = False
-    try:
-        with open_binary(path, expected=_EXPECTED, whole_lines=True) as f:
-            filtered = _LongLines(f, limit=MAX_CSV_LINE_BYTES)  # type: ignore[arg-type]
-            lines = io.BufferedReader(filtered, buffer_size=MAX_CSV_LINE_BYTES)
-            reader = pacsv.open_csv(lines, read_options=read_opts, parse_options=parse_opts,
-                                    convert_options=convert_opts)
-            for rb in reader:
-                chunk = pa.table({c: rb.column(actual) for c, actual in found.items()})
-                chunk = chunk.append_column("_k", pa.array(np.arange(k, k + rb.num_rows,
-                                                                     dtype=np.int64)))
-                k += rb.num_rows
-                con.register("_chunk", chunk)
-                if created:
-                    con.execute("INSERT INTO src SELECT * FROM _chunk")
-                else:
-                    con.execute("CREATE TABLE src AS SELECT * FROM _chunk")
-                    created = True
-                con.unregister("_chunk")
-            quarantine_skipped(quarantine, path.name, f, source=source)
-            damage = stream_damage(f)
-            if damage is not None:  # every row before the break is read; one entry for it
-                quarantine.add(path.name, f"after row {k + len(bad_records)}", damage.reason,
-                               field="gzip", excerpt=damage.describe(), source=source)
-    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        if "straddl" in str(exc):
-            raise InputFormatError(path, _EXPECTED, (
-                f"a CSV row (a quoted value with line breaks) is longer than the "
-                f"{block_bytes >> 20} MiB read block; set STCLUSTERS_CSV_BLOCK_MB higher "
-                f"to read it")) from exc
-        raise InputFormatError(path, _EXPECTED, f"unreadable CSV ({exc})") from exc
+
+    def insert(chunk: pa.Table) -> None:
+        nonlocal created
+        con.register("_chunk", chunk)
+        try:
+            if created:
+                con.execute("INSERT INTO src SELECT * FROM _chunk")
+            else:
+                con.execute("CREATE TABLE src AS SELECT * FROM _chunk")
+                created = True
+        finally:
+            con.unregister("_chunk")
+
+    found, saw_nul, _ = scan(path, match=lambda names: _match_columns(
+                                 names, path, need_source=need_source),
+                             expected=_EXPECTED, quarantine=quarantine, source=source,
+                             on_batch=insert)
     if not created:
         cols = ", ".join(f"NULL::VARCHAR AS {_sql.identifier(c)}" for c in found)
-        con.execute(f"CREATE TABLE src AS SELECT {cols}, 0::BIGINT AS _k LIMIT 0")
-    elif _swallowed_rows(con, found, delim=delim, n_columns=len(names)):
-        # The last row's quote never closed: it holds the rest of the file. One entry for it.
-        quarantine.add(path.name, f"row {k + len(bad_records)} to end of file",
-                       "unterminated quote: the value runs to the end of the file",
-                       source=source)
-        con.execute("DELETE FROM src WHERE _k = ?", [k - 1])
-    _number_rows(con, bad_records)
-    return found, filtered.saw_nul
-
-
-def _swallowed_rows(con: duckdb.DuckDBPyConnection, found: dict[str, str], *, delim: str,
-                    n_columns: int) -> bool:
-    """Does the file's last row hold whole rows in a quoted value (an unterminated quote,
-    which the CSV parser reads to the end of the file)? Only the last row can: a value that
-    is still open at the end of the file. A line of it with a full row's delimiters is taken
-    for a swallowed row; a real multi-line address has fewer."""
-    cols = ", ".join(_sql.identifier(c) for c in found)
-    last = con.execute(f"SELECT {cols} FROM src ORDER BY _k DESC LIMIT 1").fetchall()
-    for value in last[0] if last else ():
-        if value and ("\n" in value or "\r" in value):
-            if any(line.count(delim) >= n_columns - 1 for line in value.splitlines()[1:]):
-                return True
-    return False
-
-
-def _number_rows(con: duckdb.DuckDBPyConnection, bad_records: list[int]) -> None:
-    """Turn the well-formed-row counter ``_k`` into the 1-based data row number ``_row``.
-
-    Malformed rows were skipped by the parser, so each one shifts the rows after it by one:
-    ``_row = _k + 1 + #{bad j : adj_j <= _k}`` with ``adj_j = bad_j - 1 - j`` (sorted).
-    """
-    con.execute("ALTER TABLE src ADD COLUMN _row BIGINT")
-    if not bad_records:
-        con.execute("UPDATE src SET _row = _k + 1")
-        return
-    bad = np.sort(np.asarray(bad_records, dtype=np.int64))
-    adj = bad - 1 - np.arange(len(bad), dtype=np.int64)
-    con.register("_adj", pa.table({"a": adj}))
-    con.execute("UPDATE src SET _row = _k + 1 + (SELECT count(*) FROM _adj WHERE a <= src._k)")
-    con.unregister("_adj")
+        con.execute(f"CREATE TABLE src AS SELECT {cols}, 0::BIGINT AS _row LIMIT 0")
+    return found, saw_nul
 
 
 # ----------------------------------------------------------------------------- checking
 
-def _checked_sql(found: dict[str, str], source: str | None, *, nul: bool = True) -> str:
-    """SQL of view ``checked``: typed columns plus ``_field``/``_reason`` of the first problem."""
+#: Columns that a file may hold as numbers (Parquet INTEGER/DOUBLE…) → their names in view
+#: ``typed``: (text as written, value as DOUBLE).
+_NUMBER_COLUMNS = {"year": ("year_raw", "year_d"), "contributor_seq": ("cseq_raw", "cseq_d"),
+                   "address_seq": ("aseq_raw", "aseq_d"), "lat": ("lat_raw", "lat"),
+                   "lon": ("lon_raw", "lon")}
+
+
+def _numeric_columns(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
+    """Documented columns of ``src`` stored as integers or binary floats (not DECIMAL, whose
+    text is the exact value): they are read as numbers, without a round trip through text
+    (the same DOUBLE: DuckDB prints the shortest text that reads back exactly)."""
+    numeric = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER",
+               "UBIGINT", "FLOAT", "DOUBLE")
+    return frozenset(name for name, type_, *_ in con.execute("DESCRIBE src").fetchall()
+                     if name in _NUMBER_COLUMNS and type_ in numeric)
+
+
+def _typed_sql(found: dict[str, str], *, numeric: frozenset[str], rows: str = "src") -> str:
+    """SQL of the rows of relation ``rows`` with typed columns: each number as text
+    (``*_raw``, for messages) and as DOUBLE, text trimmed (empty = NULL), country mapped."""
     def col(name: str) -> str:
         if name not in found:
             return "NULL::VARCHAR"
+        if name in numeric:
+            return f"CAST({_sql.identifier(name)} AS VARCHAR)"
         return f"NULLIF(trim(CAST({_sql.identifier(name)} AS VARCHAR)), '')"
 
+    def number(name: str) -> str:
+        if name in numeric:
+            return f"CAST({_sql.identifier(name)} AS DOUBLE)"
+        return f"TRY_CAST({col(name)} AS DOUBLE)"
+
+    numbers = ",\n".join(f"{col(c)} AS {raw}, {number(c)} AS {d}"
+                         for c, (raw, d) in _NUMBER_COLUMNS.items())
     text = ",\n".join(f"{col(c)} AS {c}" for c in _TEXT_COLUMNS)
-    typed = f"""
+    return f"""
     SELECT _row,
       {col('doc_id')} AS doc_id,
       coalesce(lower({col('source')}), (SELECT default_source FROM _opts)) AS source,
-      {col('year')} AS year_raw, TRY_CAST({col('year')} AS DOUBLE) AS year_d,
-      {col('contributor_seq')} AS cseq_raw, TRY_CAST({col('contributor_seq')} AS DOUBLE) AS cseq_d,
-      {col('address_seq')} AS aseq_raw, TRY_CAST({col('address_seq')} AS DOUBLE) AS aseq_d,
-      {col('lat')} AS lat_raw, TRY_CAST({col('lat')} AS DOUBLE) AS lat,
-      {col('lon')} AS lon_raw, TRY_CAST({col('lon')} AS DOUBLE) AS lon,
+      {numbers},
       lower({col('precision')}) AS precision_raw,
       {col('country')} AS country_raw, _cmap.code AS country,
       {text}
-    FROM src LEFT JOIN _cmap ON _cmap.raw = {col('country')}"""
+    FROM {rows} LEFT JOIN _cmap ON _cmap.raw = {col('country')}"""
 
-    def bad_int(raw: str, d: str) -> str:
-        return f"{raw} IS NOT NULL AND ({d} IS NULL OR {d} <> floor({d}) OR {d} < 0 OR {d} > 2e9)"
+
+def _check_case_sql(*, nul: bool, numeric: frozenset[str]) -> tuple[str, str, str]:
+    """(``CASE`` giving the number of a row's first failed check, list literal of the checks'
+    fields, list literal of their reasons) over the columns of :func:`_typed_sql`."""
+    def given(name: str) -> str:
+        """SQL: the field has a value (a number column's value is never unreadable)."""
+        raw, d = _NUMBER_COLUMNS[name]
+        return f"{d} IS NOT NULL" if name in numeric else f"{raw} IS NOT NULL"
+
+    def bad_int(name: str) -> str:
+        d = _NUMBER_COLUMNS[name][1]
+        return f"{given(name)} AND ({d} IS NULL OR {d} <> floor({d}) OR {d} < 0 OR {d} > 2e9)"
 
     precisions = ", ".join(_sql.literal(p) for p in PRECISIONS)
     sources = ", ".join(_sql.literal(s) for s in SOURCES)
     low, high = YEAR_RANGE
     checks = [
-        *_text_checks(nul=nul),
+        *_text_checks(nul=nul, numeric=numeric),
         ("doc_id", "doc_id IS NULL", "missing doc_id"),
         ("source", "source IS NULL", "missing source"),
         ("source", f"source NOT IN ({sources})", "unknown source"),
-        ("year", "year_raw IS NULL", "missing year"),
+        ("year", f"NOT ({given('year')})", "missing year"),
         ("year", "year_d IS NULL OR year_d <> floor(year_d) OR abs(year_d) > 9999",
          "year not an integer"),
         ("year", f"year_d < {low} OR year_d > {high}", f"year outside [{low}, {high}]"),
-        ("contributor_seq", bad_int("cseq_raw", "cseq_d"), "contributor_seq not a non-negative integer"),
-        ("address_seq", bad_int("aseq_raw", "aseq_d"), "address_seq not a non-negative integer"),
-        ("lat", "lat_raw IS NOT NULL AND lat IS NULL", "lat not a number"),
-        ("lon", "lon_raw IS NOT NULL AND lon IS NULL", "lon not a number"),
+        ("contributor_seq", bad_int("contributor_seq"), "contributor_seq not a non-negative integer"),
+        ("address_seq", bad_int("address_seq"), "address_seq not a non-negative integer"),
+        *[(c, f"{c}_raw IS NOT NULL AND {c} IS NULL", f"{c} not a number")
+          for c in ("lat", "lon") if c not in numeric],
         ("lat/lon", "(lat IS NULL) <> (lon IS NULL)", "only one of lat/lon given"),
         ("lat", "lat IS NOT NULL AND NOT (lat BETWEEN -90 AND 90)", "lat outside [-90, 90]"),
         ("lon", "lon IS NOT NULL AND NOT (lon BETWEEN -180 AND 180)", "lon outside [-180, 180]"),
@@ -413,13 +248,11 @@ def _checked_sql(found: dict[str, str], source: str | None, *, nul: bool = True)
     which = " ".join(f"WHEN {cond} THEN {k}" for k, (_, cond, _) in enumerate(checks, start=1))
     fields = ", ".join(_sql.literal(f) for f, _, _ in checks)
     reasons = ", ".join(_sql.literal(r) for _, _, r in checks)
-    return (f"CREATE VIEW checked AS SELECT *, [{fields}][_check] AS _field, "
-            f"[{reasons}][_check] AS _reason "
-            f"FROM (SELECT *, CASE {which} END AS _check FROM ({typed}))")
+    return f"CASE {which} END", f"[{fields}]", f"[{reasons}]"
 
 
-def _text_checks(*, nul: bool) -> list[tuple[str, str, str]]:
-    """``(field, condition, reason)`` of the text checks of :func:`_checked_sql`: no control
+def _text_checks(*, nul: bool, numeric: frozenset[str] = frozenset()) -> list[tuple[str, str, str]]:
+    """``(field, condition, reason)`` of the text checks of :func:`_check_case_sql`: no control
     character in an identifier, no value longer than :func:`stclusters.schema.max_chars`
     and, with ``nul`` (the file has a NUL byte at all), no NUL anywhere. Every row is
     checked, whatever its position in the file (the sniffed head is only the first 64 KB).
@@ -433,6 +266,8 @@ def _text_checks(*, nul: bool) -> list[tuple[str, str, str]]:
               "contributor_seq": "cseq_raw", "address_seq": "aseq_raw", "lat": "lat_raw",
               "lon": "lon_raw"}
     for c in ("doc_id", "source", *raw_of, *_TEXT_COLUMNS):
+        if c in numeric:  # a number's text: no NUL, some 25 characters at most
+            continue
         expr, limit = raw_of.get(c, c), max_chars(c)
         if nul:
             checks.append((c, f"strpos({expr}, chr(0)) > 0", "NUL character in text"))
@@ -445,11 +280,31 @@ _EXCERPT_COLUMNS = ("doc_id", "source", "year_raw", "cseq_raw", "aseq_raw", "lat
                     "precision_raw", "country_raw", "city")
 
 
+def _find_rejects(con: duckdb.DuckDBPyConnection, found: dict[str, str], *, nul: bool,
+                  numeric: frozenset[str]) -> None:
+    """Run every check once per row of ``src``: table ``_rejected`` (``_row``, ``_field``,
+    ``_reason``) of the rows that fail one, and view ``typed`` of all rows.
+
+    The accepted rows are then ``typed`` without the rejected ones (an anti-join on a small
+    table), so that the checks are not evaluated a second time to select them.
+    """
+    case, fields, reasons = _check_case_sql(nul=nul, numeric=numeric)
+    con.execute(f"CREATE VIEW typed AS {_typed_sql(found, numeric=numeric)}")
+    con.execute(f"""CREATE TEMP TABLE _rejected AS
+        SELECT _row, {fields}[_check] AS _field, {reasons}[_check] AS _reason
+        FROM (SELECT _row, {case} AS _check FROM typed) WHERE _check IS NOT NULL""")
+    # Excerpts need the numbers as written: typed again, over the rejected rows only.
+    rejected_src = "(SELECT * FROM src WHERE _row IN (SELECT _row FROM _rejected))"
+    con.execute(f"CREATE VIEW checked AS SELECT t.*, r._field, r._reason FROM "
+                f"({_typed_sql(found, numeric=numeric, rows=rejected_src)}) t "
+                f"JOIN _rejected r USING (_row)")
+
+
 def _quarantine_rejects(con: duckdb.DuckDBPyConnection, file_name: str,
                         quarantine: Quarantine) -> None:
     cols = ", ".join(_EXCERPT_COLUMNS)
     rows = con.execute(f"SELECT _row, _field, _reason, source, {cols} FROM checked "
-                       "WHERE _reason IS NOT NULL ORDER BY _row").fetchall()
+                       "ORDER BY _row").fetchall()
     for row_no, field, reason, source, *values in rows:
         excerpt = ", ".join(f"{c.removesuffix('_raw')}={v}" for c, v in zip(_EXCERPT_COLUMNS, values)
                             if v is not None)
@@ -470,9 +325,10 @@ def _needs_seq_window(con: duckdb.DuckDBPyConnection) -> bool:
     """
     if "contributor_seq" not in _columns_of(con):
         return True
+    empty = ("contributor_seq IS NULL" if "contributor_seq" in _numeric_columns(con) else
+             "NULLIF(trim(CAST(contributor_seq AS VARCHAR)), '') IS NULL")
     return bool(con.execute(
-        "SELECT EXISTS (SELECT 1 FROM src WHERE "
-        "NULLIF(trim(CAST(contributor_seq AS VARCHAR)), '') IS NULL)").fetchall()[0][0])
+        f"SELECT EXISTS (SELECT 1 FROM src WHERE {empty})").fetchall()[0][0])
 
 
 def _accepted_sql(*, seq_window: bool) -> str:
@@ -491,7 +347,7 @@ def _accepted_sql(*, seq_window: bool) -> str:
       country, {text}, lat, lon,
       coalesce(precision_raw, CASE WHEN lat IS NOT NULL THEN 'point' END) AS precision,
       (SELECT row_ref FROM _opts) || _row AS record_ref, doc_type, _row
-    FROM checked WHERE _reason IS NULL"""
+    FROM typed WHERE _row NOT IN (SELECT _row FROM _rejected)"""
 
 
 def _documents_sql(accepted: str) -> str:
@@ -502,7 +358,7 @@ def _documents_sql(accepted: str) -> str:
     SELECT doc_id, source, arg_min(year, _row) AS year, arg_min(doc_type, _row) AS doc_type,
       count(DISTINCT contributor_seq)::INTEGER AS n_contributors,
       (SELECT row_ref FROM _opts) || min(_row) AS record_ref,
-      NULL::VARCHAR AS updated_date, min(_row) AS _first
+      NULL::VARCHAR AS updated_date, NULL::VARCHAR AS domain, min(_row) AS _first
     FROM {accepted} GROUP BY source, doc_id"""
 
 
@@ -526,6 +382,7 @@ def _to_batch(tbl: pa.Table) -> ReadBatch:
         "doc_type": first["doc_doc_type"], "n_contributors": first["doc_n_contributors"],
         "record_ref": first["doc_record_ref"],
         "updated_date": pa.nulls(first.num_rows, pa.string()),
+        "domain": pa.nulls(first.num_rows, pa.string()),
     }).cast(DOCUMENT)
     return ReadBatch(documents=documents, contributions=contributions)
 
@@ -561,7 +418,7 @@ def _arrow_reader(con: duckdb.DuckDBPyConnection, query: str, rows: int
 
 def _open_checked(con: duckdb.DuckDBPyConnection, path: str | Path, quarantine: Quarantine,
                   source: str | None) -> Path:
-    """Load ``path`` into view ``checked`` on ``con`` and quarantine its rejected rows."""
+    """Load ``path`` into view ``typed`` on ``con`` and quarantine its rejected rows."""
     if source is not None and source not in SOURCES:
         raise ParameterError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
     p = check_file(path, expected=_EXPECTED)
@@ -580,11 +437,24 @@ def _open_checked(con: duckdb.DuckDBPyConnection, path: str | Path, quarantine: 
         found, nul = _load_csv(con, p, quarantine, source, need_source=source is None)
     try:  # a Parquet view is read lazily: a damaged file fails in any of these
         _register_country_map(con, has_country="country" in found)
-        con.execute(_checked_sql(found, source, nul=nul))
+        _find_rejects(con, found, nul=nul, numeric=_numeric_columns(con))
         _quarantine_rejects(con, p.name, quarantine)
     except duckdb.Error as exc:
         raise InputFormatError(p, _EXPECTED, f"unreadable table ({exc})") from exc
     return p
+
+
+def _drop_scratch(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop ``checked``, ``typed``, ``src`` (a view for Parquet, a table for CSV) by their
+    catalog type, and ``_rejected``: a failed statement would abort the caller's transaction
+    (one per input file)."""
+    for name, type_ in con.execute(
+            "SELECT table_name, table_type FROM information_schema.tables "
+            "WHERE table_name IN ('checked', 'src', 'typed') AND table_schema = 'main' "
+            "AND table_catalog = current_database() ORDER BY table_name").fetchall():
+        kind = "VIEW" if type_ == "VIEW" else "TABLE"
+        con.execute(f"DROP {kind} {_sql.identifier(name)}")
+    con.execute("DROP TABLE IF EXISTS temp._rejected")
 
 
 def ingest_table(con: duckdb.DuckDBPyConnection, path: str | Path, *, input_id: int,
@@ -617,12 +487,7 @@ def ingest_table(con: duckdb.DuckDBPyConnection, path: str | Path, *, input_id: 
             raise InputFormatError(p, _EXPECTED, f"unreadable table ({exc})") from exc
         return int(n_rows)
     finally:
-        for stmt in ("DROP VIEW IF EXISTS checked",
-                     "DROP VIEW IF EXISTS src", "DROP TABLE IF EXISTS src"):
-            try:
-                con.execute(stmt)
-            except duckdb.Error:
-                pass  # src is a view for Parquet and a table for CSV
+        _drop_scratch(con)
         for view in ("_cmap", "_opts"):
             try:
                 con.unregister(view)
