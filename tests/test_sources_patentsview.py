@@ -494,6 +494,13 @@ def test_damaged_zip_keeps_the_rows_before_the_break(tmp_path):
     staged = con.execute("SELECT count(*) FROM pv_inventor").fetchall()[0][0]
     assert n_rows // 2 < staged < n_rows and n == staged + q.count
     assert q.to_table().column("reason").to_pylist()[-1] == "corrupt or truncated zip member"
+    # Corrupt from its first bytes: no row to keep, and the message says why (not "empty").
+    flipped = bytearray(data)
+    for k in range(80, 600):
+        flipped[k] ^= 0x55
+    cut.write_bytes(bytes(flipped))
+    with pytest.raises(InputFormatError, match="corrupt from its start"):
+        pv.stage(store.connect(), cut, input_id=0, quarantine=Quarantine())
 
 
 @pytest.mark.parametrize("content,match", [
@@ -680,3 +687,16 @@ def test_fuzz_location_and_inventor_cells(tmp_path, cells):
                       "OR lon NOT BETWEEN -180 AND 180 OR isnan(lat) OR isnan(lon) "
                       "OR (lat IS NULL) <> (lon IS NULL)").fetchall()[0][0]
     assert bad == 0
+
+
+def test_a_generic_table_named_like_a_legacy_file_is_not_taken_for_patentsview(tmp_path):
+    from stclusters.sources import detect_kind
+
+    generic = tmp_path / "patent.tsv"
+    generic.write_text("doc_id\tsource\tyear\tlat\tlon\nD1\tpatent\t2020\t48.8\t2.3\n")
+    assert pv.table_of(generic) is None and detect_kind(generic) == "table"
+    legacy = tmp_path / "sub" / "patent.tsv"
+    legacy.parent.mkdir()
+    legacy.write_text("id\ttype\tnumber\tcountry\tdate\tabstract\ttitle\tkind\tnum_claims\t"
+                      "filename\twithdrawn\n")
+    assert pv.table_of(legacy) == "patent" and detect_kind(legacy) == "patentsview"

@@ -143,6 +143,11 @@ class _Out:
         self._raw.close()
 
 
+def _prefixed(prefix: str, numbers: np.ndarray) -> pa.Array:
+    """``prefix`` followed by each number, as strings."""
+    return pc.binary_join_element_wise(prefix, pc.cast(pa.array(numbers), pa.string()), "")
+
+
 def _strs(values: Sequence[str | None], index: np.ndarray) -> pa.Array:
     return pa.array(list(values), pa.string()).take(pa.array(index))
 
@@ -230,7 +235,7 @@ def _granted_chunk(w: _World, outs: dict[str, _Out], n: int, row0: int, doc0: in
     loc = pc.if_else(pa.array(nocoord), pc.binary_join_element_wise(loc, "n", ""), loc)
     loc = pc.if_else(pa.array(i % 71 == 19), _LIMM[0], loc)
     loc = pc.if_else(pa.array(i % 61 == 25),
-                     pc.binary_join_element_wise("pv-unknown-", pc.cast(pa.array(i), pa.string()), ""),
+                     _prefixed("pv-unknown-", i),
                      loc)
     loc = pc.if_else(pa.array(i % 53 == 22), pa.scalar(None, pa.string()), loc)
     patent = ids.take(pa.array(r["doc"]))
@@ -239,8 +244,7 @@ def _granted_chunk(w: _World, outs: dict[str, _Out], n: int, row0: int, doc0: in
                         pc.cast(pa.array(90_000_000 + i), pa.string()), patent)
     outs["g_inventor_disambiguated"].write({
         "patent_id": patent, "inventor_sequence": pa.array(r["seq"]),
-        "inventor_id": pc.binary_join_element_wise("fl:syn-", pc.cast(pa.array(i * 7919 % 1_000_003),
-                                                                      pa.string()), ""),
+        "inventor_id": _prefixed("fl:syn-", i * 7919 % 1_000_003),
         "disambig_inventor_name_first": _strs(_FIRST, i % len(_FIRST)),
         "disambig_inventor_name_last": _strs(_LAST, (i // 3) % len(_LAST)),
         "gender_code": _strs(("M", "F", None), i % 3),
@@ -318,7 +322,7 @@ def _pregrant_chunk(w: _World, outs: dict[str, _Out], n: int, row0: int, doc0: i
     ids = pc.cast(pa.array(year * 10_000_000 + 100_000 + j), pa.string())
     outs["pg_published_application"].write({
         "pgpub_id": ids,
-        "application_id": pc.binary_join_element_wise("17", pc.cast(pa.array(600_000 + j), pa.string()), ""),
+        "application_id": _prefixed("17", 600_000 + j),
         "filing_date": _dates(year - 1, w.rng), "patent_type": _strs(("utility",), j * 0),
         "filing_type": _strs(("new",), j * 0), "published_date": _dates(year, w.rng),
         "wipo_kind": _strs(("A1",), j * 0), "series_code": _strs(("17",), j * 0),
@@ -332,17 +336,19 @@ def _pregrant_chunk(w: _World, outs: dict[str, _Out], n: int, row0: int, doc0: i
     loc = pc.if_else(pa.array(i % 53 == 7), pa.scalar(None, pa.string()), _location_ids(place))
     outs["pg_inventor_disambiguated"].write({
         "pgpub_id": ids.take(pa.array(r["doc"])), "inventor_sequence": pa.array(r["seq"] + 1),
-        "inventor_id": pc.binary_join_element_wise("fl:syn-", pc.cast(pa.array(i), pa.string()), ""),
+        "inventor_id": _prefixed("fl:syn-", i),
         "disambig_inventor_name_first": _strs(_FIRST, i % len(_FIRST)),
         "disambig_inventor_name_last": _strs(_LAST, (i // 3) % len(_LAST)),
         "gender_code": _strs(("F", "M", None), i % 3), "location_id": loc,
     })
     sub = _strs(_SUBCLASSES, j % len(_SUBCLASSES))
     outs["pg_cpc_current"].write({
-        "pgpub_id": ids, "cpc_sequence": pa.array(j * 0), "cpc_section": pc.utf8_slice_codeunits(sub, 0, 1),
+        "pgpub_id": ids, "cpc_sequence": pa.array(j * 0),
+        "cpc_section": pc.utf8_slice_codeunits(sub, 0, 1),
         "cpc_class": pc.utf8_slice_codeunits(sub, 0, 3), "cpc_subclass": sub,
         "cpc_group": pc.binary_join_element_wise(sub, "21/02", ""),
-        "cpc_type": _strs(("inventional",), j * 0), "cpc_version_indicator": _strs(("2023-01-01",), j * 0),
+        "cpc_type": _strs(("inventional",), j * 0),
+        "cpc_version_indicator": _strs(("2023-01-01",), j * 0),
     })
     return n_docs
 
@@ -370,7 +376,8 @@ def _write_locations(w: _World, out: _Out) -> None:
     out.write(cols)
     lid, city, state, country, lat, lon = _LIMM
     out.write({"location_id": pa.array([lid]), "disambig_city": pa.array([city]),
-               "disambig_state": pa.array([state], pa.string()), "disambig_country": pa.array([country]),
+               "disambig_state": pa.array([state], pa.string()),
+               "disambig_country": pa.array([country]),
                "latitude": pa.array([lat]), "longitude": pa.array([lon]),
                "county": pa.nulls(1, pa.string()), "state_fips": pa.nulls(1, pa.string()),
                "county_fips": pa.nulls(1, pa.string())})
@@ -436,9 +443,10 @@ def peer_sql(paths: Sequence[Path]) -> tuple[str, list]:
     DuckDB cannot read ``.zip``: pass the unzipped members (``generate(compress="none")``
     writes them, or ``unzip``), ``.tsv`` or ``.tsv.gz``. Needs ``g_patent``,
     ``g_inventor_disambiguated`` and ``g_location_disambiguated``; ``g_cpc_current``,
-    ``g_ipc_at_issue`` and ``g_assignee_disambiguated`` are joined when given. The result has the rows and columns
-    stclusters stages as located contributions: every inventor row of a patent that is in
-    ``g_patent`` and not withdrawn, whose location has coordinates; with the grant year,
+    ``g_ipc_at_issue`` and ``g_assignee_disambiguated`` are joined when given. The result
+    has the rows and columns stclusters stages as located contributions: every inventor row
+    of a patent that is in ``g_patent`` and not withdrawn, whose location has coordinates;
+    with the grant year,
     0-based inventor rank, country, city, first inventional CPC subclass (else first CPC,
     else IPC) and first assignee organisation.
     """

@@ -355,7 +355,9 @@ def scan(path: Path, *, match: Callable[[list[str]], dict[str, str]], expected: 
     with open_text_bytes(path, expected=expected) as f:
         head = f.peek(65536)[:65536] if hasattr(f, "peek") else b""
         if not head.strip():
-            raise InputFormatError(path, expected, "file is empty")
+            broken = zip_damage(f)
+            raise InputFormatError(path, expected, "file is empty" if broken is None else
+                                   f"the zip member is corrupt from its start ({broken})")
         delim, names = sniff_header(head, path, expected=expected)
         found = match(names)
         read_opts = pacsv.ReadOptions(use_threads=False, block_size=block_bytes)

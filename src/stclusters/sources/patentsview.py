@@ -39,7 +39,7 @@ import pyarrow as pa
 from stclusters import _sql
 from stclusters.errors import InputFormatError
 from stclusters.schema import MAX_TEXT_CHARS, YEAR_RANGE
-from stclusters.sources._delimited import load_delimited
+from stclusters.sources._delimited import load_delimited, open_text_bytes, sniff_header
 from stclusters.sources._quarantine import Quarantine
 
 KIND = "patentsview"
@@ -61,7 +61,8 @@ _ROLE_COLUMNS: dict[str, tuple[str, ...]] = {
 @dataclass(frozen=True)
 class _Table:
     """One published table: its role, series (``g`` granted, ``pg`` pre-grant, ``legacy``
-    the pre-2022 granted files) and the header names (current first, then older ones, formats.md §1.3) of each staged column."""
+    the pre-2022 granted files) and the header names (current first, then older ones,
+    formats.md §1.3) of each staged column."""
 
     role: str
     series: str
@@ -167,8 +168,27 @@ def table_of(path: Path) -> str | None:
     for suffix in _SUFFIXES:
         if name.endswith(suffix):
             stem = name[: -len(suffix)]
-            return stem if stem in TABLES else None
+            if stem not in TABLES:
+                return None
+            # The legacy names (patent, location…) are common words: a generic table named
+            # patent.tsv is no PatentsView file unless its header says so.
+            if TABLES[stem].series == "legacy" and not _header_fits(Path(path), TABLES[stem]):
+                return None
+            return stem
     return None
+
+
+def _header_fits(path: Path, spec: _Table) -> bool:
+    """Does the file's header hold every required column of ``spec``? (A file that cannot
+    be read is taken as fitting: its reader then says what is wrong with it.)"""
+    try:
+        with open_text_bytes(path, expected=_EXPECTED) as f:
+            head = f.peek(65536)[:65536] if hasattr(f, "peek") else f.read(65536)
+        _, names = sniff_header(head, path, expected=_EXPECTED)
+    except (InputFormatError, OSError):
+        return True
+    have = {n.strip().lower() for n in names}
+    return all(any(a.lower() in have for a in spec.columns[c]) for c in spec.required)
 
 
 # ----------------------------------------------------------------------------- staging
@@ -272,8 +292,11 @@ def _checks(spec: _Table) -> list[tuple[str, str, str]]:
         out.append((c, f"strpos({c}, chr(0)) > 0", "NUL character in text"))
         out.append((c, f"strlen({c}) > {MAX_TEXT_CHARS} AND length({c}) > {MAX_TEXT_CHARS}",
                     f"longer than {MAX_TEXT_CHARS} characters"))
-    for c in (k for k in ("doc_key", "location_key", "rawlocation_key") if k in cols):
-        out.append((c, f"regexp_matches({c}, '[\\x00-\\x1f\\x7f]')",
+    if spec.role == "document":
+        # The document id becomes ``doc_id`` (no control characters, schema.ID_FIELDS). In
+        # the other tables an id only joins to a document or location (one with a control
+        # character joins nothing), and the regular expression is the costliest check.
+        out.append(("doc_key", "regexp_matches(doc_key, '[\\x00-\\x1f\\x7f]')",
                     "control character in an identifier"))
     if "seq" in cols:
         out.append(("seq", "seq IS NOT NULL AND (TRY_CAST(seq AS BIGINT) IS NULL "
@@ -363,7 +386,8 @@ def _order_key(*, legacy: str, flag: str, seq: str, alias: str) -> str:
     top = (1 << _INPUT_BITS) - 1
     return (f"((({legacy})::HUGEINT << 120) + (({top} - {alias}.input_id)::HUGEINT << 96) "
             f"+ (({flag})::HUGEINT << 95) "
-            f"+ (least(coalesce(CAST({seq} AS BIGINT), {_SEQ_CAP}), {_SEQ_CAP})::HUGEINT << {_ROW_BITS}) "
+            f"+ (least(coalesce(CAST({seq} AS BIGINT), {_SEQ_CAP}), {_SEQ_CAP})::HUGEINT "
+            f"<< {_ROW_BITS}) "
             f"+ {alias}._row)")
 
 
@@ -479,13 +503,17 @@ _LEGACY_LOCATION_SQL = """
             SELECT 'legacy' AS for_series, raw.rawlocation_key AS location_key,
                    struct_extract(loc.p, 'i') AS input_id, struct_extract(loc.p, 'r') AS _row,
                    raw.input_id AS raw_input, raw._row AS raw_row,
-                   CASE WHEN loc.p IS NULL THEN raw.city ELSE struct_extract(loc.p, 'city') END AS city,
-                   CASE WHEN loc.p IS NULL THEN raw.state ELSE struct_extract(loc.p, 'state') END AS state,
+                   CASE WHEN loc.p IS NULL THEN raw.city
+                        ELSE struct_extract(loc.p, 'city') END AS city,
+                   CASE WHEN loc.p IS NULL THEN raw.state
+                        ELSE struct_extract(loc.p, 'state') END AS state,
                    CASE WHEN loc.p IS NULL THEN upper(raw.country)
                         ELSE struct_extract(loc.p, 'country') END AS country,
-                   CASE WHEN struct_extract(loc.p, 'lat') IS NOT NULL THEN struct_extract(loc.p, 'lat')
+                   CASE WHEN struct_extract(loc.p, 'lat') IS NOT NULL
+                        THEN struct_extract(loc.p, 'lat')
                         ELSE CAST(split_part(raw.latlong, '|', 1) AS DOUBLE) END AS lat,
-                   CASE WHEN struct_extract(loc.p, 'lat') IS NOT NULL THEN struct_extract(loc.p, 'lon')
+                   CASE WHEN struct_extract(loc.p, 'lat') IS NOT NULL
+                        THEN struct_extract(loc.p, 'lon')
                         ELSE CAST(split_part(raw.latlong, '|', 2) AS DOUBLE) END AS lon
             FROM raw LEFT JOIN loc ON loc.location_key = raw.location_key
             WHERE raw.k = 1)"""
