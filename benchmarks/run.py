@@ -63,7 +63,7 @@ class Scale:
     mem_limit_mb: float
     dense: tuple[int, ...] = ()  # sizes of the dense-world case (ours)
     dense_skl: int = 0  # the dense size where scikit-learn also runs (one run)
-    readers: tuple[int, ...] = ()  # rows of each bulk format (inventor / link rows; works / 4)
+    readers: tuple[int, ...] = ()  # size of each bulk format: inventor / link rows; works × 10
 
 
 SCALES = {
@@ -447,8 +447,8 @@ def _bulk_data(data_dir: Path, fmt: str, n: int) -> tuple[list[str], Any]:
             done.touch()
         return sorted(str(p) for p in (root / "zip").iterdir()), \
             sorted(str(p) for p in (root / "csv").iterdir())
-    if not done.exists():  # openalex: a snapshot of n / 4 works (about 4 rows per work)
-        snapshot = gen.generate(root / "snapshot", n_works=max(n // 4, 1))
+    if not done.exists():  # openalex: a snapshot of n / 10 works (about 6 rows per work)
+        snapshot = gen.generate(root / "snapshot", n_works=max(n // 10, 1))
         done.write_text(str(Path(snapshot).relative_to(root)))
     snapshot = root / done.read_text()
     return [str(snapshot)], str(snapshot)

@@ -86,7 +86,9 @@ def test_point_in_two_footprints_goes_to_the_nearer_core():
 
 def test_economy_label_keeps_codes_above_the_threshold():
     con = store.connect(None)
-    con.execute("CREATE TABLE points AS SELECT 'patent' AS source, 1.0 AS lat, 1.0 AS lon, 0 AS stc")
+    # country NULL: the point's weight is split across economies (see aggregate_points)
+    con.execute("CREATE TABLE points AS SELECT 'patent' AS source, 1.0 AS lat, 1.0 AS lon, "
+                "0 AS stc, NULL::VARCHAR AS country, 0::HUGEINT AS weight_fx")
     rows = [("CN", 0.60), ("HK", 0.37), ("US", 0.03), ("??", 0.0)]
     con.execute("CREATE TABLE point_countries (source VARCHAR, lat DOUBLE, lon DOUBLE, "
                 "country VARCHAR, weight_fx BIGINT)")

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from stclusters import _sphere
 from stclusters._settlements import Settlements
-from stclusters.contributions import fx_to_weight
+from stclusters.contributions import CLUSTERED_BY_COUNTRY, fx_to_weight
 from stclusters.store import fetch_arrow
 
 #: A point is named after the settlement with the largest pull ``population / (d + d0)²``
@@ -108,25 +108,30 @@ def _weighted_cells(con: duckdb.DuckDBPyConnection, world_totals: dict[str, floa
     pull equally, as in the score. Returns (stc, lat, lon, share, country) arrays, shape (m,).
     """
     pts = fetch_arrow(con, f"""
-        SELECT c.source, c.lat, c.lon, c.country, p.stc,
-               {fx_to_weight('c.weight_fx')} AS weight
-        FROM point_countries c JOIN points p USING (source, lat, lon)
-        WHERE p.stc >= 0 ORDER BY c.source, c.lat, c.lon, c.country""")
-    # Compared and numbered in Arrow: millions of Python strings (and a sort of them, as
-    # np.unique does) cost seconds at 10M contributions.
-    denom = np.ones(pts.num_rows)
-    for s, total in world_totals.items():
-        denom[pc.equal(pts.column("source"), s).to_numpy(zero_copy_only=False)] = total or 1.0
-    # Economy codes numbered in sorted order, as np.unique would number them.
+        SELECT source, lat, lon, country, stc, {fx_to_weight('weight_fx')} AS weight
+        FROM ({CLUSTERED_BY_COUNTRY})""")
+    # Sources and economies numbered in sorted order (as np.unique would), in Arrow:
+    # millions of Python strings cost seconds at 10M contributions.
+    sources = sorted(pc.unique(pts.column("source")).to_pylist())
+    src = _codes(pts.column("source"), sources)
     codes = np.array(sorted(pc.unique(pts.column("country")).to_pylist()), dtype=str)
-    key = pc.index_in(pts.column("country"), value_set=pa.array(codes.tolist(), pa.string())
-                      ).to_numpy(zero_copy_only=False)
+    key = _codes(pts.column("country"), codes.tolist())
+    lat, lon = pts.column("lat").to_numpy(), pts.column("lon").to_numpy()
+    # Rows in (source, lat, lon, country) order, so that the float sums below do not depend
+    # on the order DuckDB returned them in (a sort here, not in SQL: numbers, not strings).
+    order = np.lexsort((key, lon, lat, src))
+    denom = np.array([world_totals.get(s) or 1.0 for s in sources], dtype=float)[src[order]]
     # Naming needs no metre precision: points are pooled per cluster on a 0.01° grid
     # (~1 km, against a 60 km pull radius) before the look-up, 10x fewer queries.
-    stc, lat, lon, share, k = _pool(pts.column("stc").to_numpy(), pts.column("lat").to_numpy(),
-                                    pts.column("lon").to_numpy(),
-                                    pts.column("weight").to_numpy() / denom, key.astype(np.int64))
+    stc, lat, lon, share, k = _pool(pts.column("stc").to_numpy()[order], lat[order], lon[order],
+                                    pts.column("weight").to_numpy()[order] / denom, key[order])
     return stc, lat, lon, share, codes[k]
+
+
+def _codes(values: pa.ChunkedArray, names: list[str]) -> np.ndarray:
+    """Index of each value in ``names`` (int64, shape (n,)); every value must be listed."""
+    return pc.index_in(values, value_set=pa.array(names, pa.string())
+                       ).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def cluster_names(con: duckdb.DuckDBPyConnection, settlements: Settlements, local: Settlements,

@@ -44,6 +44,13 @@ def _key_expr(field: str, alias: str) -> str:
     return f"{alias}.{field}"
 
 
+def _lambda(param: str, body: str) -> str:
+    """SQL of a list lambda in the installed DuckDB's syntax: ``lambda x: …`` (1.3 and
+    later; DuckDB 2 refuses the older ``x -> …``, which is all that 1.1 and 1.2 read)."""
+    major_minor = tuple(int(p) for p in duckdb.__version__.split(".")[:2])
+    return f"lambda {param}: {body}" if major_minor >= (1, 3) else f"{param} -> {body}"
+
+
 def fx_to_weight(expr: str) -> str:
     """SQL turning a fixed-point sum back into a weight (DOUBLE)."""
     return f"(CAST({expr} AS DOUBLE) / {WEIGHT_SCALE!r})"
@@ -219,28 +226,32 @@ def count_fractional(con: duckdb.DuckDBPyConnection, params: RankParams) -> None
     )"""
     # Two passes over the rows, neither materialising them: the weights from the keys and
     # statuses alone (a narrow table keyed by the raw row), then the one wide write. One
-    # pass joining the wide rows to their shares held them all (10M: 4 GB, spilled).
+    # pass materialised the wide located rows and joined them to their shares (at 10M rows,
+    # beyond DuckDB's memory budget: spilled to disk).
     con.execute(f"""
     CREATE OR REPLACE TEMP TABLE _weights AS {ctes},
-    per_contributor AS (
-        SELECT source, doc_id, contributor_seq,
-               sum(CASE WHEN status = 'used' THEN 1 ELSE 0 END) AS n_addr
-        FROM st GROUP BY source, doc_id, contributor_seq
-    ),
-    per_doc AS (
-        SELECT source, doc_id, count(*) AS n_all,
-               sum(CASE WHEN n_addr > 0 THEN 1 ELSE 0 END) AS n_located
-        FROM per_contributor GROUP BY source, doc_id
+    -- One grouping by document (not one by contributor, then one by document, and the rows
+    -- joined to both: 10M rows hashed on strings four times). A document's used rows are
+    -- few: their contributor numbers, as a list, give each used row its n_addr.
+    per_doc AS MATERIALIZED (
+        SELECT source, doc_id,
+               len(list_distinct(list(contributor_seq))) AS n_all,
+               len(list_distinct(list(contributor_seq) FILTER (WHERE status = 'used'))) AS n_located,
+               count(*) FILTER (WHERE status = 'used') AS n_used,
+               list(contributor_seq) FILTER (WHERE status = 'used') AS used_seqs
+        FROM st GROUP BY source, doc_id
     ),
     shares AS (
-        SELECT c.source, c.doc_id, c.contributor_seq, c.n_addr, d.n_all, d.n_located
-        FROM per_contributor c JOIN per_doc d ON d.source = c.source AND d.doc_id = c.doc_id
+        SELECT st._rid, d.{n_denominator} AS n_den,
+               -- Every used contributor at one address (the common case): no list to scan.
+               CASE WHEN d.n_used = d.n_located THEN 1 ELSE len(list_filter(
+                   d.used_seqs, {_lambda('x', 'x = st.contributor_seq')})) END AS n_addr
+        FROM st JOIN per_doc d ON d.source = st.source AND d.doc_id = st.doc_id
+        WHERE st.status = 'used'
     )
-    SELECT st._rid, 1.0 / w.{n_denominator} / w.n_addr AS weight,
-           CAST(round({WEIGHT_SCALE!r} / w.{n_denominator} / w.n_addr) AS BIGINT) AS weight_fx
-    FROM st JOIN shares w
-      ON w.source = st.source AND w.doc_id = st.doc_id AND w.contributor_seq = st.contributor_seq
-    WHERE st.status = 'used'
+    SELECT _rid, 1.0 / n_den / n_addr AS weight,
+           CAST(round({WEIGHT_SCALE!r} / n_den / n_addr) AS BIGINT) AS weight_fx
+    FROM shares
     """)
     con.execute(f"""
     CREATE OR REPLACE TABLE contributions AS {ctes}
@@ -260,11 +271,12 @@ def aggregate_points(con: duckdb.DuckDBPyConnection) -> None:
     """Build table ``points``: used weight summed per ``(source, lat, lon)`` (methodology §3).
 
     Columns: ``source, lat, lon, weight`` (DOUBLE), ``weight_fx`` (exact HUGEINT sum),
-    ``n_contributions``. Unordered: the clustering reads it sorted by ``(source, lat, lon)``
-    and writes it back in that order (one sort of millions of points, not two). Also table
-    ``point_countries``: the same weight split by the
-    contributions' ``country`` (``??`` unknown), for the economy labels; one pass over the
-    contributions serves both.
+    ``n_contributions``, ``country`` (the economy of all its weight; NULL when the weight is
+    split across economies). Unordered: the clustering reads it sorted by ``(source, lat,
+    lon)`` and writes it back in that order (one sort of millions of points, not two). Also
+    table ``point_countries``: the same weight split by the contributions' ``country``
+    (``??`` unknown), for the economy labels and names (see :data:`CLUSTERED_BY_COUNTRY`);
+    one pass over the contributions serves both.
     """
     con.execute("""
     CREATE OR REPLACE TABLE point_countries AS
@@ -278,10 +290,24 @@ def aggregate_points(con: duckdb.DuckDBPyConnection) -> None:
     SELECT source, lat, lon,
            {fx_to_weight('sum(weight_fx)')} AS weight,
            sum(weight_fx) AS weight_fx,
-           CAST(sum(n_contributions) AS BIGINT) AS n_contributions
+           CAST(sum(n_contributions) AS BIGINT) AS n_contributions,
+           CASE WHEN count(*) = 1 THEN min(country) END AS country
     FROM point_countries
     GROUP BY source, lat, lon
     """)
+
+
+#: SQL: the clustered weight by point and economy (``source, lat, lon, country, stc,
+#: weight_fx``), once clusters are labelled. A point of one economy (nearly all) is read from
+#: ``points`` as it is; only the points split across economies meet ``point_countries``
+#: (a join of the two whole tables took seconds at 10M contributions).
+CLUSTERED_BY_COUNTRY = """
+    SELECT source, lat, lon, country, stc, weight_fx FROM points
+    WHERE stc >= 0 AND country IS NOT NULL
+    UNION ALL
+    SELECT c.source, c.lat, c.lon, c.country, p.stc, c.weight_fx
+    FROM point_countries c JOIN points p USING (source, lat, lon)
+    WHERE p.stc >= 0 AND p.country IS NULL"""
 
 
 def world_totals(con: duckdb.DuckDBPyConnection) -> dict[str, float]:

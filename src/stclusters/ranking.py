@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 from stclusters import _naming as _names
 from stclusters import _settlements
 from stclusters._population import footprint_population
-from stclusters.contributions import fx_to_weight
+from stclusters.contributions import CLUSTERED_BY_COUNTRY, fx_to_weight
 from stclusters.store import fetch_arrow, scalar
 from stclusters.params import RankParams
 
@@ -86,9 +86,7 @@ def economy_labels(con: duckdb.DuckDBPyConnection, *, min_share_pct: float) -> d
     """
     rows = con.execute(f"""
         WITH w AS (
-          SELECT p.stc, c.country, sum(c.weight_fx) AS fx
-          FROM point_countries c JOIN points p USING (source, lat, lon)
-          WHERE p.stc >= 0 GROUP BY 1, 2),
+          SELECT stc, country, sum(weight_fx) AS fx FROM ({CLUSTERED_BY_COUNTRY}) GROUP BY 1, 2),
         t AS (SELECT stc, sum(fx) AS total FROM w GROUP BY stc)
         SELECT w.stc, w.country, {fx_to_weight('w.fx')} / {fx_to_weight('t.total')} * 100 AS pct
         FROM w JOIN t USING (stc)

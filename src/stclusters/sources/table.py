@@ -356,7 +356,9 @@ def _documents_sql(accepted: str) -> str:
     its distinct ``contributor_seq``, ``record_ref`` that of its first row."""
     return f"""
     SELECT doc_id, source, arg_min(year, _row) AS year, arg_min(doc_type, _row) AS doc_type,
-      count(DISTINCT contributor_seq)::INTEGER AS n_contributors,
+      -- a list per document, not DISTINCT (a grouping of every row by document and
+      -- contributor, joined back: 2-2.5x the operator time at 1M rows)
+      len(list_distinct(list(contributor_seq)))::INTEGER AS n_contributors,
       (SELECT row_ref FROM _opts) || min(_row) AS record_ref,
       NULL::VARCHAR AS updated_date, NULL::VARCHAR AS domain, min(_row) AS _first
     FROM {accepted} GROUP BY source, doc_id"""
