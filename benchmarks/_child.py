@@ -8,9 +8,12 @@ process's ``VmHWM``: imports, data and work included) and contender-specific fac
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -170,7 +173,12 @@ def _read_peer(task: dict[str, Any]):
     sql, params = module.peer_sql(task["peer_arg"])
 
     def work():
-        con = duckdb.connect(config={"memory_limit": f"{DEFAULT_MEMORY_MB}MB"})
+        # The same budget as ours, spilling to a temporary folder (DuckDB's default is
+        # `.tmp` in the working directory: the repository).
+        spill = tempfile.mkdtemp(prefix="stc-peer-")
+        atexit.register(shutil.rmtree, spill, ignore_errors=True)
+        con = duckdb.connect(config={"memory_limit": f"{DEFAULT_MEMORY_MB}MB",
+                                     "temp_directory": spill})
         con.execute("SET enable_progress_bar = false")
         _duck_threads(con, task)
         con.execute(f"CREATE TABLE peer AS {sql}", params)
