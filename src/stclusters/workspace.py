@@ -47,6 +47,7 @@ from stclusters.sources import (
     folder_files,
     read_source,
 )
+from stclusters.sources._openalex_sql import ingest_openalex_part, is_json_lines
 from stclusters.sources._quarantine import Quarantine
 from stclusters.sources.openalex import read_merged_ids, read_openalex_institutions
 from stclusters.sources.table import ingest_table
@@ -204,6 +205,8 @@ def _read_one(con: duckdb.DuckDBPyConnection, p: Path, kind: str, *, input_id: i
         if on_batch:
             on_batch(str(p), n_rows)
         return n_rows + q.count
+    if _sql_path(kind, p):  # OpenAlex JSON Lines: mapped in SQL, odd lines by the Python reader
+        return ingest_openalex_part(con, p, input_id=input_id, quarantine=q, on_batch=on_batch)
     n_docs = 0
     for batch in read_source(p, kind=kind, quarantine=q, source=source, batch_size=batch_rows):
         store.append(con, "documents", batch.documents, input_id=input_id)
@@ -213,6 +216,17 @@ def _read_one(con: duckdb.DuckDBPyConnection, p: Path, kind: str, *, input_id: i
         if on_batch:
             on_batch(_batch_file(p, batch.documents), batch.documents.num_rows)
     return n_docs + q.count
+
+
+def _sql_path(kind: str, p: Path) -> bool:
+    """Is ``p`` read by an SQL fast path in the main process (OpenAlex works in JSON Lines)
+    rather than decoded in Python (possibly by a worker process)?"""
+    return kind == "openalex" and is_json_lines(p)
+
+
+def _decoded_in_python(kind: str, p: Path) -> bool:
+    """Does ``p`` go to the decode pool (:data:`DECODED_KINDS`, no SQL fast path)?"""
+    return kind in DECODED_KINDS and not _sql_path(kind, p)
 
 
 def size_and_sha256(p: Path) -> tuple[int, str]:
@@ -280,10 +294,12 @@ def ingest_into(con: duckdb.DuckDBPyConnection, checked: Iterable[tuple[Input, s
         size, sha = size_and_sha256(Path(item.path))
         plan.append((item, kind, size, sha, known.get(sha)))
         known.setdefault(sha, str(item.path))
+    pooled = {str(item.path) for item, kind, _, _, same in plan
+              if same is None and _decoded_in_python(kind, Path(item.path))}
     jobs = [(str(item.path), kind, item.source) for item, kind, _, _, same in plan
-            if same is None and kind in DECODED_KINDS]
+            if str(item.path) in pooled]
     n_workers = worker_count(len(jobs), sum(size for item, kind, size, _, same in plan
-                                            if same is None and kind in DECODED_KINDS))
+                                            if str(item.path) in pooled))
     pool = DecodePool(jobs, workers=n_workers, batch_rows=batch_rows) if n_workers > 1 else None
     try:
         for item, kind, size, sha, same in plan:
@@ -291,7 +307,7 @@ def ingest_into(con: duckdb.DuckDBPyConnection, checked: Iterable[tuple[Input, s
             if same is not None:
                 done = FileIngest(str(item.path), kind, "skipped", same_as=same)
             else:
-                decoded = pool.result(str(item.path)) if pool and kind in DECODED_KINDS else None
+                decoded = pool.result(str(item.path)) if pool and str(item.path) in pooled else None
                 done = _ingest_file(con, item, kind, size=size, sha=sha, batch_rows=batch_rows,
                                     on_batch=on_batch, decoded=decoded)
             done.seconds = round(time.perf_counter() - t0, 3)

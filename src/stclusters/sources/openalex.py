@@ -161,6 +161,51 @@ def _lone_surrogate(text: str, obj: Any) -> bool:
     return False
 
 
+def decode_line(raw: bytes, n: int, name: str, quarantine: Quarantine, source: str | None
+                ) -> dict | None:
+    """The JSON object on line ``n`` (1-based; ``raw`` its bytes, BOM already removed), or
+    None: a blank line (no record), or a line quarantined here (invalid UTF-8, malformed
+    JSON, nested too deep, not an object, an unpaired surrogate escape). The one definition
+    of a JSON Lines record, shared with the SQL fast path
+    (:mod:`stclusters.sources._openalex_sql`), which hands it the lines it does not take."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        quarantine.add(name, f"line {n}", "invalid UTF-8",
+                       excerpt=f"byte {exc.start}: {raw[:200].decode('utf-8', 'replace')}",
+                       source=source)
+        return None
+    if not line.strip():
+        return None
+    try:
+        obj = json.loads(line)
+    except ValueError as exc:  # JSONDecodeError, or a number of more than 4,300 digits
+        quarantine.add(name, f"line {n}", "malformed JSON", excerpt=f"{exc}: {line}",
+                       source=source)
+        return None
+    except RecursionError:
+        quarantine.add(name, f"line {n}", _TOO_DEEP, excerpt=line, source=source)
+        return None
+    if not isinstance(obj, dict):
+        quarantine.add(name, f"line {n}", "not a JSON object", excerpt=line, source=source)
+        return None
+    if _lone_surrogate(line, obj):
+        quarantine.add(name, f"line {n}", "invalid Unicode escape",
+                       excerpt=f"unpaired \\uD800-\\uDFFF escape: {line}", source=source)
+        return None
+    return obj
+
+
+def quarantine_line_stream_end(quarantine: Quarantine, name: str, stream: Any, n_lines: int,
+                               source: str | None) -> None:
+    """The entries of a JSON Lines file's end: junk stepped over between gzip members, and
+    a broken gzip stream (``after line N``, N the last line read)."""
+    quarantine_skipped(quarantine, name, stream, source=source)
+    damage = stream_damage(stream)
+    if damage is not None:
+        _quarantine_damage(quarantine, name, f"after line {n_lines}", damage, source)
+
+
 def _iter_lines(path: Path, name: str, quarantine: Quarantine, source: str | None
                 ) -> Iterator[tuple[str, dict]]:
     n = 0
@@ -168,37 +213,10 @@ def _iter_lines(path: Path, name: str, quarantine: Quarantine, source: str | Non
         for n, raw in enumerate(f, start=1):
             if n == 1 and raw.startswith(_BOM):
                 raw = raw[len(_BOM):]
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                quarantine.add(name, f"line {n}", "invalid UTF-8",
-                               excerpt=f"byte {exc.start}: {raw[:200].decode('utf-8', 'replace')}",
-                               source=source)
-                continue
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError as exc:  # JSONDecodeError, or a number of more than 4,300 digits
-                quarantine.add(name, f"line {n}", "malformed JSON", excerpt=f"{exc}: {line}",
-                               source=source)
-                continue
-            except RecursionError:
-                quarantine.add(name, f"line {n}", _TOO_DEEP, excerpt=line, source=source)
-                continue
-            if not isinstance(obj, dict):
-                quarantine.add(name, f"line {n}", "not a JSON object", excerpt=line,
-                               source=source)
-                continue
-            if _lone_surrogate(line, obj):
-                quarantine.add(name, f"line {n}", "invalid Unicode escape",
-                               excerpt=f"unpaired \\uD800-\\uDFFF escape: {line}", source=source)
-                continue
-            yield f"line {n}", obj
-        quarantine_skipped(quarantine, name, f, source=source)
-        damage = stream_damage(f)
-        if damage is not None:
-            _quarantine_damage(quarantine, name, f"after line {n}", damage, source)
+            obj = decode_line(raw, n, name, quarantine, source)
+            if obj is not None:
+                yield f"line {n}", obj
+        quarantine_line_stream_end(quarantine, name, f, n, source)
 
 
 def _quarantine_damage(quarantine: Quarantine, name: str, position: str, damage: StreamDamage,
@@ -628,22 +646,30 @@ def _read_works(path: str | Path, builder: BatchBuilder, quarantine: Quarantine
                 ) -> Iterator[None]:
     """Map every work into ``builder`` (or the quarantine); one step per work."""
     for name, position, work in iter_json_objects(path, quarantine=quarantine, source=SOURCE):
-        if not short_id(work.get("id")):
-            quarantine.add(name, position, "work without id", field="id",
-                           excerpt=_work_excerpt(work), source=SOURCE)
-        else:
-            try:
-                _add_work(work, builder, f"{name}:{position}")
-            except RecordError as exc:
-                field = _WORK_FIELDS.get(exc.field, exc.field)
-                quarantine.add(name, position, f"{field}: {exc.reason}", field=field,
-                               excerpt=_work_excerpt(work), source=SOURCE)
-            except (TypeError, AttributeError, ValueError) as exc:
-                quarantine.add(name, position, "unexpected work structure", excerpt=str(exc),
-                               source=SOURCE)
-            except RecursionError:
-                quarantine.add(name, position, _TOO_DEEP, source=SOURCE)
+        map_work(work, builder, quarantine, name, position)
         yield
+
+
+def map_work(work: dict, builder: BatchBuilder, quarantine: Quarantine, name: str,
+             position: str) -> None:
+    """One work into ``builder`` (its document and contributions) or into the quarantine
+    (without an id, a field the schema cannot take, an unexpected structure). Shared with
+    the SQL fast path, which hands it the works it does not map itself."""
+    if not short_id(work.get("id")):
+        quarantine.add(name, position, "work without id", field="id",
+                       excerpt=_work_excerpt(work), source=SOURCE)
+        return
+    try:
+        _add_work(work, builder, f"{name}:{position}")
+    except RecordError as exc:
+        field = _WORK_FIELDS.get(exc.field, exc.field)
+        quarantine.add(name, position, f"{field}: {exc.reason}", field=field,
+                       excerpt=_work_excerpt(work), source=SOURCE)
+    except (TypeError, AttributeError, ValueError) as exc:
+        quarantine.add(name, position, "unexpected work structure", excerpt=str(exc),
+                       source=SOURCE)
+    except RecursionError:
+        quarantine.add(name, position, _TOO_DEEP, source=SOURCE)
 
 
 def _work_excerpt(record: dict) -> str:
