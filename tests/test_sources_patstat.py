@@ -102,6 +102,14 @@ def test_table_of_file_names(name, table):
     assert patstat.table_of(Path("/some/where") / name) == table
 
 
+@pytest.mark.parametrize("name, table", [
+    ("tls211_part01.zip", "tls211"), ("tls904_nuts.csv", "tls904"),
+    ("tls201_part01.zip", None), ("g_patent.tsv.zip", None), ("readme.txt", None),
+])
+def test_other_patstat_tables_are_told_apart(name, table):
+    assert patstat.other_table(Path(name)) == table
+
+
 def test_fixture_follows_the_published_layout():
     """formats.md §3.1 [N]: per-table zips tlsNNN_partNN.zip holding tlsNNN_partNN.csv;
     one header of bare names (order of [O]); UTF-8, CR/LF; strings in double quotes with no

@@ -36,7 +36,7 @@ from stclusters.sources._delimited import load_delimited
 from stclusters.sources._quarantine import Quarantine
 
 __all__ = ["IPR_DOC_TYPES", "KIND", "PCT_APPLN_KIND", "SOURCES_OF", "UNITS", "YEAR_COLUMN",
-           "assemble", "stage", "status_counts", "table_of"]
+           "assemble", "edition_of", "other_table", "stage", "status_counts", "table_of"]
 
 KIND = "patstat"
 
@@ -144,6 +144,19 @@ def edition_of(path: Path) -> str | None:
         return None
     year, season = found[-1]
     return year + ("a" if season.lower() in ("a", "spring") else "b")
+
+
+# Any PATSTAT table file (tls211_part01.zip, tls904_nuts.csv …), read here or not.
+_ANY_TABLE = re.compile(r"^(tls[0-9]{3})(?:_[a-z_]+?)?(?:_part[0-9]+)?\.(?:zip|csv|txt)(?:\.gz)?$",
+                        re.IGNORECASE)
+
+
+def other_table(path: Path) -> str | None:
+    """A PATSTAT table this reader does not use (``tls211_part01.zip`` → ``"tls211"``), so
+    that a whole PATSTAT download can be given as a folder and those files skipped; None
+    for the tables of :func:`table_of` and for any other name."""
+    m = _ANY_TABLE.match(Path(path).name)
+    return m.group(1).lower() if m and table_of(path) is None else None
 
 
 def table_of(path: Path) -> str | None:
@@ -434,12 +447,14 @@ def _links(con: duckdb.DuckDBPyConnection) -> None:
                         THEN {literal(SAME_INVENTOR)}
                    END AS status
             FROM ps_pers_appln_kept l LEFT JOIN ps_app_status a USING (appln_id))
-        SELECT input_id, _row, person_id, appln_id, status,
-               CASE WHEN status IS NULL THEN CAST(row_number() OVER (
-                   PARTITION BY appln_id, status IS NULL
-                   ORDER BY invt_seq_nr, person_id, input_id, _row) - 1 AS INTEGER)
-               END AS contributor_seq
-        FROM l""")
+        SELECT l.input_id, l._row, l.person_id, l.appln_id, l.status,
+               CASE WHEN l.status IS NULL THEN CAST(row_number() OVER (
+                   PARTITION BY l.appln_id, l.status IS NULL
+                   ORDER BY l.invt_seq_nr, l.person_id, l.input_id, l._row) - 1 AS INTEGER)
+               END AS contributor_seq,
+               -- the contribution's record_ref, written once: joins match on it
+               f.file || ':row ' || l._row AS record_ref
+        FROM l JOIN ps_files f USING (input_id)""")
 
 
 def _addresses(con: duckdb.DuckDBPyConnection) -> None:
@@ -522,9 +537,8 @@ def _insert(con: duckdb.DuckDBPyConnection) -> None:
             record_ref, doc_type, _row)
         SELECT l.input_id, d.doc_id, 'patent', d.year, l.contributor_seq, 0, p.city,
                p.admin1, p.country, p.postcode, p.address_raw, d.applicant, d.tech_field,
-               f.file || ':row ' || l._row, d.doc_type, l._row
+               l.record_ref, d.doc_type, l._row
         FROM ps_link_status l JOIN _ps_docs d USING (appln_id)
-        JOIN ps_files f ON f.input_id = l.input_id
         LEFT JOIN ps_person_addr p USING (person_id)
         WHERE l.status IS NULL""")
     con.execute("DROP TABLE _ps_docs")
@@ -557,8 +571,8 @@ def status_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str, str, i
             WHERE c.source = 'patent' AND c.input_id IN (SELECT input_id FROM ps_files)),
         used_link AS (
             SELECT l.person_id, l.appln_id, bool_or(c.raw_status = 'used') AS used
-            FROM ps_link_status l JOIN ps_files f ON f.input_id = l.input_id
-            JOIN c ON c.input_id = l.input_id AND c.record_ref = f.file || ':row ' || l._row
+            FROM ps_link_status l
+            JOIN c ON c.input_id = l.input_id AND c.record_ref = l.record_ref
             GROUP BY l.person_id, l.appln_id),
         used_person AS (SELECT person_id, bool_or(used) AS used FROM used_link GROUP BY 1),
         used_app AS (SELECT appln_id, bool_or(used) AS used FROM used_link GROUP BY 1),
