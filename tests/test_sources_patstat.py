@@ -662,3 +662,29 @@ def test_ingest_in_two_goes_then_rank_the_workspace(tmp_path, ranked):
     again = stclusters.rank([], workspace=ws, params=_PARAMS)
     assert again.ranking.equals(ranked.ranking)
     assert again.manifest["accounting"] == ranked.manifest["accounting"]
+
+
+def test_non_pct_applications_are_accounted_but_not_warned_about():
+    from stclusters.accounting import unused_warnings
+
+    def acc(filtered: dict[str, int], used: int) -> dict:
+        return {"patent": {"records": {"unit": "document", "read": used + sum(filtered.values()),
+                                       "used": used, "filtered": filtered, "rejected": {}}}}
+
+    # 95 % of tls201 is not PCT: by design, no warning.
+    assert unused_warnings(acc({patstat.NOT_PCT: 90, "out_of_window": 2}, 8)) == []
+    # Among the PCT applications, most out of the window: a warning naming that reason.
+    (w,) = unused_warnings(acc({patstat.NOT_PCT: 40, "out_of_window": 55}, 5))
+    assert w["reason"] == "out_of_window" and w["n"] == 55
+
+
+def test_a_whole_download_folder_skips_the_tables_not_read(tmp_path):
+    from stclusters.workspace import as_inputs, expand_inputs
+
+    folder = tmp_path / "download"
+    shutil.copytree(FIXTURE, folder)
+    with zipfile.ZipFile(folder / "tls211_part01.zip", "w") as z:
+        z.writestr("tls211_part01.csv", "pat_publn_id,publn_auth\r\n1,\"WO\"\r\n")
+    names = {Path(i.path).name for i, _ in expand_inputs(as_inputs([str(folder)]))}
+    assert "tls211_part01.zip" not in names
+    assert names == {p.name for p in FIXTURE.iterdir() if p.is_file()}

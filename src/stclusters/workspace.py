@@ -134,6 +134,8 @@ def expand_inputs(inputs: Sequence[Input]) -> list[tuple[Input, str]]:
         kind = detect_kind(p) if item.kind == "auto" or p.is_dir() else item.kind
         if kind == FOLDER:  # a folder of input files: each one is an input of its own kind
             for f in folder_files(p):
+                if _unused_bundle_table(f):  # a whole PATSTAT download: tls211 & co. unread
+                    continue
                 one = Input(str(f), kind=item.kind, source=item.source)
                 out.append((one, _folder_file_kind(p, f) if item.kind == "auto" else item.kind))
         elif p.is_dir() and kind in ("openalex", "openalex-institutions"):
@@ -143,6 +145,13 @@ def expand_inputs(inputs: Sequence[Input]) -> list[tuple[Input, str]]:
         else:
             out.append((item, kind))
     return out
+
+
+def _unused_bundle_table(f: Path) -> bool:
+    """Is ``f`` a table file of a bulk bundle that its reader does not use (PATSTAT's
+    ``tls211_part01.zip``…)? In a folder such files are passed over, not refused."""
+    return any(getattr(module, "other_table", lambda _: None)(f) is not None
+               for _, module in bundles())
 
 
 def _parts(folder: Path) -> list[tuple[Path, str]]:

@@ -49,14 +49,7 @@ def bundle_module(kind: str) -> ModuleType | None:
 
 def bundles() -> list[tuple[str, ModuleType]]:
     """Every bundle kind with its module, in name order."""
-    out = []
-    for kind, name in sorted(BUNDLE_KINDS.items()):
-        try:
-            out.append((kind, importlib.import_module(name)))
-        except ModuleNotFoundError as exc:  # TODO(lead): remove once both readers landed
-            if exc.name != name:
-                raise
-    return out
+    return [(kind, importlib.import_module(name)) for kind, name in sorted(BUNDLE_KINDS.items())]
 
 
 def bundle_kind_of(path: Path) -> str | None:

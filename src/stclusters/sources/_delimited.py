@@ -168,6 +168,9 @@ class _ZipMember(io.RawIOBase):
         if self.damage is not None:
             return 0
         try:
+            # Whole buffers (1 MiB): deflate notices damage some bytes after it, so what was
+            # decoded since the last good buffer may be garbage; it is dropped with the
+            # buffer rather than read as rows.
             data = self._f.read(len(buffer))
         except _ZIP_ERRORS as exc:
             self.damage = f"{type(exc).__name__}: {exc}"

@@ -135,6 +135,9 @@ _ASSEMBLE_REASONS = ("duplicate appln_id", "duplicate person_id", "duplicate row
 NOT_PCT = "not a PCT application"
 NOT_INVENTOR = "applicant, not inventor"
 SAME_INVENTOR = "inventor listed twice on the application"
+#: Reasons that only say a row lies outside what the reader is for (most of tls201 is not
+#: PCT; most of tls207 links applicants): accounted, never warned about.
+SELECTION_REASONS = (NOT_PCT, NOT_INVENTOR)
 
 
 def edition_of(path: Path) -> str | None:
