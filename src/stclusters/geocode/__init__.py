@@ -526,7 +526,10 @@ class Geocoder:
         first[codes[::-1]] = np.arange(n - 1, -1, -1)  # first row of each distinct key
         rows = first[need]
         values = [c.take(pa.array(rows)).to_pylist() for c in cols]
-        results = [self._geocode_fields(*v) for v in zip(*values)]
+        # Free-text addresses (PATSTAT) make nearly every key distinct while their parsed
+        # city, state, country and postcode repeat: the structured lookup is made once each.
+        memo: dict[tuple, GeocodeResult] = {}
+        results = [self._geocode_fields(*v, memo=memo) for v in zip(*values)]
         slot = np.full(len(enc.dictionary), -1, dtype=np.int64)
         slot[need] = np.arange(len(rows))
         take_idx = pa.array(slot[codes], mask=given)  # null for given rows
@@ -577,14 +580,21 @@ class Geocoder:
 
     def _geocode_fields(self, city: str | None, admin1: str | None, country: str | None,
                         postcode: str | None, address_raw: str | None,
-                        org: str | None = None) -> GeocodeResult:
-        """One distinct address of :meth:`geocode_table` (empty strings stand for null)."""
+                        org: str | None = None, *,
+                        memo: dict[tuple, GeocodeResult] | None = None) -> GeocodeResult:
+        """One distinct address of :meth:`geocode_table` (empty strings stand for null);
+        ``memo`` keeps the structured lookups (city, admin1, country, postcode) already made."""
         fields = {"city": city, "admin1": admin1, "country": country, "postcode": postcode,
                   "address_raw": address_raw, "org": org}
         if any(v and len(v) > max_chars(k) for k, v in fields.items()):
             return _TOO_LONG
         if city:  # a structured address: its org (a patent's assignee) is elsewhere
-            r = self.geocode(city, admin1 or None, country or None, postcode=postcode or None)
+            key = (city, admin1 or None, country or None, postcode or None)
+            r = memo.get(key) if memo is not None else None
+            if r is None:
+                r = self.geocode(city, admin1 or None, country or None, postcode=postcode or None)
+                if memo is not None:
+                    memo[key] = r
             if r.precision != "city" and address_raw:
                 r2 = self.geocode_affiliation(address_raw, country or None)
                 if r2.precision == "city":
