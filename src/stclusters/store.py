@@ -80,6 +80,11 @@ DEFAULT_MEMORY_MB = 2000
 SPILL_PREFIX = "stclusters-spill-"
 
 
+def spill_dir() -> str:
+    """This process's spill folder (for DuckDB connections besides the workspace's)."""
+    return _spill_dir()
+
+
 @functools.cache
 def _spill_dir() -> str:
     """One spill folder per process, removed when the process ends, or by the next process

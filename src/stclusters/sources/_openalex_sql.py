@@ -24,6 +24,8 @@ reader's, entry for entry. Rows are inserted in line order, as the Python reader
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -374,21 +376,21 @@ _DOC_COLS = ", ".join(DOCUMENT.names)
 _ROW_COLS = ", ".join([*RAW_CONTRIBUTION.names, "doc_type", "domain"])
 
 
-def _insert_chunk(con: duckdb.DuckDBPyConnection, *, input_id: int, name: str) -> None:
-    """Append the chunk's documents and contributions (SQL-mapped and Python-mapped,
-    registered as ``_oa_py_docs`` / ``_oa_py_rows``) in line order."""
+def _insert_chunk(con: duckdb.DuckDBPyConnection, m: duckdb.DuckDBPyConnection, *,
+                  input_id: int, name: str) -> None:
+    """Append the chunk's documents and contributions (SQL-mapped on the mapping connection
+    ``m``, and Python-mapped, registered there as ``_oa_py_docs`` / ``_oa_py_rows``) to the
+    workspace ``con`` in line order."""
     ref = "$name || ':line ' || line_no"  # the file's name is bound, never pasted
-    con.execute(f"""
-        INSERT INTO documents (input_id, {_DOC_COLS})
-        SELECT {int(input_id)}, {_DOC_COLS} FROM (
+    docs = _arrow(m, f"""
+        SELECT {_DOC_COLS} FROM (
             SELECT line_no, doc_id, {literal(SOURCE)} AS source, year, doc_type, n_contributors,
                    {ref} AS record_ref, updated_date, domain
             FROM _oa_w WHERE clean AND line_no NOT IN (SELECT line_no FROM _oa_routed)
             UNION ALL SELECT line_no, {_DOC_COLS} FROM _oa_py_docs)
         ORDER BY line_no""", {"name": name})
-    con.execute(f"""
-        INSERT INTO raw_contributions (input_id, {_ROW_COLS})
-        SELECT {int(input_id)}, {_ROW_COLS} FROM (
+    rows = _arrow(m, f"""
+        SELECT {_ROW_COLS} FROM (
             SELECT r.line_no, w.doc_id, {literal(SOURCE)} AS source, w.year,
                    r.seq::INTEGER AS contributor_seq, r.address_seq::INTEGER AS address_seq,
                    NULL AS city, NULL AS admin1, r.country, NULL AS postcode, r.address_raw,
@@ -399,6 +401,23 @@ def _insert_chunk(con: duckdb.DuckDBPyConnection, *, input_id: int, name: str) -
             WHERE r.line_no NOT IN (SELECT line_no FROM _oa_routed)
             UNION ALL SELECT line_no, {_ROW_COLS} FROM _oa_py_rows)
         ORDER BY line_no, contributor_seq, address_seq""", {"name": name})
+    store.append(con, "documents", docs, input_id=input_id)
+    store.append(con, "raw_contributions", rows, input_id=input_id)
+
+
+def _arrow(m: duckdb.DuckDBPyConnection, sql: str, params: dict) -> pa.Table:
+    rel = m.sql(sql, params=params)
+    return rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
+
+
+def _mapping_connection() -> duckdb.DuckDBPyConnection:
+    """A private connection for a file's per-chunk scratch tables. On the workspace, inside
+    the file's transaction, every replaced scratch table would be kept until the commit
+    (measured: +80 MB per 32 MB chunk, 4 GB for a 200 MB part)."""
+    m = duckdb.connect(config={"memory_limit": f"{store.DEFAULT_MEMORY_MB // 2}MB",
+                               "temp_directory": store.spill_dir()})
+    m.execute("SET enable_progress_bar = false")
+    return m
 
 
 def _chunks(f: IO[bytes]) -> Iterator[bytes]:
@@ -459,13 +478,14 @@ def ingest_openalex_part(con: duckdb.DuckDBPyConnection, path: Path, *, input_id
     name = file_name(path)
     partition_date = updated_date({}, name)
     n_before, n_docs, n_line = quarantine.count, 0, 0
-    with open_binary(path, expected=_EXPECTED, whole_lines=True) as f:
+    with open_binary(path, expected=_EXPECTED, whole_lines=True) as f, \
+            contextlib.closing(_mapping_connection()) as m:
         for block in _chunks(f):
             if n_line == 0 and block.startswith(_BOM):
                 block = block[len(_BOM):]
             lines, bad = _chunk_lines(block, n_line + 1)
             n_line += len(lines)
-            n_chunk = _ingest_chunk(con, lines, bad, name=name, input_id=input_id,
+            n_chunk = _ingest_chunk(con, m, lines, bad, name=name, input_id=input_id,
                                     quarantine=quarantine, partition_date=partition_date)
             n_docs += n_chunk
             if on_batch:
@@ -474,36 +494,37 @@ def ingest_openalex_part(con: duckdb.DuckDBPyConnection, path: Path, *, input_id
     return n_docs + quarantine.count - n_before
 
 
-def _ingest_chunk(con: duckdb.DuckDBPyConnection, lines: pa.Table, bad: list[tuple[int, bytes]],
-                  *, name: str, input_id: int, quarantine: Quarantine,
-                  partition_date: str | None) -> int:
-    """One chunk of lines into the workspace; return its works (documents) appended."""
-    con.register("_oa_lines", lines)
+def _ingest_chunk(con: duckdb.DuckDBPyConnection, m: duckdb.DuckDBPyConnection, lines: pa.Table,
+                  bad: list[tuple[int, bytes]], *, name: str, input_id: int,
+                  quarantine: Quarantine, partition_date: str | None) -> int:
+    """One chunk of lines into the workspace ``con``, mapped on the private connection
+    ``m``; return its works (documents) appended."""
+    m.register("_oa_lines", lines)
     try:
-        con.execute(_works_sql(), {"partition_date": partition_date})
-        con.execute(_authorships_sql())
-        con.execute(_rows_sql())
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _oa_routed AS {_routed_sql()}")
-        routed = [n for (n,) in con.execute(
+        m.execute(_works_sql(), {"partition_date": partition_date})
+        m.execute(_authorships_sql())
+        m.execute(_rows_sql())
+        m.execute(f"CREATE OR REPLACE TEMP TABLE _oa_routed AS {_routed_sql()}")
+        routed = [n for (n,) in m.execute(
             "SELECT line_no FROM _oa_routed ORDER BY line_no").fetchall()]
-        texts = dict(con.execute(
+        texts = dict(m.execute(
             "SELECT line_no, line FROM _oa_lines WHERE line_no IN (SELECT line_no FROM _oa_routed)"
         ).fetchall()) if routed else {}
         raws = sorted([(n, texts[n].encode("utf-8")) for n in routed] + bad)
         docs, rows = _python_rows(raws, name, quarantine)
-        con.register("_oa_py_docs", docs)
-        con.register("_oa_py_rows", rows)
-        _insert_chunk(con, input_id=input_id, name=name)
-        return int(store.scalar(con, "SELECT count(*) FROM _oa_w WHERE clean AND line_no NOT IN "
+        m.register("_oa_py_docs", docs)
+        m.register("_oa_py_rows", rows)
+        _insert_chunk(con, m, input_id=input_id, name=name)
+        return int(store.scalar(m, "SELECT count(*) FROM _oa_w WHERE clean AND line_no NOT IN "
                                      "(SELECT line_no FROM _oa_routed)")) + docs.num_rows
     finally:
         for view in ("_oa_lines", "_oa_py_docs", "_oa_py_rows"):
             try:
-                con.unregister(view)
+                m.unregister(view)
             except duckdb.Error:
                 pass
         for table in ("_oa_w", "_oa_a", "_oa_r", "_oa_routed"):
-            con.execute(f"DROP TABLE IF EXISTS temp.{table}")
+            m.execute(f"DROP TABLE IF EXISTS temp.{table}")
 
 
 def is_json_lines(path: Path) -> bool:
