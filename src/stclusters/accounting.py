@@ -21,20 +21,10 @@ import duckdb
 
 from stclusters._sql import literals
 from stclusters.contributions import fx_to_weight
-from stclusters.schema import SOURCES
+from stclusters.schema import DOCUMENT_STATUS_SQL, SOURCES
 from stclusters.sources import bundle_module, bundles
 from stclusters.store import DOCUMENT_KINDS
 
-#: Status of a document from the statuses of its contributions (first match wins).
-_DOCUMENT_STATUS = """CASE
-    WHEN bool_or(c.status = 'used') THEN 'used'
-    WHEN count(c.status) = 0 THEN 'no_contributors'
-    WHEN bool_or(c.status = 'out_of_window') THEN 'out_of_window'
-    WHEN bool_or(c.status = 'merged_away') THEN 'merged_away'
-    WHEN bool_or(c.status = 'doc_type_excluded') THEN 'doc_type_excluded'
-    WHEN bool_or(c.status = 'domain_excluded') THEN 'domain_excluded'
-    WHEN bool_or(c.status = 'country_mismatch') THEN 'country_mismatch'
-    ELSE 'no_located_contributor' END"""
 
 #: A contribution's filter reason, with the geocoder's reason for unlocated ones.
 _CONTRIBUTION_STATUS = """CASE WHEN status = 'unlocated'
@@ -54,7 +44,7 @@ def _workspace_status_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[int, 
     doc_kinds = literals(DOCUMENT_KINDS)
     return con.execute(f"""
         WITH docs AS (
-          SELECT d.input_id, d.source, {_DOCUMENT_STATUS} AS status
+          SELECT d.input_id, d.source, {DOCUMENT_STATUS_SQL} AS status
           FROM documents d
           JOIN inputs i ON i.input_id = d.input_id AND i.kind IN ({doc_kinds})
           LEFT JOIN contributions c

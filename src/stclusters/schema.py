@@ -119,6 +119,19 @@ QUARANTINE = pa.schema(
 )
 
 
+#: SQL of a document's status from its contributions' statuses ``c.status`` (first match
+#: wins), for the accounting of every reader.
+DOCUMENT_STATUS_SQL = """CASE
+    WHEN bool_or(c.status = 'used') THEN 'used'
+    WHEN count(c.status) = 0 THEN 'no_contributors'
+    WHEN bool_or(c.status = 'out_of_window') THEN 'out_of_window'
+    WHEN bool_or(c.status = 'merged_away') THEN 'merged_away'
+    WHEN bool_or(c.status = 'doc_type_excluded') THEN 'doc_type_excluded'
+    WHEN bool_or(c.status = 'domain_excluded') THEN 'domain_excluded'
+    WHEN bool_or(c.status = 'country_mismatch') THEN 'country_mismatch'
+    ELSE 'no_located_contributor' END"""
+
+
 def max_chars(field: str) -> int:
     """Longest accepted text of ``field``, characters (see :data:`MAX_TEXT_CHARS`)."""
     return MAX_ADDRESS_CHARS if field == "address_raw" else MAX_TEXT_CHARS

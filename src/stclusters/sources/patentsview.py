@@ -38,7 +38,7 @@ import pyarrow as pa
 
 from stclusters import _sql
 from stclusters.errors import InputFormatError
-from stclusters.schema import MAX_TEXT_CHARS, YEAR_RANGE
+from stclusters.schema import DOCUMENT_STATUS_SQL, MAX_TEXT_CHARS, YEAR_RANGE
 from stclusters.sources._delimited import load_delimited, open_text_bytes, sniff_header
 from stclusters.sources._quarantine import Quarantine
 
@@ -684,14 +684,6 @@ def assemble(con: duckdb.DuckDBPyConnection) -> None:
 
 # ----------------------------------------------------------------------------- accounting
 
-#: A document's status from its contributions' (as :mod:`stclusters.accounting` does).
-_DOCUMENT_STATUS = """CASE
-    WHEN bool_or(c.status = 'used') THEN 'used'
-    WHEN count(c.status) = 0 THEN 'no_contributors'
-    WHEN bool_or(c.status = 'out_of_window') THEN 'out_of_window'
-    WHEN bool_or(c.status = 'doc_type_excluded') THEN 'doc_type_excluded'
-    WHEN bool_or(c.status = 'country_mismatch') THEN 'country_mismatch'
-    ELSE 'no_located_contributor' END"""
 
 
 def status_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str, str, int]]:
@@ -726,7 +718,7 @@ def status_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str, str, i
             FROM contrib),
         left_out AS (SELECT input_id, 'patent' AS source, status, n FROM pv_left_out),
         docs AS (
-            SELECT d.input_id, 'patent' AS source, {_DOCUMENT_STATUS} AS status
+            SELECT d.input_id, 'patent' AS source, {DOCUMENT_STATUS_SQL} AS status
             FROM documents d JOIN pv_files f ON f.input_id = d.input_id AND f.role = 'document'
             LEFT JOIN contrib c ON c.doc_id = d.doc_id
             GROUP BY d.input_id, d.doc_id, d.record_ref),
