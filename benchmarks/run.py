@@ -272,6 +272,7 @@ def _ratio(slow: Row, fast: Row) -> str:
 
 
 SCALES_TIMEOUT = [600.0]  # set by main: the time limit, for lower bounds on ratios
+BASELINE_MAX_N: list[int | None] = [None]  # set by main: largest end-to-end baseline size
 
 
 def realistic_min_weight(path: Path) -> float:
@@ -413,6 +414,8 @@ def section_e2e(scale: Scale, data_dir: Path, work: Path) -> tuple[list[Row], di
         b = Row("end_to_end", n, "pandas+skl", "baseline_pandas_sklearn.py")
         if baseline_dead:
             b.status = "skipped (a smaller size did not finish)"
+        elif BASELINE_MAX_N[0] is not None and n > BASELINE_MAX_N[0]:
+            b.status = f"skipped (--baseline-max-n {BASELINE_MAX_N[0]:,})"
         else:
             # one run when the first takes > 60 s (a full run must fit in about 30 min): the
             # baseline is the slow side of the ratio, its spread is small next to its time
@@ -602,12 +605,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="*", choices=list(SECTIONS), help="run these sections only")
     ap.add_argument("--repeats", type=int, help="override runs per contender")
     ap.add_argument("--timeout", type=float, help="override the per-run time limit, s")
+    ap.add_argument("--baseline-max-n", type=int,
+                    help="run the pandas baseline of the end-to-end section up to this size only")
     args = ap.parse_args(argv)
     scale = SCALES["quick" if args.quick else "full"]
     if args.repeats or args.timeout:
         scale = Scale(**{**asdict(scale), **({"repeats": args.repeats} if args.repeats else {}),
                          **({"timeout_s": args.timeout} if args.timeout else {})})
     SCALES_TIMEOUT[0] = scale.timeout_s
+    BASELINE_MAX_N[0] = args.baseline_max_n
     rows: list[Row] = []
     extra: dict[str, Any] = {}
     t0 = time.monotonic()
