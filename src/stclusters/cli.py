@@ -609,7 +609,7 @@ _SOURCE_HELP = "Metric of a table without a 'source' column: patent or publicati
 
 _RANK_FIXED = [
     _fixed("inputs", Annotated[list[Path] | None, typer.Argument(
-        help=_INPUTS_HELP + " Optional with --workspace.", metavar="[INPUT]...",
+        help=_INPUTS_HELP + " Optional with --workspace.", metavar="INPUT",
         show_default=False)], None),
     _fixed("out", Annotated[Path, typer.Option(
         help="Output folder: new, empty, or of an earlier run (whose outputs are replaced).")],
@@ -635,7 +635,7 @@ app.command("rank", cls=_Command, epilog=EXIT_CODES_HELP)(with_options(rank_cmd,
              f"or parameters; {EXIT_INTERRUPTED} interrupted; {EXIT_TERMINATED} terminated. "
              "A file is in the workspace whole or not at all.")
 def ingest_cmd(
-    inputs: Annotated[list[Path], typer.Argument(help=_INPUTS_HELP, metavar="INPUT...",
+    inputs: Annotated[list[Path], typer.Argument(help=_INPUTS_HELP, metavar="INPUT",
                                                  show_default=False)],
     workspace: Annotated[Path, typer.Option(help="The workspace file (DuckDB), created if "
                                                  "missing.", metavar="FILE")],
