@@ -273,3 +273,14 @@ def test_snapshot_manifest_findings_reach_the_run_manifest(tmp_path):
     assert problems == {("works", rel, "incomplete part"), ("works", rel, "record count differs")}
     result = runner.invoke(app, ["rank", str(snap), "--out", str(tmp_path / "out")])
     assert "incomplete part" in result.output and "record count differs" in result.output
+
+
+@pytest.mark.parametrize("raw", ["0", "two", "-1"])
+def test_a_bad_worker_count_is_refused_naming_the_variable(monkeypatch, raw):
+    from stclusters._decode_pool import worker_count
+
+    monkeypatch.setenv("STCLUSTERS_WORKERS", raw)
+    with pytest.raises(ParameterError, match="STCLUSTERS_WORKERS"):
+        worker_count(3, 1 << 30)
+    monkeypatch.setenv("STCLUSTERS_WORKERS", "8")
+    assert worker_count(3, 1 << 30) == 3  # never more workers than files

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from stclusters.errors import InputFormatError
+from stclusters.errors import InputFormatError, ParameterError
 
 #: Input kinds decoded in Python (worth a worker process each).
 DECODED_KINDS = ("uspto-xml", "openalex", "openalex-institutions")
@@ -52,9 +52,12 @@ def worker_count(n_files: int, n_bytes: int) -> int:
     raw = os.environ.get(WORKERS_ENV, "").strip()
     if raw:
         try:
-            return max(1, min(int(raw), n_files))
+            wanted = int(raw)
         except ValueError:
-            return 1
+            wanted = 0
+        if wanted < 1:
+            raise ParameterError(f"{WORKERS_ENV} must be an integer >= 1, got {raw!r}")
+        return max(1, min(wanted, n_files))
     if n_files < 2 or n_bytes < PARALLEL_MIN_BYTES:
         return 1
     return max(1, min(len(os.sched_getaffinity(0)), n_files))

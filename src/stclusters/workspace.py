@@ -15,7 +15,6 @@ the outputs do not depend on the order in which files were ingested.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -177,16 +176,6 @@ def _folder_file_kind(folder: Path, f: Path) -> str:
         raise
 
 
-def _batch_file(p: Path, documents: pa.Table) -> str:
-    """The file a batch came from: ``p``, or for a folder (snapshot) the part named by the
-    batch's last ``record_ref`` (``<part below the folder>:line N``), so that progress can
-    count the parts done."""
-    if not p.is_dir() or documents.num_rows == 0:
-        return str(p)
-    ref = documents.column("record_ref")[documents.num_rows - 1].as_py() or ""
-    return str(p / ref.rsplit(":", 1)[0]) if ":" in ref else str(p)
-
-
 def _read_one(con: duckdb.DuckDBPyConnection, p: Path, kind: str, *, input_id: int,
               source: str | None, q: Quarantine, batch_rows: int,
               on_batch: Callable[[str, int], None] | None) -> int:
@@ -223,7 +212,7 @@ def _read_one(con: duckdb.DuckDBPyConnection, p: Path, kind: str, *, input_id: i
                      store.with_doc_type(batch.contributions, batch.documents), input_id=input_id)
         n_docs += batch.documents.num_rows
         if on_batch:
-            on_batch(_batch_file(p, batch.documents), batch.documents.num_rows)
+            on_batch(str(p), batch.documents.num_rows)
     return n_docs + q.count
 
 
@@ -239,14 +228,8 @@ def _decoded_in_python(kind: str, p: Path) -> bool:
 
 
 def size_and_sha256(p: Path) -> tuple[int, str]:
-    """Bytes and sha256 of an input file; for a folder (a snapshot), of its files together:
-    the sha256 of the lines ``<sha256 of the file>  <path below the folder>`` in path order
-    (what ``sha256sum`` prints), so that any change of content or names shows."""
-    if p.is_file():
-        return p.stat().st_size, store.file_sha256(p)
-    files = folder_files(p)
-    listing = "".join(f"{store.file_sha256(f)}  {f.relative_to(p).as_posix()}\n" for f in files)
-    return sum(f.stat().st_size for f in files), hashlib.sha256(listing.encode()).hexdigest()
+    """Bytes and sha256 of an input file (folders are expanded into their files before)."""
+    return p.stat().st_size, store.file_sha256(p)
 
 
 def _known_contents(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
