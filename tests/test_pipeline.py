@@ -277,3 +277,24 @@ def test_api_ranking_holds_the_documented_columns_only(sample_run):
             "patent_per_million_pop", "publication_per_million_pop"} <= set(cols)
     assert set(res.ranking.column("population_basis").to_pylist()) <= {
         "un_wup2018", "un_wup2018+geonames", "geonames", "none"}
+
+
+def test_read_once_rank_many_matches_separate_runs(sample_run, tmp_path):
+    """`stclusters.read` + `Located.rank` twice: each result equals a separate `rank` with the
+    same parameters (manifest and output files), and the second never replaces the first's
+    tables (each ranking lives in its own schema)."""
+    res, out = sample_run
+    located = stclusters.read([str(p) for p in USPTO + OPENALEX])
+    wide = demo.sample_params().with_source("patent", eps_km=40.0)
+    a = located.rank(demo.sample_params())
+    b = located.rank(wide)
+    assert a.ranking.equals(res.ranking)
+    assert json.dumps(a.manifest, sort_keys=True) == json.dumps(res.manifest, sort_keys=True)
+    assert b.manifest["clustering"]["patent"]["eps_km"] == 40.0
+    # a's tables are still a's, after b ran.
+    assert a.table("clusters").num_rows == res.table("clusters").num_rows
+    assert a.table("points").equals(res.table("points"))
+    assert not b.table("clusters").equals(a.table("clusters"))
+    a.write(tmp_path / "a")
+    for name in ("ranking.csv", "points.parquet", "manifest.json", "footprints.geojson"):
+        assert (tmp_path / "a" / name).read_bytes() == (out / name).read_bytes(), name

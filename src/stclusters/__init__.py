@@ -9,10 +9,10 @@ from stclusters._version import __version__
 from stclusters.errors import InputFormatError, ParameterError, StclustersError
 from stclusters.params import RankParams, SourceParams
 
-__all__ = ["Input", "InputFormatError", "IngestReport", "ingest", "ParameterError", "RankParams", "RankResult",
-           "SourceParams", "StclustersError", "__version__", "rank"]
+__all__ = ["Input", "InputFormatError", "IngestReport", "Located", "ingest", "ParameterError", "RankParams",
+           "RankResult", "SourceParams", "StclustersError", "__version__", "rank", "read"]
 
-_LAZY = {"Input", "RankResult", "rank"}
+_LAZY = {"Input", "Located", "RankResult", "rank", "read"}
 _LAZY_INGEST = {"IngestReport", "ingest"}
 
 

@@ -73,8 +73,7 @@ class RankResult:
         ValueError
             ``name`` is not a table of the workspace (it is never pasted into SQL).
         """
-        tables = {r[0] for r in self.con.execute(
-            "SELECT table_name FROM information_schema.tables").fetchall()}
+        tables = set(store.visible_tables(self.con))
         if name not in tables:
             raise ValueError(f"no workspace table {name!r}; tables: {', '.join(sorted(tables))}")
         return store.fetch_arrow(self.con, f"SELECT * FROM {identifier(name)}")
@@ -129,6 +128,84 @@ def _geocoder():
     return Geocoder.load()
 
 
+@dataclass
+class Located:
+    """Inputs read and geocoded once, ready to be ranked any number of times.
+
+    Editions, sensitivity neighbourhoods, calibration grids and metric variants all rank the
+    same located records with different :class:`RankParams`: nothing is read or geocoded
+    again. Each :meth:`rank` works in a DuckDB schema of its own (``run0``, ``run1``…) on a
+    cursor of the shared in-memory database, so the tables of one result (``contributions``,
+    ``points``, ``clusters``, ``ranking``…) are never replaced by a later one; the read
+    tables (``raw_contributions``, ``geocodes``, ``inputs``, ``documents``, ``quarantine``…)
+    stay in schema ``main``, shared.
+
+    Examples
+    --------
+    >>> located = stclusters.read(["grants.xml.gz", "works.jsonl.gz"])    # doctest: +SKIP
+    >>> a = located.rank(RankParams())                                    # doctest: +SKIP
+    >>> b = located.rank(RankParams().with_source("patent", eps_km=10))   # doctest: +SKIP
+    """
+
+    con: duckdb.DuckDBPyConnection
+    recorded: list[store.InputFile]
+    geocoding: dict[str, Any]
+    timings_s: dict[str, float] = field(default_factory=dict)
+    _n_runs: int = 0
+
+    def rank(self, params: RankParams | None = None, *, label: str | None = None,
+             progress: Callable[[str], None] | None = None,
+             notes: Sequence[str] = ()) -> RankResult:
+        """Rank the located records with ``params`` (see :func:`rank`) in a schema of its own."""
+        cur = self.con.cursor()
+        schema = identifier(f"run{self._n_runs}")
+        self._n_runs += 1
+        cur.execute(f"CREATE SCHEMA {schema}")
+        cur.execute(f"USE {schema}")
+        return _rank_located(self, cur, params or RankParams(), label=label, progress=progress,
+                             notes=notes, timings=dict(self.timings_s))
+
+
+def read(inputs, *, workspace: str | Path | None = None,
+         progress: Callable[[str], None] | None = None,
+         on_batch: Callable[[str, int], None] | None = None,
+         batch_rows: int = 200_000) -> Located:
+    """Read and geocode ``inputs`` (and/or a workspace) once, for any number of rankings.
+
+    Parameters are those of :func:`rank`; returns a :class:`Located` whose
+    :meth:`Located.rank` ranks the records with any :class:`RankParams`.
+    """
+    # Resolved path order, not the caller's order or spelling: outputs must not depend on how
+    # inputs were listed (relative or absolute).
+    inputs = as_inputs(inputs)
+    if not inputs and workspace is None:
+        raise ParameterError("no input given", hint="pass input files, or a workspace made "
+                                                    "by `stclusters ingest`")
+    checked = expand_inputs(inputs) if inputs else []
+    timings: dict[str, float] = {}
+    # In memory (3-4x faster to fill than a file); written out by .write(). A workspace
+    # file keeps what was read, for later runs; the run itself works on a copy in memory.
+    con = store.connect(None)
+    with _stage(timings, "read", progress):
+        if workspace is not None:
+            if checked:
+                ws = open_workspace(workspace)
+                try:
+                    ingest_into(ws, checked, batch_rows=batch_rows, on_batch=on_batch)
+                finally:
+                    ws.close()
+            load_workspace(workspace, con)
+        else:
+            ingest_into(con, checked, batch_rows=batch_rows, on_batch=on_batch)
+        prepare(con)
+        recorded = [store.InputFile(*r) for r in con.execute(
+            "SELECT input_id, path, kind, size_bytes, sha256 FROM inputs ORDER BY input_id"
+        ).fetchall()]
+    with _stage(timings, "geocode", progress):
+        geocoding = contrib.locate(con, _geocoder)
+    return Located(con, recorded, geocoding, timings)
+
+
 def rank(inputs, *, params: RankParams | None = None, workspace: str | Path | None = None,
          label: str | None = None, progress: Callable[[str], None] | None = None,
          on_batch: Callable[[str, int], None] | None = None, batch_rows: int = 200_000,
@@ -163,40 +240,29 @@ def rank(inputs, *, params: RankParams | None = None, workspace: str | Path | No
         A whole input cannot be read (missing, empty folder, not gzip, unknown format),
         before any output. A run that uses nothing or finds no cluster does not raise:
         ``.outcome`` says so.
+
+    See Also
+    --------
+    read : read once, then rank with several parameter sets (editions, sensitivity).
     """
-    params = params or RankParams()
-    # Resolved path order, not the caller's order or spelling: outputs must not depend on how
-    # inputs were listed (relative or absolute).
-    inputs = as_inputs(inputs)
-    if not inputs and workspace is None:
-        raise ParameterError("no input given", hint="pass input files, or a workspace made "
-                                                    "by `stclusters ingest`")
-    checked = expand_inputs(inputs) if inputs else []
-    timings: dict[str, float] = {}
-    # In memory (3-4x faster to fill than a file); written out by .write(). A workspace
-    # file keeps what was read, for later runs; the run itself works on a copy in memory.
-    con = store.connect(None)
-    with _stage(timings, "read", progress):
-        if workspace is not None:
-            if checked:
-                ws = open_workspace(workspace)
-                try:
-                    ingest_into(ws, checked, batch_rows=batch_rows, on_batch=on_batch)
-                finally:
-                    ws.close()
-            load_workspace(workspace, con)
-        else:
-            ingest_into(con, checked, batch_rows=batch_rows, on_batch=on_batch)
-        prepare(con)
-        recorded = [store.InputFile(*r) for r in con.execute(
-            "SELECT input_id, path, kind, size_bytes, sha256 FROM inputs ORDER BY input_id"
-        ).fetchall()]
-    with _stage(timings, "geocode", progress):
-        geocoding = contrib.locate(con, _geocoder)
+    located = read(inputs, workspace=workspace, progress=progress, on_batch=on_batch,
+                   batch_rows=batch_rows)
+    return _rank_located(located, located.con, params or RankParams(), label=label,
+                         progress=progress, notes=notes, timings=located.timings_s,
+                         drop_raw=True)
+
+
+def _rank_located(located: Located, con: duckdb.DuckDBPyConnection, params: RankParams, *,
+                  label: str | None, progress: Callable[[str], None] | None,
+                  notes: Sequence[str], timings: dict[str, float],
+                  drop_raw: bool = False) -> RankResult:
+    """Count, cluster, rank and account the located records on ``con`` (stages after read)."""
+    geocoding = copy.deepcopy(located.geocoding)
     with _stage(timings, "count", progress):
         contrib.count_fractional(con, params)
-        # Every raw row now lives on, located, in `contributions`: free the copy.
-        con.execute("DROP TABLE raw_contributions")
+        if drop_raw:
+            # Every raw row now lives on, located, in `contributions`: free the copy.
+            con.execute("DROP TABLE raw_contributions")
         findings = quality.report(con, action=params.quality_action)
         contrib.aggregate_points(con)
         totals = contrib.world_totals(con)
@@ -209,8 +275,8 @@ def rank(inputs, *, params: RankParams | None = None, workspace: str | Path | No
         accounting, by_input = account(con)
         geocoding["by_country"] = located_by_country(con)
         result = outcome(accounting, n_clusters=store.scalar(con, "SELECT count(*) FROM clusters"))
-    manifest = _manifest(recorded, by_input, params, report, accounting, totals, geocoding,
-                         label, notes)
+    manifest = _manifest(located.recorded, by_input, params, report, accounting, totals,
+                         geocoding, label, notes)
     manifest["outcome"] = result
     manifest["snapshot_checks"] = snapshot_findings(con)
     manifest["quality"] = findings

@@ -144,6 +144,16 @@ def fetch_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
     return rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
 
 
+def visible_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Names of the tables an unqualified name reaches from ``con``: those of its current
+    schema (a ranking's own ``runN``, see :class:`stclusters.pipeline.Located`) and of
+    ``main`` (the tables read once and shared), sorted."""
+    return [r[0] for r in con.execute(
+        "SELECT DISTINCT table_name FROM information_schema.tables "
+        "WHERE table_catalog = current_database() "
+        "AND table_schema IN (current_schema(), 'main') ORDER BY 1").fetchall()]
+
+
 def scalar(con: duckdb.DuckDBPyConnection, sql: str):
     """The single value of a one-row, one-column query (the result is fully consumed)."""
     return con.execute(sql).fetchall()[0][0]

@@ -39,7 +39,7 @@ from stclusters.reports._atomic import atomic_path, write_text
 from stclusters.reports.csv_writer import write_csv
 from stclusters.reports._lock import LOCK_NAME, out_dir_lock
 from stclusters.reports.geojson import footprints_feature_collection, write_geojson
-from stclusters.store import fetch_arrow, file_sha256
+from stclusters.store import fetch_arrow, file_sha256, visible_tables
 
 
 def _write_parquet(table: pa.Table, path: Path) -> None:
@@ -226,8 +226,7 @@ WORKSPACE_TABLES = ("inputs", "documents", "contributions", "geocodes", "quarant
 def _save_workspace(con: duckdb.DuckDBPyConnection, path: Path, *, label: str | None) -> None:
     """Copy the run's tables into a DuckDB file (atomically); a label (``SYNTHETIC``) goes
     into a table ``data_label`` of its own, so the file says what it holds."""
-    present = {r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables").fetchall()}
+    present = set(visible_tables(con))
     with atomic_path(path) as tmp:
         tmp.unlink()  # DuckDB creates the file itself
         # DuckDB's log beside the file: gone after a clean DETACH, not after a failure (a
