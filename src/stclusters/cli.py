@@ -713,5 +713,20 @@ def version() -> None:
     console.print(f"stclusters {__version__}")
 
 
+#: Modules of the analysis commands; each has ``register(app)`` and imports what it shares
+#: with this module (``_Command``, ``with_options``, ``_fail``…) from here.
+_COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def _register_commands() -> None:
+    import importlib  # noqa: PLC0415
+
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(app)
+
+
+_register_commands()
+
+
 def main() -> None:  # pragma: no cover
     sys.exit(app())
