@@ -69,6 +69,92 @@ def _ours(task: dict[str, Any]) -> tuple[Callable[[], Any], Callable[[Any], dict
     return work, facts
 
 
+def _warm_sweep() -> None:
+    """Compile (or load) the sweep kernels on tiny data."""
+    from stclusters.clusters.sweep import sweep_grid, sweep_min_weight  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    lat, lon, w = rng.uniform(40, 41, 200), rng.uniform(0, 1, 200), rng.random(200)
+    sweep_min_weight(lat, lon, w, eps_km=13.0, min_weights=[1.0, 2.0]).result(1.5)
+    sweep_grid(lat, lon, w, eps_kms=[13.0], min_weights=[1.0]).core_labels(13.0, 1.0)
+
+
+def _identity(lat, lon, w, settings: list[tuple[float, float]], result_at, thr) -> dict:
+    """Compare the sweep's clustering with ``dbscan_sphere`` at each (eps_km, min_weight)."""
+    from stclusters.clusters.dbscan import dbscan_sphere  # noqa: PLC0415
+
+    same = 0
+    for eps_km, mw in settings:
+        a = result_at(eps_km, mw)
+        b = dbscan_sphere(lat, lon, w, eps_km=eps_km, min_weight=mw, n_threads=thr)
+        same += (a.n_clusters == b.n_clusters and a.labels.tobytes() == b.labels.tobytes()
+                 and a.is_core.tobytes() == b.is_core.tobytes()
+                 and a.representative.tobytes() == b.representative.tobytes())
+    return {"identity_checked": len(settings), "identity_equal": int(same)}
+
+
+def _check_settings(eps_kms: list[float], min_weights: list[float], k: int) -> list:
+    """``k`` settings spread over the plane (first, last and evenly between), deterministic."""
+    grid = [(e, m) for e in eps_kms for m in min_weights]
+    idx = np.unique(np.linspace(0, len(grid) - 1, k).round().astype(int))
+    return [grid[i] for i in idx]
+
+
+def _sweep_ours(task: dict[str, Any]):
+    """One threshold sweep (``eps_kms`` of length 1) or a plane (``sweep_grid``)."""
+    from stclusters.clusters.sweep import sweep_grid, sweep_min_weight  # noqa: PLC0415
+
+    lat, lon, w = _load(task)
+    _warm_ours()
+    _warm_sweep()
+    eps_kms, mws, thr = task["eps_kms"], task["min_weights"], task.get("threads")
+
+    def work():
+        if len(eps_kms) == 1:
+            return sweep_min_weight(lat, lon, w, eps_km=eps_kms[0], min_weights=mws,
+                                    n_threads=thr)
+        return sweep_grid(lat, lon, w, eps_kms=eps_kms, min_weights=mws, n_threads=thr)
+
+    def facts(res) -> dict:
+        if len(eps_kms) == 1:
+            def at(e, m):
+                return res.result(m)
+        else:
+            at = res.result
+        out = {"settings": len(eps_kms) * len(mws),
+               "n_clusters_range": [int(res.n_clusters.min()), int(res.n_clusters.max())],
+               "core_share_range": [float(res.n_core.min() / lat.shape[0]),
+                                    float(res.n_core.max() / lat.shape[0])]}
+        out.update(_identity(lat, lon, w, _check_settings(eps_kms, mws, task["check"]), at,
+                             thr))
+        return out
+    return work, facts
+
+
+def _settings_ours(task: dict[str, Any]):
+    """The one-setting engine once per setting of a sample of the plane; facts give the mean
+    time per setting (the caller extrapolates to the whole plane)."""
+    from stclusters.clusters.dbscan import dbscan_sphere  # noqa: PLC0415
+
+    lat, lon, w = _load(task)
+    _warm_ours()
+    settings = _check_settings(task["eps_kms"], task["min_weights"], task["sample"])
+    times: list[float] = []
+
+    def work():
+        for eps_km, mw in settings:
+            t0 = time.perf_counter()
+            dbscan_sphere(lat, lon, w, eps_km=eps_km, min_weight=mw,
+                          n_threads=task.get("threads"))
+            times.append(time.perf_counter() - t0)
+        return times
+
+    def facts(ts) -> dict:
+        return {"sampled_settings": len(ts), "mean_s_per_setting": sum(ts) / len(ts),
+                "max_s_per_setting": max(ts)}
+    return work, facts
+
+
 def _sklearn(task: dict[str, Any]):
     from sklearn.cluster import DBSCAN  # noqa: PLC0415
 
@@ -190,6 +276,7 @@ def _read_peer(task: dict[str, Any]):
 
 
 CONTENDERS = {"ours": _ours, "sklearn": _sklearn, "dbscan_pkg": _dbscan_pkg,
+               "sweep_ours": _sweep_ours, "settings_ours": _settings_ours,
               "e2e_ours": _e2e_ours, "e2e_baseline": _e2e_baseline,
               "read_ours": _read_ours, "read_peer": _read_peer}
 

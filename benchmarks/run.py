@@ -16,6 +16,13 @@ Sections (each contender run in its own subprocess, see :mod:`benchmarks._child`
    largest size it finishes in 16 GiB.
 6. ``end_to_end``: contributions Parquet → ranking, ``stclusters.rank`` vs
    ``benchmarks/baseline_pandas_sklearn.py``.
+7. ``sweep`` (issue 9): ``sweep_min_weight`` over 100 thresholds (a realistic axis and the
+   whole axis) and ``sweep_grid`` over 20 eps × 100 thresholds, against one
+   ``dbscan_sphere`` run and against the one-setting engine run at a sample of the settings
+   (extrapolated to all of them); each sweep is compared with ``dbscan_sphere`` at a sample
+   of its settings inside the child (``identity_equal`` / ``identity_checked``).
+8. ``per_core`` (issue 9): the single run on one thread, points per second per core, with
+   scikit-learn (weighted) and the ``dbscan`` package (unweighted) on one thread each.
 
 Times are medians over ``repeats`` runs, measured inside the child around the work only
 (imports, data loading and numba compilation excluded: one warm-up call on a tiny input);
@@ -488,10 +495,125 @@ def section_readers(scale: Scale, data_dir: Path, work: Path) -> tuple[list[Row]
     return rows, {}
 
 
+SWEEP_N_THRESHOLDS = 100
+SWEEP_EPS_KMS = tuple(float(e) for e in range(4, 24))  # 20 radii, 4..23 km around EPS_KM
+SWEEP_CHECKS = 6  # settings of each sweep compared with dbscan_sphere inside the child
+SWEEP_SAMPLE = 6  # settings run with the one-setting engine to extrapolate the plane
+
+
+def sweep_axes(path: Path) -> dict[str, list[float]]:
+    """Threshold axes of the sweep section (weight units, ascending, 100 values each).
+
+    ``realistic``: geometric over 100x around the pipeline default, total weight × [2e-5,
+    2e-3] (the range the ``min_weight`` section calls realistic). ``whole``: geometric from the
+    smallest positive point weight to the total weight, i.e. from "every point is core" to
+    "no point is core": nothing can be skipped.
+    """
+    _, _, w = _data.load_points(path)
+    total = float(w.sum())
+    return {"realistic": np.geomspace(total * 2e-5, total * 2e-3, SWEEP_N_THRESHOLDS).tolist(),
+            "whole": np.geomspace(float(w[w > 0].min()), total,
+                                  SWEEP_N_THRESHOLDS).tolist()}
+
+
+def section_sweep(scale: Scale, data_dir: Path, work: Path) -> tuple[list[Row], dict]:
+    """Issue 9 §2: the whole min_weight axis, and a 20 eps x 100 min_weight plane, against
+    one run of the one-setting engine (and its extrapolated cost per setting)."""
+    path = _data.points_file(data_dir, scale.cmp_n)
+    mw = realistic_min_weight(path)
+    axes = sweep_axes(path)
+    rows: list[Row] = []
+    base = {"data": str(path), "threads": 2}
+    env = _threads_env(2)
+    one = measure(Row("sweep", scale.cmp_n, "one run", f"dbscan_sphere eps={EPS_KM:g} mw={mw:g}"),
+                  {**base, "contender": "ours", "eps_km": EPS_KM, "min_weight": mw}, env, scale)
+    rows.append(one)
+    for name, axis in axes.items():
+        r = measure(Row("sweep", scale.cmp_n, "sweep", f"{name} axis: {len(axis)} min_weights "
+                        f"{axis[0]:.3g}..{axis[-1]:.3g}"),
+                    {**base, "contender": "sweep_ours", "eps_kms": [EPS_KM],
+                     "min_weights": axis, "check": SWEEP_CHECKS}, env, scale)
+        per = measure(Row("sweep", scale.cmp_n, "per setting", f"{name} axis: dbscan_sphere at "
+                          f"{SWEEP_SAMPLE} of {len(axis)}, extrapolated"),
+                      {**base, "contender": "settings_ours", "eps_kms": [EPS_KM],
+                       "min_weights": axis, "sample": SWEEP_SAMPLE}, env, scale, repeats=1)
+        _sweep_ratios(r, per, one, len(axis))
+        rows += [r, per]
+    axis = axes["realistic"]
+    plane = measure(Row("sweep", scale.cmp_n, "plane", f"{len(SWEEP_EPS_KMS)} eps "
+                        f"{SWEEP_EPS_KMS[0]:g}..{SWEEP_EPS_KMS[-1]:g} km x {len(axis)} mw"),
+                    {**base, "contender": "sweep_ours", "eps_kms": list(SWEEP_EPS_KMS),
+                     "min_weights": axis, "check": SWEEP_CHECKS}, env, scale, repeats=1)
+    per = measure(Row("sweep", scale.cmp_n, "per setting", f"plane: dbscan_sphere at "
+                      f"{SWEEP_SAMPLE} of {len(SWEEP_EPS_KMS) * len(axis)}, extrapolated"),
+                  {**base, "contender": "settings_ours", "eps_kms": list(SWEEP_EPS_KMS),
+                   "min_weights": axis, "sample": SWEEP_SAMPLE}, env, scale, repeats=1)
+    _sweep_ratios(plane, per, one, len(SWEEP_EPS_KMS) * len(axis))
+    rows += [plane, per]
+    return rows, {"min_weight_one_run": mw, "axes": {k: [v[0], v[-1], len(v)]
+                                                      for k, v in axes.items()}}
+
+
+def _sweep_ratios(sweep: Row, per: Row, one: Row, n_settings: int) -> None:
+    """Ratio notes: the sweep against one run, and the per-setting engine extrapolated to all
+    settings of the sweep (mean time of the sampled settings × number of settings)."""
+    if per.times_s:
+        per.facts["extrapolated_s"] = per.facts["mean_s_per_setting"] * n_settings
+        per.ratio = (f"~{per.facts['extrapolated_s']:.0f} s for {n_settings} settings "
+                     f"({per.facts['mean_s_per_setting']:.2f} s each, sampled)")
+    if sweep.times_s and one.times_s:
+        sweep.ratio = f"{sweep.median_s / one.median_s:.2f}x one run"
+        if per.times_s:
+            sweep.ratio += f"; {per.facts['extrapolated_s'] / sweep.median_s:.0f}x faster " \
+                           f"than per setting"
+        sweep.ratio += (f"; identical at {sweep.facts.get('identity_equal')}/"
+                        f"{sweep.facts.get('identity_checked')} checked settings")
+
+
+def section_per_core(scale: Scale, data_dir: Path, work: Path) -> tuple[list[Row], dict]:
+    """Issue 9 §2: the single run on one thread, points per second per core, beside
+    scikit-learn (weighted, one thread) and the ``dbscan`` package (unweighted, one thread)."""
+    path = _data.points_file(data_dir, scale.cmp_n)
+    mw = realistic_min_weight(path)
+    _, _, w = _data.load_points(path)
+    ms = max(2, int(round(w.sum() * MIN_SHARE / w.mean())))
+    env = _threads_env(1)
+    base = {"data": str(path), "eps_km": EPS_KM, "threads": 1}
+    ow = measure(Row("per_core", scale.cmp_n, "ours", f"weighted mw={mw:g}, 1 thread"),
+                 {**base, "contender": "ours", "min_weight": mw,
+                  "labels_out": str(work / "pc_ours_w.npz")}, env, scale)
+    sk = measure(Row("per_core", scale.cmp_n, "sklearn", f"weighted mw={mw:g}, n_jobs=1"),
+                 {**base, "contender": "sklearn", "min_weight": mw,
+                  "labels_out": str(work / "pc_sk_w.npz")}, env, scale, repeats=1)
+    ou = measure(Row("per_core", scale.cmp_n, "ours", f"unweighted min_samples={ms}, 1 thread"),
+                 {**base, "contender": "ours", "min_weight": ms, "weighted": False,
+                  "labels_out": str(work / "pc_ours_u.npz")}, env, scale)
+    pk = measure(Row("per_core", scale.cmp_n, "dbscan_pkg", f"unweighted min_samples={ms}, "
+                     f"1 thread"),
+                 {**base, "contender": "dbscan_pkg", "min_weight": ms,
+                  "labels_out": str(work / "pc_pkg_u.npz")}, env, scale)
+    for r in (ow, sk, ou, pk):
+        if r.times_s:
+            r.facts["points_per_s_per_core"] = round(scale.cmp_n / r.median_s)
+            r.ratio = f"{scale.cmp_n / r.median_s / 1e6:.2f} M points/s/core"
+    checks = {}
+    if ow.times_s and sk.times_s:
+        ow.ratio += f"; {sk.median_s / ow.median_s:.1f}x sklearn"
+        checks["weighted_vs_sklearn"] = check_labels(path, work / "pc_ours_w.npz",
+                                                     work / "pc_sk_w.npz", mw)
+    if ou.times_s and pk.times_s:
+        ou.ratio += f"; {pk.median_s / ou.median_s:.2f}x dbscan_pkg speed"
+        checks["unweighted_vs_dbscan_pkg"] = check_labels(path, work / "pc_ours_u.npz",
+                                                          work / "pc_pkg_u.npz", ms,
+                                                          weighted=False)
+    return [ow, sk, ou, pk], {"labels": checks}
+
+
 SECTIONS = {"weighted": section_weighted, "skl_sizes": section_sklearn_sizes,
             "unweighted": section_unweighted,
             "scaling": section_scaling, "min_weight": section_min_weight,
-            "dense": section_dense, "end_to_end": section_e2e, "readers": section_readers}
+            "dense": section_dense, "end_to_end": section_e2e, "readers": section_readers,
+            "sweep": section_sweep, "per_core": section_per_core}
 
 
 # --------------------------------------------------------------------------- report
@@ -586,6 +708,7 @@ def targets(rows: list[Row], extra: dict[str, Any], scale: Scale) -> list[str]:
                            f"({o.facts.get('records_per_s', 0):,} records/s, "
                            f"{o.peak_mb:.0f} MiB) vs DuckDB peer {p.median_s:.1f} s: {q:.2f}x the "
                            f"peer's speed (target >= 1x: {'met' if q >= 1 else 'MISSED'})")
+    out += _sweep_targets(rows, get)
     e = get("end_to_end", "stclusters", n=max(scale.e2e))
     b = get("end_to_end", "pandas+skl", n=max(scale.e2e))
     if e and e.times_s:
@@ -593,6 +716,36 @@ def targets(rows: list[Row], extra: dict[str, Any], scale: Scale) -> list[str]:
         out.append(f"end to end {e.n:,}: {e.median_s:.1f} s, {e.peak_mb:.0f} MiB (target <= 60 s "
                    f"and <= 4096 MiB: {'met' if ok else 'MISSED'}); vs baseline: {e.ratio} "
                    f"(baseline: {b.status if b else 'n/a'}; target >= 20x)")
+    return out
+
+
+def _sweep_targets(rows: list[Row], get) -> list[str]:
+    """Issue 9 §2 targets: sweep <= 2x one run, plane <= 60 s, identity, >= 2M points/s/core."""
+    out = []
+    one = get("sweep", "one run")
+    for r in (r for r in rows if r.section == "sweep" and r.contender == "sweep" and r.times_s):
+        if one and one.times_s:
+            q = r.median_s / one.median_s
+            out.append(f"sweep {r.params}: {r.median_s:.2f} s = {q:.2f}x one run "
+                       f"({one.median_s:.2f} s) (target <= 2x: {'met' if q <= 2 else 'MISSED'})")
+    plane = get("sweep", "plane")
+    if plane and plane.times_s:
+        out.append(f"plane {plane.params}: {plane.median_s:.1f} s (target <= 60 s: "
+                   f"{'met' if plane.median_s <= 60 else 'MISSED'})")
+    checked = [r for r in rows if r.section == "sweep" and "identity_checked" in r.facts]
+    if checked:
+        eq = sum(r.facts["identity_equal"] for r in checked)
+        tot = sum(r.facts["identity_checked"] for r in checked)
+        out.append(f"sweep identity with dbscan_sphere: {eq}/{tot} checked settings identical "
+                   f"(target: all: {'met' if eq == tot else 'MISSED'})")
+    pc = get("per_core", "ours", pred=lambda r: r.params.startswith("weighted"))
+    if pc and pc.times_s:
+        rate = pc.n / pc.median_s
+        out.append(f"single run, 1 thread, {pc.n:,} weighted points: {rate / 1e6:.2f} M points/s "
+                   f"per core ({pc.ratio}) (target >= 2 M: {'met' if rate >= 2e6 else 'MISSED'})")
+    pu = get("per_core", "ours", pred=lambda r: r.params.startswith("unweighted"))
+    if pu and pu.times_s:
+        out.append(f"single run, 1 thread, unweighted: {pu.ratio}")
     return out
 
 

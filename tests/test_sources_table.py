@@ -31,7 +31,7 @@ BAD = [  # (row, field, reason)
     (["P6", "patent", "2020", "10", "", "", "", ""], "lat/lon", "only one of lat/lon given"),
     (["P7", "patent", "2020", "", "", "XX", "", ""], "country",
      "country not recognised (ISO 3166-1 code or English name)"),
-    (["P8", "venture", "2020", "", "", "", "", ""], "source", "unknown source"),
+    (["P8", "vc deal", "2020", "", "", "", "", ""], "source", "source not a metric name"),
 ]
 
 
@@ -146,8 +146,8 @@ def test_required_columns_and_source_argument(tmp_path):
         _read(path)
     _, docs, _, _ = _read(path, source="publication")
     assert docs["source"].to_pylist() == ["publication"]
-    with pytest.raises(ParameterError):
-        _read(path, source="venture")
+    with pytest.raises(ParameterError):  # any metric name, but a name (docs/metrics.md)
+        _read(path, source="venture deals")
     noyear = tmp_path / "noyear.csv"
     noyear.write_text("doc_id,source\nA,patent\n")
     with pytest.raises(InputFormatError, match="year"):

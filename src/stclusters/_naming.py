@@ -6,6 +6,8 @@ Settlements are UN urban agglomerations and GeoNames places that are no section 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import duckdb
 import numpy as np
 import pyarrow as pa
@@ -13,6 +15,7 @@ import pyarrow.compute as pc
 
 from stclusters import _sphere
 from stclusters._settlements import Settlements
+from stclusters._sql import literals
 from stclusters.contributions import CLUSTERED_BY_COUNTRY, fx_to_weight
 from stclusters.store import fetch_arrow
 
@@ -101,15 +104,21 @@ def _format_name(place_rows: list[int], names: list, countries: list, admin1: li
                     for i in place_rows)
 
 
-def _weighted_cells(con: duckdb.DuckDBPyConnection, world_totals: dict[str, float]):
+def _weighted_cells(con: duckdb.DuckDBPyConnection, world_totals: dict[str, float],
+                    source_weights: Mapping[str, float] | None = None):
     """Clustered weight pooled per (cluster, 0.01° cell, economy), as shares of the world.
 
-    Each source's weight counts by its share of the world total, so patents and publications
-    pull equally, as in the score. Returns (stc, lat, lon, share, country) arrays, shape (m,).
+    Each source's weight counts by its share of the world total times its weight in the
+    score (1 when not given), so the metrics pull on a name as they count in the score; a
+    metric of weight 0 names nothing. Returns (stc, lat, lon, share, country) arrays,
+    shape (m,).
     """
+    factor = {s: (1.0 if source_weights is None else float(source_weights.get(s, 1.0)))
+              for s in world_totals}
+    scored = [s for s, f in factor.items() if f > 0]
     pts = fetch_arrow(con, f"""
         SELECT source, lat, lon, country, stc, {fx_to_weight('weight_fx')} AS weight
-        FROM ({CLUSTERED_BY_COUNTRY})""")
+        FROM ({CLUSTERED_BY_COUNTRY}) WHERE source IN ({literals(scored) or 'NULL'})""")
     # Sources and economies numbered in sorted order (as np.unique would), in Arrow:
     # millions of Python strings cost seconds at 10M contributions.
     sources = sorted(pc.unique(pts.column("source")).to_pylist())
@@ -121,10 +130,12 @@ def _weighted_cells(con: duckdb.DuckDBPyConnection, world_totals: dict[str, floa
     # on the order DuckDB returned them in (a sort here, not in SQL: numbers, not strings).
     order = np.lexsort((key, lon, lat, src))
     denom = np.array([world_totals.get(s) or 1.0 for s in sources], dtype=float)[src[order]]
+    pull = np.array([factor.get(s, 1.0) for s in sources], dtype=float)[src[order]]
     # Naming needs no metre precision: points are pooled per cluster on a 0.01° grid
     # (~1 km, against a 60 km pull radius) before the look-up, 10x fewer queries.
     stc, lat, lon, share, k = _pool(pts.column("stc").to_numpy()[order], lat[order], lon[order],
-                                    pts.column("weight").to_numpy()[order] / denom, key[order])
+                                    pts.column("weight").to_numpy()[order] / denom * pull,
+                                    key[order])
     return stc, lat, lon, share, codes[k]
 
 
@@ -136,7 +147,8 @@ def _codes(values: pa.ChunkedArray, names: list[str]) -> np.ndarray:
 
 def cluster_names(con: duckdb.DuckDBPyConnection, settlements: Settlements, local: Settlements,
                   world_totals: dict[str, float], *, max_places: int, min_share_pct: float,
-                  n_clusters: int) -> list[str]:
+                  n_clusters: int, source_weights: Mapping[str, float] | None = None
+                  ) -> list[str]:
     """Name every S&T cluster after the 1–``max_places`` settlements carrying most of its weight.
 
     Parameters
@@ -150,6 +162,8 @@ def cluster_names(con: duckdb.DuckDBPyConnection, settlements: Settlements, loca
         Sum of used weight per source.
     max_places, min_share_pct : int, float
         At most this many names; the second and later need this share (%) of the weight.
+    source_weights : mapping of str to float, optional
+        Weight of each metric in the score (1 when not given): its pull on the names.
 
     Returns
     -------
@@ -157,7 +171,7 @@ def cluster_names(con: duckdb.DuckDBPyConnection, settlements: Settlements, loca
     """
     if n_clusters == 0 or len(settlements) == 0:
         return [f"Cluster {i}" for i in range(n_clusters)]
-    stc, lat, lon, share, country = _weighted_cells(con, world_totals)
+    stc, lat, lon, share, country = _weighted_cells(con, world_totals, source_weights)
 
     def names_from(places: Settlements, clusters=None) -> list[str]:
         """Names from ``places``; only for ``clusters`` (others 'Cluster i') when given."""

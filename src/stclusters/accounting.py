@@ -269,7 +269,8 @@ def unused_warnings(accounting: dict[str, Any]) -> list[dict[str, Any]]:
     """
     out = []
     lookups = lookup_sources()
-    selection = selection_reasons()
+    # A metric left out of the run on purpose (excluded_sources) is no sign of trouble either.
+    selection = selection_reasons() | {"source_excluded"}
     for source, acc in sorted(accounting.items()):
         rec = acc.get("records")
         if source in lookups or not rec or not rec["read"]:
@@ -317,7 +318,8 @@ def outcome(accounting: dict[str, Any], *, n_clusters: int) -> dict[str, Any]:
     if n_read == 0:
         present = sorted(s for s in accounting if s in lookups)
         return {"status": "nothing_used", "warnings": warnings,
-                "message": "nothing used: the inputs hold no patent or publication record"
+                "message": "nothing used: the inputs hold no patent or publication record "
+                           "(nor one of any other metric)"
                            + (f" (only a lookup: {', '.join(present)})" if present else "")}
     if n_used == 0:
         if warnings:

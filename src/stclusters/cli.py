@@ -210,7 +210,11 @@ def print_ranking(ranking, *, title: str, top: int = 20, n_clusters: int | None 
             ("Patents", "patent_weight", "{:,.1f}"), ("Pubs", "publication_weight", "{:,.1f}"),
             ("Pat %", "patent_share_pct", "{:.2f}"), ("Pub %", "publication_share_pct", "{:.2f}"),
             ("Score %", "score_pct", "{:.2f}")]
-    empty = ({s for s in ("patent", "publication") if not world_totals.get(s)}
+    # Any further metric (vc_deal…) shows its share before the score.
+    others = [c.removesuffix("_share_pct") for c in ranking.column_names
+              if c.endswith("_share_pct") and c not in ("patent_share_pct", "publication_share_pct")]
+    cols[-1:-1] = [(f"{s} %", f"{s}_share_pct", "{:.2f}") for s in others]
+    empty = ({s for s in ("patent", "publication", *others) if not world_totals.get(s)}
              if world_totals is not None else set())
     cols = [c for c in cols if c[1] in ranking.column_names
             and not any(c[1].startswith(s + "_") for s in empty)]
@@ -474,10 +478,13 @@ def _print_accounting(manifest: dict) -> None:
 
 def _reason_hint(source: str, reason: str) -> str:
     """How to keep records that ``reason`` left out, in this command's options."""
+    builtin = source in ("patent", "publication")  # any other metric is set with --metric
     if reason == "doc_type_excluded":
-        return f"use --{source}-types all to keep every type"
+        return (f"use --{source}-types all" if builtin else
+                f"use --metric {source}:types=all") + " to keep every type"
     if reason == "out_of_window":
-        return f"widen --{source}-years (or --years all)"
+        return (f"widen --{source}-years" if builtin else
+                f"widen --metric {source}:years=...") + " (or --years all)"
     if reason == "domain_excluded":
         return "use --publication-domains all to keep every OpenAlex domain"
     if reason == "merged_away":
@@ -490,8 +497,11 @@ def _reason_hint(source: str, reason: str) -> str:
         return "--quality-action keep counts them (each is listed in the quality table)"
     if reason == "duplicate document":
         return "a document read twice counts once: is an input given twice, or do files overlap?"
-    if reason == "unknown source":
-        return "a table's source must be patent or publication (or pass --source); see quarantine.csv"
+    if reason == "metric_not_configured":
+        return (f"a table's source must be patent or publication (or pass --source), or another "
+                f"metric named with --metric {source} (docs/metrics.md)")
+    if reason == "source not a metric name":
+        return "a table's source must be a metric name such as patent, publication or vc_deal (or pass --source); see quarantine.csv"
     return "see quarantine.csv"
 
 
@@ -501,11 +511,14 @@ def _threshold_warnings(manifest: dict[str, Any]) -> list[str]:
     out = []
     for s, c in sorted(manifest["clustering"].items()):
         sp = manifest["parameters"]["sources"].get(s, {})
-        if sp.get("min_weight") is None and c["n_points"] and c["min_weight"] < 1.0:
+        # n_core_points 0: a metric of weight 0, not clustered (docs/metrics.md).
+        if sp.get("min_weight") is None and c["n_core_points"] and c["min_weight"] < 1.0:
+            own = (f"--min-weight-{s}" if s in ("patent", "publication")
+                   else f"--metric {s}:min_weight=N")
             out.append(f"{s}: min_weight {c['min_weight']:.3g} ({sp.get('min_weight_share_pct')} % "
                        f"of {manifest['world_totals'].get(s, 0):,.1f}) is below one document, so "
                        f"every located document is a core point; for a small input raise "
-                       f"--min-weight-share-pct or set --min-weight-{s}")
+                       f"--min-weight-share-pct or set {own}")
     return out
 
 
@@ -605,7 +618,8 @@ _INPUTS_HELP = ("USPTO XML, OpenAlex works (file or snapshot folder), PatentsVie
                 "table files (zipped as published, or not), contribution tables (CSV/Parquet), "
                 "or folders of them.")
 _KIND_HELP = "Input kind: {} (auto: from each file's name and content)."
-_SOURCE_HELP = "Metric of a table without a 'source' column: patent or publication."
+_SOURCE_HELP = ("Metric of a table without a 'source' column: patent, publication or any "
+                "other metric name (e.g. vc_deal).")
 
 _RANK_FIXED = [
     _fixed("inputs", Annotated[list[Path] | None, typer.Argument(
@@ -715,7 +729,7 @@ def version() -> None:
 
 #: Modules of the analysis commands; each has ``register(app)`` and imports what it shares
 #: with this module (``_Command``, ``with_options``, ``_fail``…) from here.
-_COMMAND_MODULES: tuple[str, ...] = ()
+_COMMAND_MODULES: tuple[str, ...] = ("stclusters._cli_editions", "stclusters._cli_profile", "stclusters._cli_calibrate")
 
 
 def _register_commands() -> None:

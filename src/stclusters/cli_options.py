@@ -8,7 +8,10 @@ up in ``rank --help`` without a line here. Naming:
   ``--eps-km`` and ``--eps-km-patent``; the window and the document types read as
   ``--patent-years 2019-2023`` and ``--publication-types all``;
 * a run field is ``--`` + its name with dashes (``--merge-eps-km``, ``--min-precision``);
-* a source's weight in the score is ``--weight-patent``.
+* a source's weight in the score is ``--weight-patent``;
+* any metric (a generic table's ``source``, e.g. ``vc_deal``) is set in one repeatable
+  option, ``--metric vc_deal:weight=1,eps_km=13,years=2019-2023`` (``vc_deal:off`` leaves
+  it out of the run); see :func:`parse_metric`.
 
 Values are checked here, all at once (each problem names its option), before
 :class:`RankParams` checks the combination.
@@ -29,7 +32,7 @@ from rich.markup import escape
 
 from stclusters.errors import ParameterError
 from stclusters.params import RankParams, SourceParams
-from stclusters.schema import PRECISIONS
+from stclusters.schema import PRECISIONS, metric_name_problem
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,7 @@ class Opt:
             notes.append("default " + shown)
         help_text = self.help + (f" ({'; '.join(notes)})" if notes else "") + "."
         panel = ("Method: each source's clustering, window and types"
-                 if self.target[0] in ("source", "years", "types")
+                 if self.target[0] in ("source", "years", "types", "metric")
                  else "Method: run, score, names and population")
         info = typer.Option(self.flag, help=escape(help_text), metavar=self.metavar,
                             show_default=False, rich_help_panel=panel)
@@ -176,7 +179,7 @@ def _shown_default(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, tuple):
-        return ",".join(value)
+        return ",".join(value) or "none"
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
@@ -243,10 +246,146 @@ def _run_options(defaults: RankParams) -> list[Opt]:
     return out
 
 
+#: Help of ``--metric`` (its form is parsed by :func:`parse_metric`).
+METRIC_HELP = (
+    "Any metric by name (a table's source, e.g. vc_deal) with its parameters, repeatable: "
+    "NAME:weight=X,eps_km=KM,min_weight=X,min_weight_share_pct=PCT,years=YEARS,types=TYPES "
+    "(each key optional: weight 1 and the every-source options by default). A metric other "
+    "than patent and publication counts only when named here. "
+    "weight=0 keeps it out of the score (counted in the others' clusters, shaping none); "
+    "NAME:off leaves it out of the run. Example: --metric vc_deal:weight=1,eps_km=13,"
+    "min_weight_share_pct=0.02,years=2019-2023")
+
+
+def _metric_option() -> Opt:
+    return Opt("--metric", list[str], METRIC_HELP, ("metric",), metavar="NAME:KEY=VALUE,...")
+
+
 def rank_options(defaults: RankParams | None = None) -> list[Opt]:
     """Every option of the method, source options first."""
     defaults = defaults or RankParams()
-    return _source_options(defaults) + _run_options(defaults)
+    return [*_source_options(defaults), _metric_option(), *_run_options(defaults)]
+
+
+@dataclass(frozen=True)
+class MetricSetting:
+    """One ``--metric`` value: the metric's name, its :class:`SourceParams` changes, its
+    weight in the score (None: not given) and whether it is left out of the run."""
+
+    name: str
+    changes: Mapping[str, Any]
+    weight: float | None = None
+    off: bool = False
+
+
+#: Keys of ``--metric NAME:KEY=VALUE``: the SourceParams fields given as numbers.
+_METRIC_NUMBERS = ("eps_km", "min_weight", "min_weight_share_pct")
+
+
+def _metric_pairs(text: str) -> list[tuple[str, str | None]]:
+    """``key=value`` pieces of a ``--metric`` text after ``NAME:``; ``off`` is a flag, any
+    other piece without ``=`` continues the value before it (``types=article,preprint``)."""
+    pairs: list[tuple[str, str | None]] = []
+    for piece in (p.strip() for p in text.split(",")):
+        if "=" in piece:
+            key, value = piece.split("=", 1)
+            pairs.append((key.strip().replace("-", "_"), value.strip()))
+        elif piece != "off" and pairs and pairs[-1][1] is not None:
+            pairs[-1] = (pairs[-1][0], f"{pairs[-1][1]},{piece}")
+        elif piece:
+            pairs.append((piece, None))
+    return pairs
+
+
+def _metric_value(name: str, key: str, value: str | None) -> tuple[dict[str, Any], list[str]]:
+    """``({field: value}, problems)`` of one ``key=value`` of metric ``name``."""
+    where = f"--metric {name}:{key}"
+    if key == "off" and value is None:
+        return {"off": True}, []
+    if value is None or value == "":
+        return {}, [f"{where}: a value is missing (KEY=VALUE)"]
+    try:
+        if key == "years":
+            first, last = parse_years(value)
+            if first is not None and last is not None and first > last:
+                return {}, [f"{where}: first_year {first} is after last_year {last}"]
+            return {"first_year": first, "last_year": last}, []
+        if key == "types":
+            return {"doc_types": parse_types(value)}, []
+        if key in (*_METRIC_NUMBERS, "weight"):
+            number = float(value)
+            bounds = BOUNDS[key]
+            if not bounds.holds(number):
+                return {}, [f"{where} must be in range {bounds.text()}, got {value}"]
+            return {key: number}, []
+    except ValueError:
+        return {}, [f"{where}: cannot read {value!r} (see --help for the form)"]
+    keys = ", ".join(("weight", *_METRIC_NUMBERS, "years", "types", "off"))
+    return {}, [f"--metric {name}: unknown key {key!r} (one of {keys})"]
+
+
+def parse_metric(text: str) -> tuple[MetricSetting | None, list[str]]:
+    """Read one ``--metric`` value: ``NAME``, ``NAME:off`` or ``NAME:KEY=VALUE,...``.
+
+    Keys: ``weight`` (≥ 0), ``eps_km`` (km), ``min_weight``, ``min_weight_share_pct`` (%),
+    ``years`` (``2019-2023``, ``2019-``, ``all``…), ``types`` (comma-separated, or ``all``).
+
+    Returns
+    -------
+    (MetricSetting or None, list of str)
+        The setting (None when it cannot be read) and the problems found, each naming the
+        option and the key.
+
+    Examples
+    --------
+    >>> setting, problems = parse_metric("vc_deal:weight=0.5,eps_km=10,years=2019-2023")
+    >>> setting.weight, dict(setting.changes), problems
+    (0.5, {'eps_km': 10.0, 'first_year': 2019, 'last_year': 2023}, [])
+    """
+    name, _, rest = text.partition(":")
+    name = name.strip()
+    if (problem := metric_name_problem(name)) is not None:
+        return None, [f"--metric {text!r}: {problem}"]
+    changes: dict[str, Any] = {}
+    problems: list[str] = []
+    for key, value in _metric_pairs(rest):
+        update, found = _metric_value(name, key, value)
+        problems += found
+        if set(update) & set(changes):
+            problems.append(f"--metric {name}: {key} given twice")
+        changes.update(update)
+    weight, off = changes.pop("weight", None), bool(changes.pop("off", False))
+    return MetricSetting(name, changes, weight, off), problems
+
+
+def _per_source_dests(name: str) -> dict[str, str]:
+    """The per-source option of each --metric key for a built-in source (``eps_km`` →
+    ``eps_km_patent``): a key given both ways is a conflict."""
+    dests = {f: f"{f}_{name}" for f in _METRIC_NUMBERS}
+    return {**dests, "first_year": f"{name}_years", "last_year": f"{name}_years",
+            "doc_types": f"{name}_types", "weight": f"weight_{name}"}
+
+
+def _metric_settings(values: Mapping[str, Any], problems: list[str]) -> dict[str, MetricSetting]:
+    """Every ``--metric`` value by metric name; a metric set twice, or a key given also by
+    a per-source option, is a problem."""
+    out: dict[str, MetricSetting] = {}
+    for text in values.get("metric") or []:
+        setting, found = parse_metric(text)
+        problems += found
+        if setting is None:
+            continue
+        if setting.name in out:
+            problems.append(f"--metric {setting.name} given twice (put its keys in one value)")
+            continue
+        given = [*setting.changes, *(["weight"] if setting.weight is not None else [])]
+        clash = sorted({dest for key, dest in _per_source_dests(setting.name).items()
+                        if key in given and values.get(dest) is not None})
+        if clash:
+            flags = ", ".join("--" + d.replace("_", "-") for d in clash)
+            problems.append(f"--metric {setting.name}: also set by {flags} (give it once)")
+        out[setting.name] = setting
+    return out
 
 
 def parse_years(text: str) -> tuple[int | None, int | None]:
@@ -321,10 +460,19 @@ def params_from_options(values: Mapping[str, Any], *, defaults: RankParams | Non
     defaults = defaults or RankParams()
     opts = rank_options(defaults)
     problems = list(extra_problems or [])
-    sources = tuple(defaults.sources)
+    metrics = _metric_settings(values, problems)
+    # The every-source options reach the metrics --metric names, too.
+    sources = tuple(dict.fromkeys([*defaults.sources, *metrics]))
     changes = _source_changes(opts, values, sources, problems)
     run: dict[str, Any] = {}
     weights = dict(defaults.source_weights)
+    excluded = set(defaults.excluded_sources)
+    for name, setting in metrics.items():
+        changes[name].update(setting.changes)
+        if setting.weight is not None:
+            weights[name] = setting.weight
+        if setting.off:
+            excluded.add(name)
     for opt in opts:
         value = values.get(opt.dest)
         if value is None or opt.target[0] not in ("run", "weight"):
@@ -340,12 +488,17 @@ def params_from_options(values: Mapping[str, Any], *, defaults: RankParams | Non
                 problems.append(f"{opt.flag}: cannot read {value!r} (comma-separated, or all)")
         else:
             run[opt.target[1]] = value
-    if weights and not any(w > 0 for w in weights.values()):
-        problems.append("at least one --weight-<source> must be > 0")
+    if "excluded_sources" in run and run["excluded_sources"] is None:  # parse_types: all → None
+        problems.append("--excluded-sources: name the metrics left out (comma-separated)")
+    scored = [w for s, w in weights.items() if s not in excluded]
+    if scored and not any(w > 0 for w in scored):
+        problems.append("at least one --weight-<source> (or --metric NAME:weight) must be > 0")
     if problems:
         raise ParameterError("invalid parameters: " + "; ".join(problems),
                              hint="see `stclusters rank --help` for the ranges")
     new_sources = {s: dataclasses.replace(defaults.source(s), **changes[s]) for s in sources}
+    if excluded != set(defaults.excluded_sources):
+        run["excluded_sources"] = tuple(sorted(excluded | set(run.get("excluded_sources") or ())))
     return dataclasses.replace(defaults, sources=new_sources, source_weights=weights, **run)
 
 

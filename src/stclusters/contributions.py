@@ -28,7 +28,7 @@ from stclusters.schema import GEOCODE_FIELDS, PRECISIONS, RAW_CONTRIBUTION
 WEIGHT_SCALE = float(2**52)
 
 #: Why a contribution does not take part in clustering (in the order they are tested).
-FILTER_REASONS = ("out_of_window", "merged_away", "doc_type_excluded", "domain_excluded",
+FILTER_REASONS = ("metric_not_configured", "source_excluded", "out_of_window", "merged_away", "doc_type_excluded", "domain_excluded",
                   "unlocated", "coarse_precision",
                   "country_mismatch")
 
@@ -129,6 +129,11 @@ def _register_source_params(con: duckdb.DuckDBPyConnection, params: RankParams,
         "last_year": pa.array([sp.last_year for sp in sps], pa.int32()),
         "doc_types": pa.array([None if sp.doc_types is None else list(sp.doc_types) for sp in sps],
                               pa.list_(pa.string())),
+        # A metric left out of the run (RankParams.excluded_sources), or named nowhere (a
+        # typo of a table's source): read and accounted, not counted.
+        "left_out": pa.array([None if s in params.metrics else
+                              "source_excluded" if s in params.excluded_sources else
+                              "metric_not_configured" for s in sources], pa.string()),
         # OpenAlex topic domains counted: a publications-only filter (RankParams).
         "domains": pa.array([list(params.publication_domains)
                              if s == "publication" and params.publication_domains is not None
@@ -207,6 +212,7 @@ def count_fractional(con: duckdb.DuckDBPyConnection, params: RankParams) -> None
     st AS NOT MATERIALIZED (
         SELECT l.*,
           CASE
+            WHEN sp.left_out IS NOT NULL THEN sp.left_out
             WHEN (sp.first_year IS NOT NULL OR sp.last_year IS NOT NULL) AND (l.year IS NULL
                   OR l.year < coalesce(sp.first_year, l.year)
                   OR l.year > coalesce(sp.last_year, l.year)) THEN 'out_of_window'

@@ -7,12 +7,13 @@ documented default (methodology: "ours").
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from stclusters.errors import ParameterError
-from stclusters.schema import PRECISIONS
+from stclusters.schema import PRECISIONS, SOURCES, metric_name_problem
 
 #: Mean Earth radius (IUGG), km: the sphere of methodology §4.
 EARTH_RADIUS_KM = 6371.0088
@@ -108,18 +109,25 @@ class RankParams:
     Parameters
     ----------
     sources : mapping of str to SourceParams
-        Per-metric parameters; keys are source names (``patent``, ``publication``).
+        Per-metric parameters; keys are metric names (``patent``, ``publication``, or any
+        other metric of a table's ``source`` column, e.g. ``vc_deal``). A metric other than
+        patent and publication counts only when named here or in ``source_weights``: the
+        records of a metric named nowhere (a typo such as ``patents``) are filtered with
+        reason ``metric_not_configured``.
     counting : {"located", "all"}
         Fractional weight ``1/n_located(doc)`` (default) or ``1/n_all(doc)``.
     min_precision : str
         Coarsest precision that takes part in clustering (``city`` by default).
     merge_eps_km : float or None
-        Radius linking patent and publication clusters into one S&T cluster and the radius
-        of footprint discs; None = the largest source ``eps_km``. Set smaller than a
-        source's ``eps_km``, some of that source's border points fall outside every
-        footprint and are not counted for a cluster.
+        Radius linking the metrics' clusters (patent, publication…) into one S&T cluster
+        and the radius of footprint discs; None = the largest ``eps_km`` of the scored
+        metrics. Set smaller than a source's ``eps_km``, some of that source's border points
+        fall outside every footprint and are not counted for a cluster.
     source_weights : mapping of str to float
-        Weight of each source's share in the score (equal by default).
+        Weight of each source's share in the score (a metric not named weighs 1, so every
+        metric counts equally by default). A metric of weight 0 is measured but not scored:
+        it forms no cluster of its own, joins none, names none; its weight is counted in
+        the clusters the scored metrics define (docs/metrics.md).
     top_n : int
         Clusters published in the ranking.
     economy_min_share_pct : float
@@ -142,6 +150,9 @@ class RankParams:
         ``keep`` (default: counted under the stated country, as the GII counts every record;
         each one is listed in the ``quality`` table) or ``filter`` (not counted; filter reason
         ``country_mismatch`` in the accounting).
+    excluded_sources : tuple of str
+        Metrics left out of the run: their records are read and accounted (filter reason
+        ``source_excluded``) but not counted, clustered or shown. Empty by default.
     publication_domains : tuple of str or None
         OpenAlex topic domains of the publications counted (``primary_topic.domain``;
         ``all`` on the command line). By default the science and technology domains:
@@ -163,10 +174,11 @@ class RankParams:
     name_min_population: int = 100_000
     population_year: int | None = None
     quality_action: Literal["keep", "filter"] = "keep"
+    excluded_sources: tuple[str, ...] = ()
     publication_domains: tuple[str, ...] | None = ST_DOMAINS
 
     def __post_init__(self) -> None:
-        problems: list[str] = []
+        problems: list[str] = self._name_problems()
         for name, sp in self.sources.items():
             if not isinstance(sp, SourceParams):
                 problems.append(f"sources[{name!r}] must be a SourceParams")
@@ -179,8 +191,8 @@ class RankParams:
         if self.merge_eps_km is not None and not (0 < self.merge_eps_km < 1000):
             problems.append(f"merge_eps_km must be in (0, 1000) km, got {self.merge_eps_km}")
         for name, w in self.source_weights.items():
-            if not w >= 0:
-                problems.append(f"source_weights[{name!r}] must be >= 0, got {w}")
+            if isinstance(w, bool) or not isinstance(w, int | float) or not 0 <= w < math.inf:
+                problems.append(f"source_weights[{name!r}] must be a finite number >= 0, got {w}")
         if self.top_n < 1:
             problems.append(f"top_n must be >= 1, got {self.top_n}")
         if not (0 <= self.economy_min_share_pct < 100):
@@ -206,12 +218,41 @@ class RankParams:
             raise ParameterError("invalid parameters: " + "; ".join(problems),
                                  hint="see `stclusters rank --help` for the ranges")
 
+    def _name_problems(self) -> list[str]:
+        """Metric names that cannot be (they become column and option names)."""
+        out = []
+        if not isinstance(self.excluded_sources, tuple):  # a str would read as its letters
+            return [f"excluded_sources must be a tuple of metric names, got {self.excluded_sources!r}"]
+        for where, names in (("sources", list(self.sources)),
+                             ("source_weights", list(self.source_weights)),
+                             ("excluded_sources", list(self.excluded_sources))):
+            out += [f"{where}: {problem}" for n in names
+                    if (problem := metric_name_problem(n)) is not None]
+        return out
+
+    def weight_of(self, name: str) -> float:
+        """Weight of metric ``name`` in the score: as set, else 1."""
+        return float(self.source_weights.get(name, 1.0))
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """Every metric that counts, in name order: patent and publication, each metric named
+        in ``sources`` or ``source_weights``, less ``excluded_sources``."""
+        named = set(SOURCES) | set(self.sources) | set(self.source_weights)
+        return tuple(sorted(named - set(self.excluded_sources)))
+
+    def is_scored(self, name: str) -> bool:
+        """Does metric ``name`` shape the clusters and the score (it counts, weight > 0)?"""
+        return name in self.metrics and self.weight_of(name) > 0
+
     @property
     def footprint_eps_km(self) -> float:
-        """Radius of the footprint discs and of the patent–publication link, km."""
+        """Radius of the footprint discs and of the link between metrics' clusters, km:
+        ``merge_eps_km``, else the largest ``eps_km`` of the configured scored metrics."""
         if self.merge_eps_km is not None:
             return self.merge_eps_km
-        return max(sp.eps_km for sp in self.sources.values())
+        scored = [sp.eps_km for name, sp in self.sources.items() if self.is_scored(name)]
+        return max(scored or [sp.eps_km for sp in self.sources.values()] or [DEFAULT_EPS_KM])
 
     @property
     def resolved_population_year(self) -> int:
@@ -233,6 +274,26 @@ class RankParams:
         sources = dict(self.sources)
         sources[name] = dataclasses.replace(self.source(name), **changes)
         return dataclasses.replace(self, sources=sources)
+
+    def with_metric(self, name: str, *, weight: float | None = None, **changes: Any) -> RankParams:
+        """A copy with metric ``name`` configured: its :class:`SourceParams` ``changes``
+        (``eps_km=``, ``first_year=``…) and, when given, its ``weight`` in the score.
+
+        Examples
+        --------
+        >>> p = RankParams().with_metric("vc_deal", weight=1.0, first_year=2019, last_year=2023)
+        >>> p.source("vc_deal").first_year, p.weight_of("vc_deal")
+        (2019, 1.0)
+        """
+        out = self.with_source(name, **changes)
+        if weight is not None:
+            out = dataclasses.replace(out, source_weights={**out.source_weights, name: weight})
+        return out
+
+    def without_metrics(self, *names: str) -> RankParams:
+        """A copy with the metrics ``names`` left out of the run (``excluded_sources``)."""
+        excluded = tuple(sorted(set(self.excluded_sources) | set(names)))
+        return dataclasses.replace(self, excluded_sources=excluded)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, key-sorted form (for the manifest)."""

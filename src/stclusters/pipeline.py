@@ -31,7 +31,7 @@ from stclusters.errors import ParameterError
 from stclusters.params import RankParams
 from stclusters._settlements import UN_WUP_CREDIT
 from stclusters._population import population_source
-from stclusters.ranking import build_ranking
+from stclusters.ranking import build_ranking, ranked_sources
 from stclusters.workspace import (  # noqa: F401 - Input is part of this module's API
     Input,
     as_inputs,
@@ -346,6 +346,8 @@ def _manifest(recorded, by_input, params, report: list[SourceClustering], accoun
                                   "n_points": r.n_points, "n_core_points": r.n_core,
                                   "n_clusters": r.n_clusters} for r in report},
         "world_totals": totals,
+        # Every metric's weight in the score, set or not (a metric not set weighs 1).
+        "score_weights": {s: params.weight_of(s) for s in ranked_sources(params, totals)},
         "geocoding": geocoding,
         "accounting": accounting,
         "population_source": population_source(params.resolved_population_year),

@@ -6,6 +6,8 @@ Input: table ``points`` with ``stc`` (from :mod:`stclusters.clusters.st`) and ta
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import duckdb
 import numpy as np
 import pyarrow as pa
@@ -14,6 +16,7 @@ import pyarrow.compute as pc
 from stclusters import _naming as _names
 from stclusters import _settlements
 from stclusters._population import footprint_population
+from stclusters._sql import literals
 from stclusters.contributions import CLUSTERED_BY_COUNTRY, fx_to_weight
 from stclusters.store import fetch_arrow, scalar
 from stclusters.params import RankParams
@@ -69,7 +72,8 @@ def _centroids(cores: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.bincount(stc, minlength=k), np.round(c_lat, 6), np.round(c_lon, 6)
 
 
-def economy_labels(con: duckdb.DuckDBPyConnection, *, min_share_pct: float) -> dict[int, str]:
+def economy_labels(con: duckdb.DuckDBPyConnection, *, min_share_pct: float,
+                   sources: Sequence[str] | None = None) -> dict[int, str]:
     """ISO codes of each cluster's contributions by weight, joined with '/' (``CN/HK``).
 
     Parameters
@@ -78,15 +82,20 @@ def economy_labels(con: duckdb.DuckDBPyConnection, *, min_share_pct: float) -> d
         A code below this share (%) of the cluster's weight is left out, except the
         heaviest known code, which is always kept. Unknown countries count in the
         denominator but never appear (``??`` when no code is known at all).
+    sources : sequence of str, optional
+        Metrics whose weight labels the economies (the scored ones: a metric of weight 0
+        labels nothing); all when not given.
 
     Returns
     -------
     dict of int to str
         S&T cluster number → label.
     """
+    keep = "" if sources is None else f"WHERE source IN ({literals(sources) or 'NULL'})"
     rows = con.execute(f"""
         WITH w AS (
-          SELECT stc, country, sum(weight_fx) AS fx FROM ({CLUSTERED_BY_COUNTRY}) GROUP BY 1, 2),
+          SELECT stc, country, sum(weight_fx) AS fx FROM ({CLUSTERED_BY_COUNTRY}) {keep}
+          GROUP BY 1, 2),
         t AS (SELECT stc, sum(fx) AS total FROM w GROUP BY stc)
         SELECT w.stc, w.country, {fx_to_weight('w.fx')} / {fx_to_weight('t.total')} * 100 AS pct
         FROM w JOIN t USING (stc)
@@ -158,19 +167,19 @@ def build_ranking(con: duckdb.DuckDBPyConnection, params: RankParams, world_tota
         each counted once: UN agglomerations and GeoNames places, see
         :mod:`stclusters._population`), ``population_basis`` and ``<source>_per_million_pop``.
     """
-    # Every configured source gets its columns, even with no data: stable output layout.
-    sources = sorted(set(world_totals) | set(params.sources))
+    sources = ranked_sources(params, world_totals)
     world_totals = {s: world_totals.get(s, 0.0) for s in sources}
     n_stc = int(scalar(con, "SELECT coalesce(max(stc), -1) + 1 FROM points"))
     weights = _source_weights(con, sources, n_stc)
     shares = {s: weights[s] / world_totals[s] * 100 if world_totals[s] > 0 else weights[s] * 0
               for s in sources}
-    sc = score(shares, dict(params.source_weights))
+    sc = score(shares, {s: params.weight_of(s) for s in sources})
     cores = fetch_arrow(con, """
         SELECT stc, source, lat, lon, weight FROM points WHERE is_core AND stc >= 0
         ORDER BY stc, source, lat, lon""")
     n_core, core_lat, core_lon = _centroids(cores)
-    economies = economy_labels(con, min_share_pct=params.economy_min_share_pct)
+    economies = economy_labels(con, min_share_pct=params.economy_min_share_pct,
+                               sources=[s for s in sources if params.is_scored(s)])
     naming, population, basis = _names_and_population(con, params, places, world_totals, n_stc)
     order = rank_order(sc, shares.get("patent", np.zeros(n_stc)), naming)
     rank = np.empty(n_stc, dtype=np.int64)
@@ -195,6 +204,19 @@ def build_ranking(con: duckdb.DuckDBPyConnection, params: RankParams, world_tota
     return clusters.drop_columns(["stc"]).slice(0, min(params.top_n, clusters.num_rows))
 
 
+def ranked_sources(params: RankParams, world_totals: Mapping[str, float]) -> list[str]:
+    """The metrics a ranking shows, in name order: every metric with used weight and every
+    configured one, even without data (a stable output layout), less the excluded ones
+    (their records are filtered, so they have no used weight).
+
+    Parameters
+    ----------
+    world_totals : mapping of str to float
+        Sum of used weight per metric.
+    """
+    return sorted((set(world_totals) | set(params.sources)) - set(params.excluded_sources))
+
+
 def _names_and_population(con: duckdb.DuckDBPyConnection, params: RankParams,
                           places: pa.Table | None, world_totals: dict[str, float], n_stc: int
                           ) -> tuple[list[str], np.ndarray, list[str]]:
@@ -206,7 +228,8 @@ def _names_and_population(con: duckdb.DuckDBPyConnection, params: RankParams,
         con, _settlements.naming_settlements(places, year=year,
                                              min_population=params.name_min_population),
         _settlements.geonames_places(places), world_totals, max_places=params.name_max_places,
-        min_share_pct=params.name_min_share_pct, n_clusters=n_stc)
+        min_share_pct=params.name_min_share_pct, n_clusters=n_stc,
+        source_weights={s: params.weight_of(s) for s in world_totals})
     population, basis = footprint_population(
         con, _settlements.counting_settlements(places, year=year),
         eps_km=params.footprint_eps_km, n_clusters=n_stc)

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pyarrow as pa
 
 #: Location precision, finest first. Only ``point``/``postcode``/``city`` cluster by default.
@@ -30,8 +32,41 @@ MAX_ADDRESS_CHARS: int = 10_000
 #: Fields that identify a record: no control characters (U+0000-U+001F, U+007F) allowed.
 ID_FIELDS: tuple[str, ...] = ("doc_id", "source", "institution_id")
 
-#: The metrics a contribution can feed (methodology §1).
+#: The built-in metrics (methodology §1): the ones the readers of patent and publication
+#: formats produce and the default parameters configure. A generic table may name any other
+#: metric (:func:`metric_name_problem`), e.g. ``vc_deal`` for venture-capital deals.
 SOURCES: tuple[str, ...] = ("patent", "publication")
+
+#: A metric's name becomes column names (``<name>_weight``, ``<name>_share_pct``), option
+#: names (``--metric NAME:...``) and JSON keys: lowercase ASCII letters, digits and ``_``,
+#: a letter first, at most 32 characters.
+METRIC_NAME_PATTERN = r"[a-z][a-z0-9_]{0,31}"
+
+#: Names a metric cannot take: the lookups of the readers (they locate other records and
+#: count nothing: OpenAlex institutions and merged ids, the bulk bundles' location,
+#: classification, applicant and person tables), the accounting's ``unknown`` source of a
+#: record rejected before its source was known, and ``all`` (a word of the options).
+RESERVED_METRIC_NAMES: frozenset[str] = frozenset({
+    "institution", "merged_id", "location", "classification", "applicant", "person",
+    "person_orig", "unknown", "all"})
+
+
+def metric_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot name a metric, or None when it can.
+
+    Examples
+    --------
+    >>> metric_name_problem("vc_deal") is None
+    True
+    >>> metric_name_problem("VC deal")
+    "'VC deal' is not a metric name (lowercase letters, digits and _, a letter first, at most 32 characters)"
+    """
+    if not isinstance(name, str) or not re.fullmatch(METRIC_NAME_PATTERN, name):
+        return (f"{name!r} is not a metric name (lowercase letters, digits and _, a letter "
+                "first, at most 32 characters)")
+    if name in RESERVED_METRIC_NAMES:
+        return f"{name!r} is reserved (a lookup or a word of the options), not a metric name"
+    return None
 
 RAW_CONTRIBUTION = pa.schema(
     [
@@ -119,17 +154,25 @@ QUARANTINE = pa.schema(
 )
 
 
-#: SQL of a document's status from its contributions' statuses ``c.status`` (first match
-#: wins), for the accounting of every reader.
-DOCUMENT_STATUS_SQL = """CASE
-    WHEN bool_or(c.status = 'used') THEN 'used'
-    WHEN count(c.status) = 0 THEN 'no_contributors'
-    WHEN bool_or(c.status = 'out_of_window') THEN 'out_of_window'
-    WHEN bool_or(c.status = 'merged_away') THEN 'merged_away'
-    WHEN bool_or(c.status = 'doc_type_excluded') THEN 'doc_type_excluded'
-    WHEN bool_or(c.status = 'domain_excluded') THEN 'domain_excluded'
-    WHEN bool_or(c.status = 'country_mismatch') THEN 'country_mismatch'
-    ELSE 'no_located_contributor' END"""
+def document_status_sql(status: str = "c.status") -> str:
+    """SQL of a document's status from its contributions' ``status`` column (aggregate: use
+    with GROUP BY document): the first reason that matches wins, for the accounting of every
+    reader. ``status`` is a column expression chosen by the caller's code, never user text."""
+    return """CASE
+    WHEN bool_or({0} = 'used') THEN 'used'
+    WHEN count({0}) = 0 THEN 'no_contributors'
+    WHEN bool_or({0} = 'source_excluded') THEN 'source_excluded'
+    WHEN bool_or({0} = 'metric_not_configured') THEN 'metric_not_configured'
+    WHEN bool_or({0} = 'out_of_window') THEN 'out_of_window'
+    WHEN bool_or({0} = 'merged_away') THEN 'merged_away'
+    WHEN bool_or({0} = 'doc_type_excluded') THEN 'doc_type_excluded'
+    WHEN bool_or({0} = 'domain_excluded') THEN 'domain_excluded'
+    WHEN bool_or({0} = 'country_mismatch') THEN 'country_mismatch'
+    ELSE 'no_located_contributor' END""".format(status)
+
+
+#: :func:`document_status_sql` of ``c.status``.
+DOCUMENT_STATUS_SQL = document_status_sql()
 
 
 def max_chars(field: str) -> int:

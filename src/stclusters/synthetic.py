@@ -23,8 +23,8 @@ import pyarrow.parquet as pq
 from stclusters.reports._atomic import atomic_path
 from stclusters.schema import RAW_CONTRIBUTION, SOURCES
 
-__all__ = ["ATTRIBUTION", "SYNTHETIC_LABEL", "load_places", "synthetic_world",
-           "write_synthetic_world"]
+__all__ = ["ATTRIBUTION", "SYNTHETIC_LABEL", "VC_SOURCE", "load_places", "synthetic_vc_deals",
+           "synthetic_world", "write_synthetic_vc_deals", "write_synthetic_world"]
 
 #: Credit for the places the world is drawn around.
 ATTRIBUTION = "GeoNames (geonames.org), CC BY 4.0"
@@ -382,6 +382,163 @@ def write_synthetic_world(path: str | Path, **kw: Any) -> pa.Table:
     meta = {
         "stclusters.data": SYNTHETIC_LABEL,
         "stclusters.synthetic": repr(sorted(kw.items())),
+        "stclusters.attribution": ATTRIBUTION,
+    }
+    with atomic_path(path) as tmp:
+        pq.write_table(table.replace_schema_metadata(meta), tmp, compression="zstd")
+    return table
+
+
+# --------------------------------------------------------------------------------------------
+# venture-capital deals: a third metric (GII 2025)
+# --------------------------------------------------------------------------------------------
+#: Metric name of the synthetic venture-capital deals.
+VC_SOURCE = "vc_deal"
+
+#: VC hubs: (label, lat, lon, relative deal weight, spread σ in km). Invented shape, not
+#: fitted to any data: deals concentrate in a few metropolitan areas, heaviest in the US Bay
+#: Area, then New York, Beijing, Shanghai, Shenzhen, Boston, London, Bangalore… The Pearl
+#: River Delta has three hubs (Shenzhen, Hong Kong, Guangzhou) as in the GII 2025 story.
+_VC_HUBS: tuple[tuple[str, float, float, float, float], ...] = (
+    ("Bay Area", 37.55, -122.20, 30.0, 22.0),
+    ("New York", 40.74, -73.99, 12.0, 8.0),
+    ("Beijing", 39.98, 116.33, 12.0, 10.0),
+    ("Shanghai", 31.22, 121.47, 10.0, 10.0),
+    ("Shenzhen", 22.55, 114.05, 9.0, 8.0),
+    ("Boston", 42.36, -71.09, 8.0, 8.0),
+    ("London", 51.51, -0.12, 7.0, 8.0),
+    ("Los Angeles", 34.05, -118.30, 6.0, 14.0),
+    ("Bangalore", 12.97, 77.59, 5.0, 8.0),
+    ("Hangzhou", 30.27, 120.15, 4.0, 8.0),
+    ("Guangzhou", 23.13, 113.30, 3.0, 8.0),
+    ("Paris", 48.86, 2.35, 3.0, 7.0),
+    ("Berlin", 52.52, 13.40, 3.0, 7.0),
+    ("Tel Aviv", 32.08, 34.78, 3.0, 6.0),
+    ("Singapore", 1.30, 103.85, 3.0, 6.0),
+    ("Seoul", 37.55, 126.99, 3.0, 8.0),
+    ("Hong Kong", 22.30, 114.17, 2.0, 4.0),
+    ("Tokyo", 35.68, 139.70, 2.0, 10.0),
+    ("Seattle", 47.61, -122.33, 2.0, 8.0),
+    ("Austin", 30.27, -97.74, 1.5, 6.0),
+    ("Toronto", 43.65, -79.38, 1.5, 8.0),
+    ("Stockholm", 59.33, 18.06, 1.5, 5.0),
+    ("Mumbai", 19.07, 72.88, 1.5, 8.0),
+)
+#: Share of companies outside the hubs, drawn around GeoNames places by population.
+_VC_BACKGROUND = 0.2
+#: Deals per company location, on average (GII 2025: ~236,000 deals at ~66,000 locations).
+_VC_DEALS_PER_COMPANY = 3.6
+#: Spread (σ of a lognormal) of the companies' deal counts: a few raise most rounds.
+_VC_COMPANY_SIGMA = 1.0
+#: σ of a background company's distance to its place, km.
+_VC_BACKGROUND_SIGMA_KM = 4.0
+
+
+def _vc_companies(pl: _Places, n_companies: int, rng: np.random.Generator
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates (degrees, rounded to 4 decimals) of ``n_companies`` company locations."""
+    hub = np.array([h[1:] for h in _VC_HUBS], dtype=float)  # lat, lon, weight, sigma
+    in_hub = rng.random(n_companies) >= _VC_BACKGROUND
+    which = _draw(np.cumsum(hub[:, 2]), rng.random(n_companies))
+    place = _draw(np.cumsum(pl.pop), rng.random(n_companies))
+    lat0 = np.where(in_hub, hub[which, 0], pl.lat[place])
+    lon0 = np.where(in_hub, hub[which, 1], pl.lon[place])
+    sigma_km = np.where(in_hub, hub[which, 3], _VC_BACKGROUND_SIGMA_KM)
+    off = rng.normal(0.0, 1.0, (n_companies, 2)) * sigma_km[:, None]
+    lat = np.clip(lat0 + off[:, 0] / _KM_PER_DEG, -89.0, 89.0)
+    lon = lon0 + off[:, 1] / (_KM_PER_DEG * np.maximum(np.cos(np.radians(lat0)), 0.01))
+    return np.round(lat, 4), np.round((lon + 180.0) % 360.0 - 180.0, 4)
+
+
+def synthetic_vc_deals(*, n_deals: int = 200_000, seed: int = 0,
+                       years: tuple[int, int] = (2018, 2022),
+                       places: Mapping[Any, Mapping[str, Any]] | Iterable[Mapping[str, Any]] | None = None
+                       ) -> pa.Table:
+    """SYNTHETIC venture-capital deals (metric ``vc_deal``), seeded and vectorised.
+
+    SYNTHETIC data, not real deals: a third metric to rank beside :func:`synthetic_world`
+    (GII 2025 added VC deals, located at the company's address, equally weighted). Shape only,
+    invented:
+
+    * **companies**: ``n_deals / 3.6`` locations; 80 % around one of 23 hubs (the US Bay
+      Area heaviest, then New York, Beijing, Shanghai, Shenzhen, Boston, London, Los Angeles,
+      Bangalore…; :data:`_VC_HUBS`, normal spread of 4–22 km per hub), 20 % around GeoNames
+      places drawn by population (σ 4 km);
+    * **deals**: one row per deal at its company's location (one located contributor:
+      weight 1), companies drawn ∝ lognormal(0, 1) so that a few raise most rounds; the
+      year uniform in ``years``;
+    * no country: the pipeline gives each deal the country where it lies (reverse
+      geocoding, docs/inputs.md), so a Shenzhen deal and a Hong Kong deal are told apart.
+
+    ``doc_id`` is ``SYN-V-<n>``, ``org`` the company (``SYN-CO-<k>``), ``record_ref``
+    ``synthetic-vc:<seed>:<row>``, ``precision`` ``point``.
+
+    Parameters
+    ----------
+    n_deals : int
+        Deals (rows), exact.
+    seed : int
+        Seed of numpy's PCG64 generator: the same seed gives a byte-identical table.
+    years : (int, int)
+        Inclusive range of years.
+    places : mapping or iterable of mappings, optional
+        Places of the background companies (as :func:`synthetic_world`); default GeoNames
+        cities of ≥ 15,000 inhabitants.
+
+    Returns
+    -------
+    pyarrow.Table
+        Schema :data:`stclusters.schema.RAW_CONTRIBUTION`, ``n_deals`` rows in deal order.
+
+    Examples
+    --------
+    >>> t = synthetic_vc_deals(n_deals=1000, seed=1)
+    >>> t.num_rows, set(t.column("source").to_pylist())
+    (1000, {'vc_deal'})
+    """
+    if n_deals < 0:
+        raise ValueError(f"n_deals must be >= 0: {n_deals}")
+    if years[0] > years[1]:
+        raise ValueError(f"years must be (first, last) with first <= last: {years}")
+    pl = load_places(places)
+    # A stream of its own: the VC table of a seed does not depend on the world's sizes.
+    rng = np.random.default_rng([seed, 0x5643])
+    n = int(n_deals)
+    n_companies = max(int(math.ceil(n / _VC_DEALS_PER_COMPANY)), 1)
+    lat_c, lon_c = _vc_companies(pl, n_companies, rng)
+    company = _draw(np.cumsum(rng.lognormal(0.0, _VC_COMPANY_SIGMA, n_companies)), rng.random(n))
+    year = rng.integers(years[0], years[1] + 1, n)
+    width = max(len(str(max(n - 1, 0))), 1)
+    doc_id = pc.binary_join_element_wise(
+        "SYN-V-", pc.utf8_lpad(pc.cast(pa.array(np.arange(n)), pa.string()), width=width,
+                               padding="0"), "")
+    org = pc.binary_join_element_wise(
+        "SYN-CO-", pc.cast(pa.array(company.astype(np.int64)), pa.string()), "")
+    record_ref = pc.binary_join_element_wise(
+        f"synthetic-vc:{seed}:", pc.cast(pa.array(np.arange(n, dtype=np.int64)), pa.string()), "")
+    null_str = pa.nulls(n, pa.string())
+    columns = {
+        "doc_id": doc_id, "source": pa.array([VC_SOURCE] * n, pa.string()),
+        "year": pa.array(year.astype(np.int32)),
+        "contributor_seq": pa.array(np.zeros(n, dtype=np.int32)),
+        "address_seq": pa.array(np.zeros(n, dtype=np.int32)),
+        "city": null_str, "admin1": null_str, "country": null_str, "postcode": null_str,
+        "address_raw": null_str, "org": org, "institution_id": null_str, "applicant": null_str,
+        "tech_field": null_str, "lat": pa.array(lat_c[company]), "lon": pa.array(lon_c[company]),
+        "precision": pa.array(["point"] * n, pa.string()), "record_ref": record_ref,
+    }
+    return pa.Table.from_arrays([columns[f.name] for f in RAW_CONTRIBUTION],
+                                schema=RAW_CONTRIBUTION)
+
+
+def write_synthetic_vc_deals(path: str | Path, **kw: Any) -> pa.Table:
+    """Write :func:`synthetic_vc_deals` (``**kw`` passed on) to Parquet at ``path``,
+    atomically, labelled SYNTHETIC in its schema metadata like :func:`write_synthetic_world`.
+    Returns the table written."""
+    table = synthetic_vc_deals(**kw)
+    meta = {
+        "stclusters.data": SYNTHETIC_LABEL,
+        "stclusters.synthetic": repr(sorted({"metric": VC_SOURCE, **kw}.items())),
         "stclusters.attribution": ATTRIBUTION,
     }
     with atomic_path(path) as tmp:

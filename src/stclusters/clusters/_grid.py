@@ -26,6 +26,14 @@ chord^2 ``<= (c - tol)^2`` is certainly inside, ``> (c + tol)^2`` certainly outs
 in between is decided by :func:`rdist`. ``tol = 1e-13 + 1e-9 c`` (unit-sphere units) is ~100x
 the worst rounding of either form (coordinates near the dateline/poles included).
 
+Weights
+-------
+Neighbourhood weights are sums of int64 fixed-point weights (:func:`fixed_point`): exact in
+any order, so :func:`neighbour_weights` (one point at a time, with early exits: the core test
+of one run) and :func:`all_neighbour_weights` (every pair once, for both points: the sweeps)
+give the same integers, and the order of points inside a cell is free (dense cells keep theirs
+grouped by sub-box; sweeps keep theirs heaviest first).
+
 Memory is O(n): sorted copies of the point arrays plus per-cell / per-column tables; no
 neighbour lists are stored.
 """
@@ -39,9 +47,29 @@ from numba import njit, prange
 
 TOL_ABS = 1e-13
 TOL_REL = 1e-9
-# Relative bound on the rounding of a float sum of k non-negative terms is ~k * 2^-53; we use
-# 2.3e-16 per term (> 2^-52) so the early "cannot reach min_weight" exit is conservative.
-_SUM_ULP = 2.3e-16
+_FIXED_BITS = 62  # a sum of all fixed-point weights stays below 2**62: no int64 overflow
+
+
+def fixed_point(w: np.ndarray) -> tuple[np.ndarray, int]:
+    """Weights as int64 fixed point ``round(w * 2**scale_bits)``, and ``scale_bits``.
+
+    ``scale_bits`` is the largest power of two for which the total (plus one unit of rounding
+    per point) stays below ``2**62``, so every sum of these integers is exact, whatever its
+    order. Integers and dyadic fractions down to ``2**-scale_bits`` are represented exactly.
+    """
+    n = w.shape[0]
+    total = float(w.sum()) + n  # + n: each rounded weight may gain half a unit
+    scale_bits = _FIXED_BITS - 1 - math.frexp(total)[1] if total > 0 else 0
+    scale_bits = min(scale_bits, 1000)  # 2**1000 * w stays finite
+    return np.rint(np.ldexp(w, scale_bits)).astype(np.int64), scale_bits
+
+
+def fixed_threshold(min_weight: float, scale_bits: int) -> int:
+    """Smallest fixed-point sum that reaches ``min_weight`` (> 0):
+    ``ceil(min_weight * 2**scale_bits)``, at least 1 (a weightless neighbourhood never reaches
+    a positive threshold), capped at ``2**62`` (which no sum reaches)."""
+    v = math.ldexp(min_weight, scale_bits)
+    return max(1, int(math.ceil(v))) if v < 2.0 ** _FIXED_BITS else 2 ** _FIXED_BITS
 
 
 def grid_geometry(eps_rad: float) -> tuple[float, float, float, float, float, int]:
@@ -406,57 +434,122 @@ def sort_within_cells(order, cell_start, k1, k2, k3, nkeys):
 
 
 @njit(cache=True, parallel=True)
-def cell_sums(w, cell_start):
+def cell_sums(wq, cell_start):
+    """Fixed-point weight per cell (int64; exact, see :func:`fixed_point`)."""
     ncell = cell_start.shape[0] - 1
-    out = np.empty(ncell)
+    out = np.empty(ncell, np.int64)
     for c in prange(ncell):
-        acc = 0.0
+        acc = np.int64(0)
         for i in range(cell_start[c], cell_start[c + 1]):
-            acc += w[i]
+            acc += wq[i]
         out[c] = acc
     return out
 
 
 # --------------------------------------------------------------------------- DBSCAN steps
 
+@njit(cache=True)
+def _range_weight(i, a, b, xyz, soa, latr, lonr, cl, wq, c_lo2, c_hi2, s2):
+    """Fixed-point weight of the points at positions [a, b) within eps of point i (exact).
+
+    A branch-free first pass over the coordinate rows ``soa`` (3, n) adds the certainly
+    inside points and counts the ambiguous ones (the chord in the tolerance band); only if
+    there are any, a second pass decides them with the oracle's formula. The chord is the
+    same float expression as :func:`_chord2`.
+    """
+    xi = xyz[i, 0]
+    yi = xyz[i, 1]
+    zi = xyz[i, 2]
+    # slices and a 0-based loop without branches: LLVM vectorises this pass (no FMA: the
+    # products and sums are the same float operations as the scalar chord)
+    xs = soa[0, a:b]
+    ys = soa[1, a:b]
+    zs = soa[2, a:b]
+    ws = wq[a:b]
+    acc = np.int64(0)
+    amb = 0
+    for k in range(b - a):
+        dx = xi - xs[k]
+        dy = yi - ys[k]
+        dz = zi - zs[k]
+        d2 = dx * dx + dy * dy + dz * dz
+        acc += ws[k] * (d2 <= c_lo2)
+        amb += (d2 > c_lo2) & (d2 <= c_hi2)
+    if amb > 0:
+        for k in range(b - a):
+            dx = xi - xs[k]
+            dy = yi - ys[k]
+            dz = zi - zs[k]
+            d2 = dx * dx + dy * dy + dz * dz
+            if d2 > c_lo2 and d2 <= c_hi2:
+                q = a + k
+                if rdist(latr[i], lonr[i], cl[i], latr[q], lonr[q], cl[q]) <= s2:
+                    acc += ws[k]
+    return acc
+
+
+@njit(cache=True)
+def _partial_weight(i, d, xyz, soa, latr, lonr, cl, wq, cell_start, cell_k, h, c_lo2, c_hi2,
+                    s2, dense_id, sub_start, sub_w):
+    """Fixed-point weight of the points of cell d within eps of point i (exact).
+
+    Dense cells are summed sub-box by sub-box (their points are stored grouped by sub-box,
+    see :func:`sub_boxes`): whole sub-boxes inside the ball at once, points of straddling
+    ones one by one.
+    """
+    di = dense_id[d]
+    if di < 0:
+        return _range_weight(i, cell_start[d], cell_start[d + 1], xyz, soa, latr, lonr, cl, wq,
+                             c_lo2, c_hi2, s2)
+    acc = np.int64(0)
+    hs = h / _SUB
+    for b in range(_NSUB):
+        if sub_start[di, b] == sub_start[di, b + 1]:
+            continue
+        x0, y0, z0 = _sub_corner(cell_k, d, b, h)
+        dmin2, dmax2 = _box_dist2(xyz, i, x0, y0, z0, hs)
+        if dmin2 > c_hi2:
+            continue
+        if dmax2 <= c_lo2:
+            acc += sub_w[di, b]
+            continue
+        acc += _range_weight(i, sub_start[di, b], sub_start[di, b + 1], xyz, soa, latr, lonr,
+                             cl, wq, c_lo2, c_hi2, s2)
+    return acc
+
+
 @njit(cache=True, parallel=True)
-def core_flags(xyz, latr, lonr, cl, w, cell_start, cell_k, cell_w, col_start, col_k, table,
-               h, reach, c_lo2, c_hi2, s2, m, dense_id, sub_start, sub_pos, sub_w):
-    """Core flag per (sorted) point: weight within eps (itself included) >= m.
+def neighbour_weights(xyz, soa, latr, lonr, cl, wq, cell_start, cell_k, cell_w, col_start,
+                      col_k, table, h, reach, c_lo2, c_hi2, s2, lo, hi, dense_id, sub_start,
+                      sub_w):
+    """Fixed-point weight within eps of every (sorted) point, itself included, clamped.
 
-    Deterministic sum order: own cell total, totals of cells wholly inside the eps ball
-    (nearest cell offsets first, then cell key), then points of partially covered cells.
-    Early exits: a cell whose total reaches m makes all its points core; a cell whose whole
-    neighbourhood cannot reach m has none; per point, stop as soon as m is reached or can no
-    longer be reached.
-
-    When partially covered cells are dense (see :func:`sub_boxes`), the sum is first estimated
-    sub-box by sub-box (whole sub-boxes inside, points of straddling ones); the estimate
-    decides whenever it is farther from m than the rounding of both sums can reach, and only
-    the remaining near-ties take the deterministic-order sum above. Decisions are therefore
-    those of the deterministic-order sum.
+    Returns int64 ``nw`` (n,): the exact sum when it lies in ``[lo, hi]``, ``hi`` when the sum
+    is >= hi, and -1 when it is < lo. So for every threshold ``m`` in ``[lo, hi]``,
+    ``nw >= m`` is exactly "the neighbourhood weight reaches m" (``lo = hi = m``: the plain
+    DBSCAN core test). Weights are int64 fixed point (:func:`fixed_point`), every partial sum
+    is exact, and the early exits (a cell whose own total reaches hi; a cell whose whole
+    neighbourhood stays below lo; per point, once hi is reached or lo is out of reach)
+    cannot change a result.
     """
     n = xyz.shape[0]
     ncell = cell_start.shape[0] - 1
-    core = np.zeros(n, np.bool_)
+    out = np.full(n, -1, np.int64)
     side = 2 * reach + 1
     maxnb = side * side * side
     for c in prange(ncell):
         s = cell_start[c]
         e = cell_start[c + 1]
-        if cell_w[c] >= m:
+        if cell_w[c] >= hi:  # a clique cell: each point sees at least the cell's weight
             for i in range(s, e):
-                core[i] = True
+                out[i] = hi
             continue
         raw = np.empty(maxnb, np.int64)
         cnt = _own_neighbours(c, reach, cell_k, col_start, col_k, table, raw)
-        total = 0.0
-        npts = 0
+        total = np.int64(0)
         for j in range(cnt):
             total += cell_w[raw[j]]
-            npts += cell_start[raw[j] + 1] - cell_start[raw[j]]
-        guard = total * (npts + 4 * maxnb) * _SUM_ULP
-        if total + guard < m:
+        if total < lo:
             continue
         nb = np.empty(maxnb, np.int64)
         _by_offset(cell_k[c, 0], cell_k[c, 1], cell_k[c, 2], raw, cnt, cell_k, reach, nb)
@@ -471,51 +564,33 @@ def core_flags(xyz, latr, lonr, cl, w, cell_start, cell_k, cell_w, col_start, co
                 dmin2, dmax2 = _box_d2(xyz, i, cell_k, d, h)
                 if dmin2 > c_hi2:
                     rem -= cell_w[d]
-                    if acc + rem + guard < m:
+                    if acc + rem < lo:
                         decided = True
                         break
                 elif dmax2 <= c_lo2:
                     acc += cell_w[d]
                     rem -= cell_w[d]
-                    if acc >= m:
-                        core[i] = True
+                    if acc >= hi:
                         decided = True
                         break
                 else:
                     part[npart] = d
                     npart += 1
-            if decided:
-                continue
-            dense = False
-            for jj in range(npart):
-                if dense_id[part[jj]] >= 0:
-                    dense = True
-                    break
-            if dense:
-                r = _estimate_decides(i, acc, rem, part, npart, xyz, latr, lonr, cl, w,
-                                      cell_start, cell_k, cell_w, h, c_lo2, c_hi2, s2, m,
-                                      guard + total * (2 * npts + (_NSUB + 8) * maxnb) * _SUM_ULP,
-                                      dense_id, sub_start, sub_pos, sub_w)
-                if r >= 0:
-                    core[i] = r == 1
-                    continue
-            found = False
-            for jj in range(npart):
-                d = part[jj]
-                for q in range(cell_start[d], cell_start[d + 1]):
-                    if w[q] > 0.0 and _within(xyz, latr, lonr, cl, i, xyz, latr, lonr, cl, q,
-                                              c_lo2, c_hi2, s2):
-                        acc += w[q]
-                        if acc >= m:
-                            found = True
-                            break
-                if found:
-                    break
-                rem -= cell_w[d]
-                if acc + rem + guard < m:
-                    break
-            core[i] = found
-    return core
+            if not decided:
+                for jj in range(npart):
+                    d = part[jj]
+                    acc += _partial_weight(i, d, xyz, soa, latr, lonr, cl, wq, cell_start,
+                                           cell_k, h, c_lo2, c_hi2, s2, dense_id, sub_start,
+                                           sub_w)
+                    rem -= cell_w[d]
+                    if acc >= hi or acc + rem < lo:
+                        break
+            if acc >= hi:
+                out[i] = hi
+            elif acc >= lo and rem == 0:  # every neighbour cell counted: acc is exact
+                out[i] = acc
+            # else: below lo, out stays -1
+    return out
 
 
 _SUB = 4  # sub-boxes per cell side in dense cells
@@ -534,12 +609,14 @@ def _sub_corner(cell_k, c, b, h):
 
 
 @njit(cache=True, parallel=True)
-def sub_boxes(xyz, w, cell_start, cell_k, h, dense_min):
+def sub_boxes(xyz, cell_start, cell_k, h, dense_min):
     """Sub-box tables of cells with >= dense_min points: _SUB^3 boxes per cell.
 
-    Returns dense_id (ncell,) (-1: not dense), sub_start (ndense, _NSUB + 1) into sub_pos,
-    sub_pos (n,) point positions grouped by sub-box (within the cell, ascending), and sub_w
-    (ndense, _NSUB) weight per sub-box.
+    Returns dense_id (ncell,) (-1: not dense), sub_start (ndense, _NSUB + 1) and perm (n,):
+    the positions of the points in the order to store them in, grouped by sub-box inside each
+    dense cell (ascending position within a sub-box; identity elsewhere). Once the point
+    arrays are permuted by ``perm``, sub-box b of dense cell di holds the positions
+    ``sub_start[di, b]`` to ``sub_start[di, b + 1]``. See :func:`sub_weights`.
     """
     ncell = cell_start.shape[0] - 1
     dense_id = np.full(ncell, -1, np.int64)
@@ -549,8 +626,7 @@ def sub_boxes(xyz, w, cell_start, cell_k, h, dense_min):
             dense_id[c] = nd
             nd += 1
     sub_start = np.zeros((nd, _NSUB + 1), np.int64)
-    sub_pos = np.empty(xyz.shape[0], np.int64)
-    sub_w = np.zeros((nd, _NSUB))
+    perm = np.arange(xyz.shape[0])
     inv = _SUB / h
     for c in prange(ncell):
         di = dense_id[c]
@@ -567,62 +643,29 @@ def sub_boxes(xyz, w, cell_start, cell_k, h, dense_min):
                 b = b * _SUB + min(max(f, 0), _SUB - 1)
             ids[i - s] = b
             cnt[b + 1] += 1
-            sub_w[di, b] += w[i]
         for b in range(_NSUB):
             cnt[b + 1] += cnt[b]
         for b in range(_NSUB + 1):
             sub_start[di, b] = s + cnt[b]
         for i in range(s, e):
             b = ids[i - s]
-            sub_pos[s + cnt[b]] = i
+            perm[s + cnt[b]] = i
             cnt[b] += 1
-    return dense_id, sub_start, sub_pos, sub_w
+    return dense_id, sub_start, perm
 
 
-@njit(cache=True)
-def _estimate_decides(i, acc, rem, part, npart, xyz, latr, lonr, cl, w, cell_start, cell_k,
-                      cell_w, h, c_lo2, c_hi2, s2, m, slack, dense_id, sub_start, sub_pos,
-                      sub_w):
-    """Weight within eps of point i estimated with sub-boxes: 1 core, 0 not, -1 too close.
-
-    ``acc`` is the sum so far, ``rem`` the weight of the partially covered cells ``part``;
-    ``slack`` bounds the rounding of this estimate plus that of the deterministic-order sum.
-    """
-    hs = h / _SUB
-    for jj in range(npart):
-        d = part[jj]
-        di = dense_id[d]
-        if di < 0:
-            for q in range(cell_start[d], cell_start[d + 1]):
-                if w[q] > 0.0 and _within(xyz, latr, lonr, cl, i, xyz, latr, lonr, cl, q,
-                                          c_lo2, c_hi2, s2):
-                    acc += w[q]
-        else:
-            for b in range(_NSUB):
-                if sub_w[di, b] == 0.0:
-                    continue
-                x0, y0, z0 = _sub_corner(cell_k, d, b, h)
-                dmin2, dmax2 = _box_dist2(xyz, i, x0, y0, z0, hs)
-                if dmin2 > c_hi2:
-                    continue
-                if dmax2 <= c_lo2:
-                    acc += sub_w[di, b]
-                    continue
-                for t in range(sub_start[di, b], sub_start[di, b + 1]):
-                    q = sub_pos[t]
-                    if w[q] > 0.0 and _within(xyz, latr, lonr, cl, i, xyz, latr, lonr, cl, q,
-                                              c_lo2, c_hi2, s2):
-                        acc += w[q]
-        rem -= cell_w[d]
-        if acc >= m + slack:
-            return 1
-        if acc + rem + slack < m:
-            return 0
-    if acc >= m + slack:
-        return 1
-    if acc + slack < m:
-        return 0
-    return -1
+@njit(cache=True, parallel=True)
+def sub_weights(wq, sub_start):
+    """Fixed-point weight per sub-box (ndense, _NSUB) int64, of points stored by sub-box."""
+    nd = sub_start.shape[0]
+    out = np.zeros((nd, _NSUB), np.int64)
+    for di in prange(nd):
+        for b in range(_NSUB):
+            acc = np.int64(0)
+            for q in range(sub_start[di, b], sub_start[di, b + 1]):
+                acc += wq[q]
+            out[di, b] = acc
+    return out
 
 
 @njit(cache=True)
@@ -794,12 +837,15 @@ def _find(parent, a):
 
 @njit(cache=True)
 def _better(a, b, w, lat, lon):
-    """Heavier first, then smaller lat, then smaller lon (indices into original arrays)."""
+    """Heavier first, then smaller lat, then smaller lon, then smaller index (indices into the
+    original arrays): a total order, so every engine names the same representative."""
     if w[a] != w[b]:
         return w[a] > w[b]
     if lat[a] != lat[b]:
         return lat[a] < lat[b]
-    return lon[a] < lon[b]
+    if lon[a] != lon[b]:
+        return lon[a] < lon[b]
+    return a < b
 
 
 @njit(cache=True)
@@ -1132,3 +1178,127 @@ def link_pairs(axyz, alatr, alonr, acl, alab, acell_start, acell_k,
         out[m:m + k] = scratch[:k]
         m += k
     return out[:m]
+
+
+# --------------------------------------------------------------------------- all pairs once
+
+@njit(cache=True)
+def _pair_range_weight(i, a, b, xyz, soa, latr, lonr, cl, wq, back, c_lo2, c_hi2, s2):
+    """Both directions of point i against the points at positions [a, b): returns the weight
+    of those within eps of i, and adds ``wq[i]`` to ``back[k]`` for each such point a + k.
+    Same tests as :func:`_range_weight` (the haversine reduced distance is symmetric: glibc's
+    ``sin`` is odd, so ``sin(-x)**2 == sin(x)**2``)."""
+    xi = xyz[i, 0]
+    yi = xyz[i, 1]
+    zi = xyz[i, 2]
+    wi = wq[i]
+    xs = soa[0, a:b]
+    ys = soa[1, a:b]
+    zs = soa[2, a:b]
+    ws = wq[a:b]
+    acc = np.int64(0)
+    amb = 0
+    for k in range(b - a):
+        dx = xi - xs[k]
+        dy = yi - ys[k]
+        dz = zi - zs[k]
+        d2 = dx * dx + dy * dy + dz * dz
+        inside = d2 <= c_lo2
+        acc += ws[k] * inside
+        back[k] += wi * inside
+        amb += (d2 > c_lo2) & (d2 <= c_hi2)
+    if amb > 0:
+        for k in range(b - a):
+            dx = xi - xs[k]
+            dy = yi - ys[k]
+            dz = zi - zs[k]
+            d2 = dx * dx + dy * dy + dz * dz
+            if d2 > c_lo2 and d2 <= c_hi2:
+                q = a + k
+                if rdist(latr[i], lonr[i], cl[i], latr[q], lonr[q], cl[q]) <= s2:
+                    acc += ws[k]
+                    back[k] += wi
+    return acc
+
+
+_BLOCK = 4  # cells per block side in all_neighbour_weights (>= 2 * reach)
+
+
+def colour_blocks(cell_k: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cells grouped into blocks of ``_BLOCK``^3 cells, blocks into 8 colours by parity.
+
+    Two blocks of one colour are at least ``_BLOCK >= 2 * reach`` cells apart on some axis, so
+    the cells within ``reach`` of one block and of the other never meet: blocks of one colour
+    can be processed in parallel even when each writes to its neighbour cells.
+
+    Returns ``by_block`` (ncell,) cell ids grouped by block, ``block_start`` (nblock + 1,) and
+    ``colour_start`` (9,) bounds of each colour's blocks in ``block_start``.
+    """
+    assert _BLOCK >= 2 * reach
+    b = cell_k // _BLOCK
+    colour = (b[:, 0] & 1) * 4 + (b[:, 1] & 1) * 2 + (b[:, 2] & 1)
+    by_block = np.lexsort((b[:, 2], b[:, 1], b[:, 0], colour))
+    bs = b[by_block]
+    new = np.ones(by_block.shape[0], bool)
+    new[1:] = np.any(bs[1:] != bs[:-1], axis=1)
+    block_start = np.r_[np.flatnonzero(new), by_block.shape[0]].astype(np.int64)
+    block_colour = colour[by_block[block_start[:-1]]]
+    colour_start = np.searchsorted(block_colour, np.arange(9)).astype(np.int64)
+    return by_block.astype(np.int64), block_start, colour_start
+
+
+@njit(cache=True, parallel=True)
+def all_neighbour_weights(xyz, soa, latr, lonr, cl, wq, cell_start, cell_k, cell_w, col_start,
+                          col_k, table, h, reach, c_lo2, c_hi2, s2, by_block, block_start,
+                          colour_start):
+    """Exact fixed-point weight within eps of every (sorted) point, itself included (int64).
+
+    Every pair of points is tested once, for both of its points: cell c handles itself (a
+    clique) and its neighbour cells d > c. Blocks of cells are processed colour by colour
+    (:func:`colour_blocks`): blocks of one colour never write to the same cell, so the
+    parallel writes never meet. Integer sums: the result does not depend on this order.
+    """
+    n = xyz.shape[0]
+    nw = np.zeros(n, np.int64)
+    side = 2 * reach + 1
+    maxnb = side * side * side
+    for col in range(colour_start.shape[0] - 1):
+        for blk in prange(colour_start[col], colour_start[col + 1]):
+            nb = np.empty(maxnb, np.int64)
+            for t in range(block_start[blk], block_start[blk + 1]):
+                c = by_block[t]
+                _add_pairs_of_cell(c, nb, nw, xyz, soa, latr, lonr, cl, wq, cell_start,
+                                   cell_k, cell_w, col_start, col_k, table, h, reach, c_lo2,
+                                   c_hi2, s2)
+    return nw
+
+
+@njit(cache=True)
+def _add_pairs_of_cell(c, nb, nw, xyz, soa, latr, lonr, cl, wq, cell_start, cell_k, cell_w,
+                       col_start, col_k, table, h, reach, c_lo2, c_hi2, s2):
+    """Add to ``nw`` the pairs of cell c with itself and with its neighbour cells d > c."""
+    s = cell_start[c]
+    e = cell_start[c + 1]
+    for i in range(s, e):
+        nw[i] += cell_w[c]
+    cnt = _own_neighbours(c, reach, cell_k, col_start, col_k, table, nb)
+    for j in range(cnt):
+        d = nb[j]
+        if d <= c:
+            continue
+        ds = cell_start[d]
+        de = cell_start[d + 1]
+        back = np.zeros(de - ds, np.int64)
+        bonus = np.int64(0)  # weight of c's points that see all of d
+        for i in range(s, e):
+            dmin2, dmax2 = _box_d2(xyz, i, cell_k, d, h)
+            if dmin2 > c_hi2:
+                continue
+            if dmax2 <= c_lo2:
+                nw[i] += cell_w[d]
+                bonus += wq[i]
+                continue
+            nw[i] += _pair_range_weight(i, ds, de, xyz, soa, latr, lonr, cl, wq, back,
+                                        c_lo2, c_hi2, s2)
+        for k in range(de - ds):
+            nw[ds + k] += back[k] + bonus

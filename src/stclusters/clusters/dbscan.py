@@ -15,12 +15,19 @@ Semantics are those of scikit-learn's
 ``eps_km / 6371.0088``), so points at exactly eps agree with scikit-learn; see
 :mod:`stclusters.clusters._grid` for the grid that prunes candidates and the error margins.
 
+Neighbourhood weight: weights are converted once to int64 fixed point
+(``round(w * 2**b)``, ``b`` the largest power that keeps the total below 2**62, see
+:func:`stclusters.clusters._grid.fixed_point`) and summed exactly, so the core test does not
+depend on the order of the sum, on early exits, or on which engine computes it
+(:mod:`stclusters.clusters.sweep` uses the same definition); a point is core iff that integer
+sum is >= ``ceil(min_weight * 2**b)``.
+
 Known, documented differences from the oracle (both at the level of float rounding only):
 
-- scikit-learn sums neighbour weights with ``np.sum`` in tree order; we sum in a fixed,
-  content-derived order. With weights whose partial sums are exact (integers, dyadic
-  fractions) the core sets are identical; otherwise a neighbour sum within a few ulp of
-  ``min_weight`` may round differently.
+- scikit-learn sums neighbour weights with ``np.sum`` in tree order. With weights whose partial
+  sums are exact (integers, dyadic fractions down to ``2**-b``) the core sets are identical;
+  otherwise a neighbour sum within about ``n_neighbours * 2**-b`` (1e-9 for 10^4 neighbours
+  of a total weight of 10^6) of ``min_weight`` may be decided differently.
 - the ball tree accepts or prunes whole nodes with ``dist(pt, centroid) ± radius`` (full
   arcsine distances) without the per-point test; at an exact-eps tie this can, rarely, disagree
   with its own per-point test. We always apply the per-point test.
@@ -64,8 +71,7 @@ class DbscanResult:
         Number of clusters.
     representative : ndarray of int64, shape (n_clusters,)
         Input index of each cluster's heaviest core point (ties: smaller latitude, then
-        smaller longitude); this point defines the cluster order. Among exact duplicates
-        any one of them may be named.
+        smaller longitude, then smaller index); this point defines the cluster order.
     eps_km : float
         Radius used, kilometres.
     min_weight : float
@@ -251,64 +257,160 @@ def dbscan_sphere(lat_deg, lon_deg, weight=None, *, eps_km: float, min_weight: f
     """
     problems: list[str] = []
     la, lo = _check_points("", lat_deg, lon_deg, problems)
-    w = None
-    if weight is not None:
-        w = _as_1d("weight", weight, problems)
-        if w is not None:
-            if la is not None and w.shape != la.shape:
-                problems.append(f"weight length {w.shape[0]} != number of points {la.shape[0]}")
-            bad = ~np.isfinite(w) | (w < 0)
-            if bad.any():
-                problems.append(f"weight has {int(bad.sum())} negative or non-finite value(s) "
-                                f"(first at index {int(np.flatnonzero(bad)[0])})")
+    w = _check_weight(weight, la, problems)
     _check_eps(eps_km, problems)
-    if (not isinstance(min_weight, (int, float, np.integer, np.floating))
-            or isinstance(min_weight, bool)
-            or not (math.isfinite(min_weight) and min_weight > 0)):
-        problems.append(f"min_weight must be a finite number > 0, got {min_weight!r}")
+    _check_min_weight("min_weight", min_weight, problems)
     _check_threads(n_threads, problems)
     _raise(problems, "dbscan_sphere")
     assert la is not None and lo is not None
-    n = la.shape[0]
     if w is None:
-        w = np.ones(n)
+        w = np.ones(la.shape[0])
     eps_km = float(eps_km)
     min_weight = float(min_weight)
-    if n == 0:
-        return DbscanResult(np.empty(0, np.int64), np.empty(0, bool), 0, np.empty(0, np.int64),
-                            eps_km, min_weight)
-    eps_rad = eps_km / EARTH_RADIUS_KM  # same expression the oracle is given
-    h, inv_h, c_lo2, c_hi2, s2, reach = _grid.grid_geometry(eps_rad)
+    if la.shape[0] == 0:
+        return _empty_result(eps_km, min_weight)
     with _Threads(n_threads):
-        # Integer weights sum exactly in any order: then the canonical order is not needed.
-        exact = bool(np.all(w == np.floor(w))) and float(w.sum()) < 2.0 ** 53
-        g = _Grid(la, lo, inv_h, within=() if exact else (la, lo, w))
-        ws = _grid.gather(w, g.order)
-        cell_w = _grid.cell_sums(ws, g.cell_start)
-        sub = _grid.sub_boxes(g.xyz, ws, g.cell_start, g.cell_k, h, _DENSE_CELL)
-        core = _grid.core_flags(g.xyz, g.latr, g.lonr, g.cl, ws, g.cell_start, g.cell_k, cell_w,
-                                g.col_start, g.col_k, g.table, h, reach, c_lo2, c_hi2, s2,
-                                min_weight, *sub)
-        del sub
+        p = _Prepared(la, lo, w, eps_km)
+        m_fixed = _grid.fixed_threshold(min_weight, p.scale_bits)
+        core = p.neighbour_weights(m_fixed, m_fixed) >= m_fixed
+        root = p.components(core)
+        return p.result(core, root, eps_km, min_weight)
+
+
+def _check_weight(weight, la: np.ndarray | None, problems: list[str]) -> np.ndarray | None:
+    """Validated weights (None: all 1), or None with the problems listed."""
+    if weight is None:
+        return None
+    w = _as_1d("weight", weight, problems)
+    if w is not None:
+        if la is not None and w.shape != la.shape:
+            problems.append(f"weight length {w.shape[0]} != number of points {la.shape[0]}")
+        bad = ~np.isfinite(w) | (w < 0)
+        if bad.any():
+            problems.append(f"weight has {int(bad.sum())} negative or non-finite value(s) "
+                            f"(first at index {int(np.flatnonzero(bad)[0])})")
+    return w
+
+
+def _check_min_weight(name: str, value, problems: list[str]) -> None:
+    if (not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool)
+            or not (math.isfinite(value) and value > 0)):
+        problems.append(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def _empty_result(eps_km: float, min_weight: float) -> DbscanResult:
+    return DbscanResult(np.empty(0, np.int64), np.empty(0, bool), 0, np.empty(0, np.int64),
+                        eps_km, min_weight)
+
+
+class _Prepared:
+    """Points on their grid with fixed-point weights: everything a core test at any threshold
+    needs, and the steps from core flags to a :class:`DbscanResult` (shared by
+    :func:`dbscan_sphere` and :mod:`stclusters.clusters.sweep`, so both label alike).
+
+    Call the methods inside :class:`_Threads`.
+    """
+
+    def __init__(self, la: np.ndarray, lo: np.ndarray, w: np.ndarray, eps_km: float) -> None:
+        self.la, self.lo, self.w = la, lo, w
+        eps_rad = eps_km / EARTH_RADIUS_KM  # same expression the oracle is given
+        self.h, inv_h, self.c_lo2, self.c_hi2, self.s2, self.reach = \
+            _grid.grid_geometry(eps_rad)
+        wq, self.scale_bits = _grid.fixed_point(w)
+        g = self.g = _Grid(la, lo, inv_h)
+        # dense cells: points regrouped by sub-box (cells stay where they are; the order inside
+        # a cell is free, every result depends on the content only)
+        self.dense_id, self.sub_start, perm = _grid.sub_boxes(g.xyz, g.cell_start, g.cell_k,
+                                                              self.h, _DENSE_CELL)
+        if self.sub_start.shape[0]:
+            g.order = _grid.gather(g.order, perm)
+            g.xyz, g.latr, g.lonr, g.cl = _grid.gather_points(perm, g.xyz, g.latr, g.lonr, g.cl)
+        del perm
+        self.soa = np.ascontiguousarray(g.xyz.T)  # (3, n) coordinate rows for the inner loops
+        self.ws = _grid.gather(wq, g.order)  # fixed-point weights, sorted like the grid
+        del wq
+        self.cell_w = _grid.cell_sums(self.ws, g.cell_start)
+        self.sub_w = _grid.sub_weights(self.ws, self.sub_start)
+
+    def reorder(self, perm: np.ndarray) -> None:
+        """Store the points in the order ``perm`` (a permutation within each cell's segment).
+
+        The sub-box tables are dropped (their grouping is lost): every cell is then summed
+        point by point, with the same results.
+        """
+        g = self.g
+        g.order = _grid.gather(g.order, perm)
+        g.xyz, g.latr, g.lonr, g.cl = _grid.gather_points(perm, g.xyz, g.latr, g.lonr, g.cl)
+        self.soa = np.ascontiguousarray(g.xyz.T)
+        self.ws = _grid.gather(self.ws, perm)
+        self.dense_id = np.full(self.ncell, -1, np.int64)
+        self.sub_start = np.zeros((0, _grid._NSUB + 1), np.int64)
+        self.sub_w = np.zeros((0, _grid._NSUB), np.int64)
+
+    @property
+    def ncell(self) -> int:
+        return self.g.cell_start.shape[0] - 1
+
+    def geometry(self) -> tuple:
+        """``(h, reach, c_lo2, c_hi2, s2)`` in the order the kernels take them."""
+        return self.h, self.reach, self.c_lo2, self.c_hi2, self.s2
+
+    def neighbour_weights(self, lo_fixed: int, hi_fixed: int) -> np.ndarray:
+        """Sorted points' fixed-point neighbourhood weight clamped to ``[lo, hi]`` (-1 below
+        lo; see ``_grid.neighbour_weights``)."""
+        g = self.g
+        return _grid.neighbour_weights(g.xyz, self.soa, g.latr, g.lonr, g.cl, self.ws,
+                                       g.cell_start, g.cell_k, self.cell_w, g.col_start,
+                                       g.col_k, g.table, self.h, self.reach, self.c_lo2,
+                                       self.c_hi2, self.s2, np.int64(lo_fixed),
+                                       np.int64(hi_fixed), self.dense_id, self.sub_start,
+                                       self.sub_w)
+
+    def all_neighbour_weights(self) -> np.ndarray:
+        """Sorted points' exact fixed-point neighbourhood weight (int64), every pair tested
+        once for both of its points (see ``_grid.all_neighbour_weights``)."""
+        g = self.g
+        blocks = _grid.colour_blocks(g.cell_k, self.reach)
+        return _grid.all_neighbour_weights(g.xyz, self.soa, g.latr, g.lonr, g.cl, self.ws,
+                                           g.cell_start, g.cell_k, self.cell_w, g.col_start,
+                                           g.col_k, g.table, self.h, self.reach, self.c_lo2,
+                                           self.c_hi2, self.s2, *blocks)
+
+    def components(self, core: np.ndarray) -> np.ndarray:
+        """Root cell per cell of the core components (-1: no core point)."""
+        g = self.g
         ncore = _grid.count_per_cell(core, g.cell_start)
-        ncell = g.cell_start.shape[0] - 1
-        root = _grid.core_components(g.xyz, g.latr, g.lonr, g.cl, core, ncore, g.cell_start,
-                                     g.cell_k, g.col_start, g.col_k, g.table, h, reach,
-                                     c_lo2, c_hi2, s2)
+        return _grid.core_components(g.xyz, g.latr, g.lonr, g.cl, core, ncore, g.cell_start,
+                                     g.cell_k, g.col_start, g.col_k, g.table, self.h,
+                                     self.reach, self.c_lo2, self.c_hi2, self.s2)
+
+    def core_labels(self, core: np.ndarray, root: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted points' labels of core points (-1 elsewhere), ids ordered by representative,
+        and the representatives' input indices in id order."""
+        g, w, la, lo = self.g, self.w, self.la, self.lo
         rep = _grid.representatives(root, core, g.cell_start, g.order, w, la, lo)
         roots = np.flatnonzero(rep >= 0)
         reps = rep[roots]
-        # lexsort: last key is primary -> weight desc, then lat, then lon
+        # lexsort: last key is primary -> weight desc, then lat, then lon (distinct components
+        # never share a location, so no further tie)
         rank_order = np.lexsort((lo[reps], la[reps], -w[reps]))
-        rank = np.full(ncell, -1, np.int64)
+        rank = np.full(self.ncell, -1, np.int64)
         rank[roots[rank_order]] = np.arange(roots.shape[0])
         lab, _ = _grid.core_labels(root, rank, core, g.cell_start)
+        return lab, reps[rank_order].astype(np.int64)
+
+    def result(self, core: np.ndarray, root: np.ndarray, eps_km: float,
+               min_weight: float) -> DbscanResult:
+        """Labels with border points, in input order."""
+        g = self.g
+        lab, reps = self.core_labels(core, root)
+        ncore = _grid.count_per_cell(core, g.cell_start)
         _grid.border_labels(g.xyz, g.latr, g.lonr, g.cl, core, lab, ncore, g.cell_start,
-                            g.cell_k, g.col_start, g.col_k, g.table, h, reach, c_lo2, c_hi2, s2)
+                            g.cell_k, g.col_start, g.col_k, g.table, self.h, self.reach,
+                            self.c_lo2, self.c_hi2, self.s2)
         labels = _grid.scatter(lab, g.order, np.int64(-1))
         is_core = _grid.scatter(core, g.order, False)
-    return DbscanResult(labels, is_core, int(roots.shape[0]), reps[rank_order].astype(np.int64),
-                        eps_km, min_weight)
+        return DbscanResult(labels, is_core, int(reps.shape[0]), reps, eps_km, min_weight)
 
 
 def nearest_core(lat_deg, lon_deg, core_lat_deg, core_lon_deg, core_label, *,

@@ -14,6 +14,9 @@ clusters.parquet    every S&T cluster found, ranked or not
 footprints.geojson  footprint polygons (RFC 7946, lon/lat) of the ranked clusters, rank order
 points.parquet      weighted points with source cluster, core flag and S&T cluster id
 quarantine.csv      rejected records: file, position, source, field, reason, excerpt
+profiles.csv        profiles of the ranked clusters: top applicants, institutions, fields,
+                    economies, collaboration, growth (:mod:`stclusters.analysis.profiles`)
+profiles.parquet    the same, typed
 manifest.json       inputs (path, size, sha256), parameters, versions, accounting, outcome
 workspace.duckdb    the embedded store with every table of the run (not byte-stable)
 =================== =====================================================================
@@ -33,6 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from stclusters._sql import identifier
+from stclusters.analysis import profiles
 from stclusters._faults import checkpoint
 from stclusters.errors import OutputWriteError, StclustersError
 from stclusters.reports._atomic import atomic_path, write_text
@@ -51,7 +55,8 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
 #: Every file a run writes. A folder holding ``manifest.json``, or nothing but these (and
 #: the ``.<name>.*.partial`` temporaries of an interrupted write), is a run folder of ours.
 OUTPUT_NAMES = ("ranking.csv", "ranking.parquet", "clusters.parquet", "footprints.geojson",
-                "points.parquet", "quarantine.csv", "manifest.json", "workspace.duckdb")
+                "points.parquet", "quarantine.csv", "profiles.csv", "profiles.parquet",
+                "manifest.json", "workspace.duckdb")
 
 
 def _is_ours(name: str) -> bool:
@@ -193,11 +198,14 @@ def _write_all(con: duckdb.DuckDBPyConnection, out: Path, manifest: dict[str, An
         ORDER BY p.source, p.lat, p.lon"""), label)
     quarantine = _label(fetch_arrow(con, "SELECT file, position, source, field, reason, excerpt "
                                          "FROM quarantine ORDER BY ALL"), label)
+    profiles = _label(_profiles(con), label)
     for name, table, writer in (("ranking.csv", ranking, write_csv),
                                 ("ranking.parquet", ranking, _write_parquet),
                                 ("clusters.parquet", clusters, _write_parquet),
                                 ("points.parquet", points, _write_parquet),
-                                ("quarantine.csv", quarantine, write_csv)):
+                                ("quarantine.csv", quarantine, write_csv),
+                                ("profiles.csv", profiles, write_csv),
+                                ("profiles.parquet", profiles, _write_parquet)):
         paths[name] = _put(out / name, functools.partial(writer, table, out / name), written)
     footprints = _footprints(con, eps_km=eps_km, label=label)
     paths["footprints.geojson"] = _put(out / "footprints.geojson", functools.partial(
@@ -220,7 +228,17 @@ def _write_all(con: duckdb.DuckDBPyConnection, out: Path, manifest: dict[str, An
 #: Tables kept in ``workspace.duckdb``; ``raw_contributions`` is left out: ``contributions``
 #: holds every row of it, located, with status and weight.
 WORKSPACE_TABLES = ("inputs", "documents", "contributions", "geocodes", "quarantine", "points",
-                    "clusters", "ranking", "runs")
+                    "clusters", "ranking", "profiles", "runs")
+
+
+def _profiles(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """Table ``profiles`` of the ranked clusters, built now if the run has none yet (the
+    pipeline leaves it to the first :meth:`RankResult.write` or ``profile()`` call)."""
+    if "profiles" not in set(visible_tables(con)):
+        return profiles.build_profiles_on(con)
+    return fetch_arrow(con, f"SELECT * FROM profiles ORDER BY {profiles.ORDER_BY}").cast(
+        profiles.PROFILE_SCHEMA)
+
 
 
 def _save_workspace(con: duckdb.DuckDBPyConnection, path: Path, *, label: str | None) -> None:

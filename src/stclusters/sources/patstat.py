@@ -31,7 +31,7 @@ import pyarrow as pa
 from stclusters._sql import identifier, literal, literals
 from stclusters.errors import InputFormatError
 from stclusters.geocode._address import parse_address
-from stclusters.schema import MAX_ADDRESS_CHARS, MAX_TEXT_CHARS, YEAR_RANGE
+from stclusters.schema import MAX_ADDRESS_CHARS, MAX_TEXT_CHARS, YEAR_RANGE, document_status_sql
 from stclusters.sources._delimited import load_delimited
 from stclusters.sources._quarantine import Quarantine
 
@@ -580,13 +580,8 @@ def status_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str, str, i
         used_person AS (SELECT person_id, bool_or(used) AS used FROM used_link GROUP BY 1),
         used_app AS (SELECT appln_id, bool_or(used) AS used FROM used_link GROUP BY 1),
         docs AS (
-            SELECT d.input_id, 'patent' AS source, CASE
-                WHEN bool_or(c.raw_status = 'used') THEN 'used'
-                WHEN count(c.raw_status) = 0 THEN 'no_contributors'
-                WHEN bool_or(c.raw_status = 'out_of_window') THEN 'out_of_window'
-                WHEN bool_or(c.raw_status = 'doc_type_excluded') THEN 'doc_type_excluded'
-                WHEN bool_or(c.raw_status = 'country_mismatch') THEN 'country_mismatch'
-                ELSE 'no_located_contributor' END AS status
+            SELECT d.input_id, 'patent' AS source,
+                   {document_status_sql('c.raw_status')} AS status
             FROM documents d LEFT JOIN c ON c.doc_id = d.doc_id
             WHERE d.input_id IN (SELECT input_id FROM ps_files WHERE tbl = 'tls201')
               AND d.source = 'patent'

@@ -29,11 +29,13 @@ from stclusters import _sql
 from stclusters.errors import InputFormatError, ParameterError
 from stclusters.schema import (
     DOCUMENT,
+    METRIC_NAME_PATTERN,
     PRECISIONS,
     RAW_CONTRIBUTION,
-    SOURCES,
+    RESERVED_METRIC_NAMES,
     YEAR_RANGE,
     max_chars,
+    metric_name_problem,
 )
 from stclusters.sources._batch import (
     ReadBatch,
@@ -220,13 +222,15 @@ def _check_case_sql(*, nul: bool, numeric: frozenset[str]) -> tuple[str, str, st
         return f"{given(name)} AND ({d} IS NULL OR {d} <> floor({d}) OR {d} < 0 OR {d} > 2e9)"
 
     precisions = ", ".join(_sql.literal(p) for p in PRECISIONS)
-    sources = ", ".join(_sql.literal(s) for s in SOURCES)
+    reserved = ", ".join(_sql.literal(s) for s in sorted(RESERVED_METRIC_NAMES))
     low, high = YEAR_RANGE
     checks = [
         *_text_checks(nul=nul, numeric=numeric),
         ("doc_id", "doc_id IS NULL", "missing doc_id"),
         ("source", "source IS NULL", "missing source"),
-        ("source", f"source NOT IN ({sources})", "unknown source"),
+        # Any metric may be named (vc_deal…): the name becomes column names, so it must be one.
+        ("source", f"NOT regexp_full_match(source, {_sql.literal(METRIC_NAME_PATTERN)}) "
+                   f"OR source IN ({reserved})", "source not a metric name"),
         ("year", f"NOT ({given('year')})", "missing year"),
         ("year", "year_d IS NULL OR year_d <> floor(year_d) OR abs(year_d) > 9999",
          "year not an integer"),
@@ -309,7 +313,7 @@ def _quarantine_rejects(con: duckdb.DuckDBPyConnection, file_name: str,
         excerpt = ", ".join(f"{c.removesuffix('_raw')}={v}" for c, v in zip(_EXCERPT_COLUMNS, values)
                             if v is not None)
         quarantine.add(file_name, f"row {row_no}", reason, field=field, excerpt=excerpt,
-                       source=source if source in SOURCES else None)
+                       source=source if metric_name_problem(source) is None else None)
 
 
 def _columns_of(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -421,8 +425,8 @@ def _arrow_reader(con: duckdb.DuckDBPyConnection, query: str, rows: int
 def _open_checked(con: duckdb.DuckDBPyConnection, path: str | Path, quarantine: Quarantine,
                   source: str | None) -> Path:
     """Load ``path`` into view ``typed`` on ``con`` and quarantine its rejected rows."""
-    if source is not None and source not in SOURCES:
-        raise ParameterError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
+    if source is not None and (problem := metric_name_problem(source)) is not None:
+        raise ParameterError(f"source: {problem}", hint="e.g. patent, publication or vc_deal")
     p = check_file(path, expected=_EXPECTED)
     # The user's default source and the file's name reach the SQL as data, never as text.
     con.register("_opts", pa.table({"default_source": pa.array([source], pa.string()),
@@ -512,8 +516,9 @@ def read_table(
         Receives rejected rows (``"row N"``: 1-based data row, header excluded) with the
         offending field and reason, and malformed CSV rows (``"line N"``).
     source : str, optional
-        Fills ``source`` where the table has no such column or leaves it empty; one of
-        :data:`stclusters.schema.SOURCES`.
+        Fills ``source`` where the table has no such column or leaves it empty; a metric
+        name (:func:`stclusters.schema.metric_name_problem`): ``patent``,
+        ``publication`` or any other metric, e.g. ``vc_deal``.
     batch_size : int
         Approximate contributions per batch (a document is never split, so a batch can be
         larger by one document's rows).
