@@ -12,8 +12,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from stclusters.cli import (_Command, _fail, _fixed, _INPUTS_HELP, _KIND_HELP, _KINDS, _progress,
-                            _signals_unwind, _SOURCE_HELP, console, err)
+from stclusters.cli import (INPUTS_FIXED, _Command, _fail, _fixed, _progress, _signals_unwind,
+                            console, err, input_problems, shared_fixed)
 from stclusters.cli_options import params_from_options, with_options
 from stclusters.errors import ParameterError
 
@@ -33,16 +33,6 @@ def _floats(text: str, option: str, problems: list[str]) -> tuple[float, ...]:
     return values
 
 
-def _common_checks(kind: str, top: int, inputs: list[Path] | None, workspace: Path | None,
-                   problems: list[str]) -> None:
-    if kind not in _KINDS:
-        problems.append(f"--kind must be one of {', '.join(_KINDS)}, got {kind!r}")
-    if top < 0:
-        problems.append(f"--top must be >= 0, got {top}")
-    if not inputs and workspace is None:
-        problems.append("no input given: pass input files, or --workspace of an ingest")
-
-
 def _read(inputs: list[Path] | None, *, kind: str, source: str | None, workspace: Path | None):
     from stclusters.pipeline import Input, read  # noqa: PLC0415
 
@@ -58,7 +48,9 @@ def sensitivity_cmd(*, inputs: list[Path], out: Path, force: bool, kind: str, so
                     workspace: Path | None, top: int, eps_factors: str, min_weight_factors: str,
                     split_min_share_pct: float, figure_top: int, label: str | None,
                     **method: Any) -> None:
-    """How the top N changes over a neighbourhood of the chosen clustering parameters: each
+    """How the top N changes around the chosen clustering parameters.
+
+    Each
     cluster's rank range, and which clusters merge, split or dissolve, and where.
 
     Example: stclusters sensitivity grants/ works/ --out sens --eps-km 13 --top-n 30
@@ -73,8 +65,7 @@ def sensitivity_cmd(*, inputs: list[Path], out: Path, force: bool, kind: str, so
 
     try:
         with _signals_unwind():
-            problems: list[str] = []
-            _common_checks(kind, top, inputs, workspace, problems)
+            problems = input_problems(kind=kind, top=top, inputs=inputs, workspace=workspace)
             ef = _floats(eps_factors, "--eps-factors", problems)
             mf = _floats(min_weight_factors, "--min-weight-factors", problems)
             if figure_top < 1:
@@ -120,23 +111,12 @@ def _print_sensitivity(rep: Any, *, top: int) -> None:
 
 
 _COMMON_FIXED = [
-    _fixed("inputs", Annotated[list[Path] | None, typer.Argument(
-        help=_INPUTS_HELP + " Optional with --workspace.", metavar="INPUT",
-        show_default=False)], None),
-    _fixed("force", Annotated[bool, typer.Option(
-        "--force", help="Write into a folder that holds other files (they are left as they are).")],
-        False),
-    _fixed("kind", Annotated[str, typer.Option(help=_KIND_HELP.format(", ".join(_KINDS)),
-                                               metavar="KIND")], "auto"),
-    _fixed("source", Annotated[str | None, typer.Option(help=_SOURCE_HELP, metavar="SOURCE")],
-           None),
-    _fixed("workspace", Annotated[Path | None, typer.Option(
-        help="A workspace file (see `stclusters ingest`) to read instead of (or besides) "
-             "the inputs.", metavar="FILE")], None),
+    INPUTS_FIXED,
+    *shared_fixed(workspace_help="A workspace file (see `stclusters ingest`) to read instead "
+                                 "of (or besides) the inputs."),
     _fixed("label", Annotated[str | None, typer.Option(
         help="A label written into every output (SYNTHETIC for synthetic data).",
         metavar="TEXT")], None),
-    _fixed("top", Annotated[int, typer.Option(help="Rows to print (x >= 0).", metavar="N")], 20),
 ]
 
 _SENSITIVITY_FIXED = [
@@ -167,8 +147,10 @@ def calibrate_cmd(*, inputs: list[Path], reference: Path, pairs: Path | None, no
                   min_weight_share_pct_grid: str, per_source_eps: bool, weight_rank: float,
                   weight_share: float, weight_pairs: float, weight_match: float,
                   label: str | None, **method: Any) -> None:
-    """Fit eps_km and each metric's threshold to a reference ranking and must-merge /
-    must-not-merge pairs; report the fit in full (rank correlation, share errors, pairs
+    """Fit eps_km and the thresholds to a reference ranking and place pairs.
+
+    Fits each metric's threshold and eps_km to a reference ranking and must-merge /
+    must-not-merge pairs; reports the fit in full (rank correlation, share errors, pairs
     held, unmatched clusters, best setting and runners-up) and say plainly when it is poor.
 
     Example: stclusters calibrate grants/ works/ --reference gii2023_top34.csv --out cal
@@ -184,8 +166,7 @@ def calibrate_cmd(*, inputs: list[Path], reference: Path, pairs: Path | None, no
 
     try:
         with _signals_unwind():
-            problems: list[str] = []
-            _common_checks(kind, top, inputs, workspace, problems)
+            problems = input_problems(kind=kind, top=top, inputs=inputs, workspace=workspace)
             eps = _floats(eps_km_grid, "--eps-km-grid", problems)
             shares = _floats(min_weight_share_pct_grid, "--min-weight-share-pct-grid", problems)
             if pairs is not None and no_pairs:

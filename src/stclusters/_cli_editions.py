@@ -14,9 +14,9 @@ from rich.table import Table
 from rich.text import Text
 
 from stclusters.accounting import OUTCOME_EXIT_CODES
-from stclusters.cli import (_STAGE_TEXT, _Command, _fail, _fixed, _KINDS, _progress,
-                            _signals_unwind, EXIT_CODES_HELP, _INPUTS_HELP, _KIND_HELP,
-                            _SOURCE_HELP, console, err)
+from stclusters.cli import (_STAGE_TEXT, INPUTS_FIXED, _Command, _fail, _fixed, _progress,
+                            _signals_unwind, EXIT_CODES_HELP, console, err, input_problems,
+                            shared_fixed)
 from stclusters.cli_options import params_from_options, rank_options
 from stclusters.errors import ParameterError
 
@@ -99,7 +99,9 @@ def _edition_inputs(years: str, window_years: int, lag_years: str, problems: lis
 def editions_cmd(*, inputs: list[Path], years: str, window_years: int, lag_years: str,
                  out: Path, force: bool, kind: str, source: str | None,
                  workspace: Path | None, top: int, **method: Any) -> None:
-    """Rank several editions of the same records (read once) and report each cluster's
+    """Rank several editions of the same records, with each cluster's move.
+
+    Records are read once. Each cluster gets its
     previous rank, move, status (continued, split, merged, new, entered), exits and growth.
 
     Example: stclusters editions grants/ works/ --years 2021-2024 --out editions-out
@@ -114,13 +116,7 @@ def editions_cmd(*, inputs: list[Path], years: str, window_years: int, lag_years
     code = 0
     try:
         with _signals_unwind():
-            problems: list[str] = []
-            if kind not in _KINDS:
-                problems.append(f"--kind must be one of {', '.join(_KINDS)}, got {kind!r}")
-            if top < 0:
-                problems.append(f"--top must be >= 0, got {top}")
-            if not inputs and workspace is None:
-                problems.append("no input given: pass input files, or --workspace of an ingest")
+            problems = input_problems(kind=kind, top=top, inputs=inputs, workspace=workspace)
             edition_years, lags = _edition_inputs(years, window_years, lag_years, problems)
             base = params_from_options(method, extra_problems=problems)
             eds = edition_params(base, edition_years, window_years=window_years, lag_years=lags)
@@ -167,9 +163,7 @@ def _print_editions(result: Any, *, out: Path, top: int) -> None:
 
 
 _EDITIONS_FIXED = [
-    _fixed("inputs", Annotated[list[Path] | None, typer.Argument(
-        help=_INPUTS_HELP + " Optional with --workspace.", metavar="INPUT",
-        show_default=False)], None),
+    INPUTS_FIXED,
     _fixed("years", Annotated[str, typer.Option(
         help="Edition years: 2021-2024, 2019,2021,2023 or a mix.", metavar="YEARS",
         show_default=False)]),
@@ -181,17 +175,8 @@ _EDITIONS_FIXED = [
     _fixed("out", Annotated[Path, typer.Option(
         help="Output folder: new, empty, or of an earlier editions run (replaced).")],
         Path("stclusters-editions")),
-    _fixed("force", Annotated[bool, typer.Option(
-        "--force", help="Write into a folder that holds other files (they are left as they are).")],
-        False),
-    _fixed("kind", Annotated[str, typer.Option(help=_KIND_HELP.format(", ".join(_KINDS)),
-                                               metavar="KIND")], "auto"),
-    _fixed("source", Annotated[str | None, typer.Option(help=_SOURCE_HELP, metavar="SOURCE")],
-           None),
-    _fixed("workspace", Annotated[Path | None, typer.Option(
-        help="A workspace file (see `stclusters ingest`) to rank.", metavar="FILE")], None),
-    _fixed("top", Annotated[int, typer.Option(help="Rows of the last edition to print "
-                                                   "(x >= 0).", metavar="N")], 20),
+    *shared_fixed(workspace_help="A workspace file (see `stclusters ingest`) to rank.",
+                  top_help="Rows of the last edition to print (x >= 0)."),
 ]
 
 
@@ -209,7 +194,9 @@ def compare_cmd(
         metavar="N")] = None,
     top: Annotated[int, typer.Option(help="Rows to print (x >= 0).", metavar="N")] = 20,
 ) -> None:
-    """The moves between two finished runs: previous rank, move, status and growth of each
+    """The moves between two finished runs.
+
+    Previous rank, move, status and growth of each
     cluster of NEW_RUN's top N, matched to OLD_RUN's clusters by footprint overlap.
 
     Example: stclusters compare out-2023 out-2024 --out moves.csv

@@ -67,7 +67,9 @@ def profile_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the profile as JSON "
                                                          "(facet → source → rows).")] = False,
 ) -> None:
-    """Profile one ranked cluster of a finished run: top applicants and institutions
+    """Profile one ranked cluster of a finished run.
+
+    Top applicants and institutions
     (fractional counts), technology fields (IPC/CPC → WIPO's 35 fields), scientific fields,
     weight by economy, documents with co-contributors outside the cluster and abroad, and
     growth between editions. The run's workspace is opened read-only.

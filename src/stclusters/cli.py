@@ -64,8 +64,18 @@ class _FlagsWithoutValues:
         return params
 
 
+def _reflow(text: str | None) -> str | None:
+    """A docstring's paragraphs as single lines: rich help keeps every line break of the
+    source, which would wrap the help text at the code's line length, not the terminal's."""
+    if not text:
+        return text
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
+
+
 class _Command(_FlagsWithoutValues, TyperCommand):
-    pass
+    def __init__(self, *args: Any, help: str | None = None, **kwargs: Any) -> None:  # noqa: A002
+        super().__init__(*args, help=_reflow(help), **kwargs)
 
 
 class _Group(_FlagsWithoutValues, TyperGroup):
@@ -550,6 +560,19 @@ _KINDS = ("auto", "uspto-xml", "openalex", "openalex-institutions", "openalex-me
           "table", "patentsview", "patstat")
 
 
+def input_problems(*, kind: str, top: int, inputs: list[Path] | None,
+                   workspace: Path | None) -> list[str]:
+    """Problems with the options every ranking command shares (gathered, not raised)."""
+    problems = []
+    if kind not in _KINDS:
+        problems.append(f"--kind must be one of {', '.join(_KINDS)}, got {kind!r}")
+    if top < 0:
+        problems.append(f"--top must be >= 0, got {top}")
+    if not inputs and workspace is None:
+        problems.append("no input given: pass input files, or --workspace of an ingest")
+    return problems
+
+
 def rank_cmd(*, inputs: list[Path], out: Path, force: bool, kind: str, source: str | None,
              workspace: Path | None, top: int, **method: Any) -> None:
     """Rank S&T clusters from your own records and write ranking, footprints, points, manifest.
@@ -564,13 +587,7 @@ def rank_cmd(*, inputs: list[Path], out: Path, force: bool, kind: str, source: s
     complete = False
     try:
         with _signals_unwind():
-            problems = []
-            if kind not in _KINDS:
-                problems.append(f"--kind must be one of {', '.join(_KINDS)}, got {kind!r}")
-            if top < 0:
-                problems.append(f"--top must be >= 0, got {top}")
-            if not inputs and workspace is None:
-                problems.append("no input given: pass input files, or --workspace of an ingest")
+            problems = input_problems(kind=kind, top=top, inputs=inputs, workspace=workspace)
             params = params_from_options(method, extra_problems=problems)
             from stclusters.reports._lock import out_dir_lock  # noqa: PLC0415
             from stclusters.reports.outputs import check_out_dir  # noqa: PLC0415
@@ -621,25 +638,37 @@ _KIND_HELP = "Input kind: {} (auto: from each file's name and content)."
 _SOURCE_HELP = ("Metric of a table without a 'source' column: patent, publication or any "
                 "other metric name (e.g. vc_deal).")
 
+INPUTS_FIXED = _fixed("inputs", Annotated[list[Path] | None, typer.Argument(
+    help=_INPUTS_HELP + " Optional with --workspace.", metavar="INPUT", show_default=False)],
+    None)
+
+
+def shared_fixed(*, workspace_help: str, top_help: str = "Rows to print (x >= 0).",
+                 ) -> list[inspect.Parameter]:
+    """``--force``, ``--kind``, ``--source``, ``--workspace`` and ``--top``: the options every
+    ranking command (rank, editions, sensitivity, calibrate) takes besides the method's."""
+    return [
+        _fixed("force", Annotated[bool, typer.Option(
+            "--force", help="Write into a folder that holds other files (they are left as "
+                            "they are).")], False),
+        _fixed("kind", Annotated[str, typer.Option(
+            help=_KIND_HELP.format(", ".join(_KINDS)), metavar="KIND")], "auto"),
+        _fixed("source", Annotated[str | None, typer.Option(help=_SOURCE_HELP,
+                                                            metavar="SOURCE")], None),
+        _fixed("workspace", Annotated[Path | None, typer.Option(help=workspace_help,
+                                                                metavar="FILE")], None),
+        _fixed("top", Annotated[int, typer.Option(help=top_help, metavar="N")], 20),
+    ]
+
+
 _RANK_FIXED = [
-    _fixed("inputs", Annotated[list[Path] | None, typer.Argument(
-        help=_INPUTS_HELP + " Optional with --workspace.", metavar="INPUT",
-        show_default=False)], None),
+    INPUTS_FIXED,
     _fixed("out", Annotated[Path, typer.Option(
         help="Output folder: new, empty, or of an earlier run (whose outputs are replaced).")],
         Path("stclusters-out")),
-    _fixed("force", Annotated[bool, typer.Option(
-        "--force", help="Write into a folder that holds other files (they are left as they are).")],
-        False),
-    _fixed("kind", Annotated[str, typer.Option(
-        help=_KIND_HELP.format(", ".join(_KINDS)), metavar="KIND")], "auto"),
-    _fixed("source", Annotated[str | None, typer.Option(help=_SOURCE_HELP, metavar="SOURCE")],
-           None),
-    _fixed("workspace", Annotated[Path | None, typer.Option(
-        help="A workspace file (see `stclusters ingest`): the inputs are added to it first "
-             "(files it holds are skipped), then everything it holds is ranked.",
-        metavar="FILE")], None),
-    _fixed("top", Annotated[int, typer.Option(help="Rows to print (x >= 0).", metavar="N")], 20),
+    *shared_fixed(workspace_help="A workspace file (see `stclusters ingest`): the inputs are "
+                                 "added to it first (files it holds are skipped), then "
+                                 "everything it holds is ranked."),
 ]
 
 app.command("rank", cls=_Command, epilog=EXIT_CODES_HELP)(with_options(rank_cmd, _RANK_FIXED))
@@ -657,7 +686,9 @@ def ingest_cmd(
                                       metavar="KIND")] = "auto",
     source: Annotated[str | None, typer.Option(help=_SOURCE_HELP, metavar="SOURCE")] = None,
 ) -> None:
-    """Add input files to a workspace, reading each file once: rerun it after a crash, or
+    """Add input files to a workspace, reading each file once.
+
+    Rerun it after a crash, or
     with new files, and only what the workspace lacks is read (by content, sha256).
 
     Example: stclusters ingest g_patent.tsv.zip g_inventor_disambiguated.tsv.zip

@@ -140,6 +140,20 @@ def _number(path: str, line: int, field_name: str, value: str | None, *, integer
     return x
 
 
+def _csv_rows(path: str | Path, error) -> tuple[list[dict[str, str]], list[str]]:
+    """Rows and header of a small UTF-8 CSV (a BOM is fine); ``error(path, message)`` makes
+    the exception raised for a missing or unreadable file."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+            header = list(rows[0].keys()) if rows else []
+    except FileNotFoundError:
+        raise error(str(path), "no such file") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise error(str(path), f"not a UTF-8 CSV ({exc})") from None
+    return rows, header
+
+
 def read_reference(path: str | Path) -> Reference:
     """Read a reference ranking (CSV, UTF-8, header row).
 
@@ -157,14 +171,7 @@ def read_reference(path: str | Path) -> Reference:
         Missing file or column, a bad number (naming the line and field), no rows.
     """
     p = str(path)
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.DictReader(f))
-            header = rows[0].keys() if rows else []
-    except FileNotFoundError:
-        raise _ref_error(p, "no such file") from None
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise _ref_error(p, f"not a UTF-8 CSV ({exc})") from None
+    rows, header = _csv_rows(path, _ref_error)
     if not rows:
         raise _ref_error(p, "no rows")
     missing = [c for c in ("rank", "cluster", "economy") if c not in header]
@@ -228,14 +235,7 @@ def read_pairs(path: str | Path) -> list[Pair]:
     ``economy_b`` and an optional ``source`` note. Places as in reference names
     (``"San Jose, CA"``, ``"Suzhou, Jiangsu"``)."""
     p = str(path)
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.DictReader(f))
-            header = rows[0].keys() if rows else []
-    except FileNotFoundError:
-        raise _pairs_error(p, "no such file") from None
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise _pairs_error(p, f"not a UTF-8 CSV ({exc})") from None
+    rows, header = _csv_rows(path, _pairs_error)
     need = ("rule", "place_a", "economy_a", "place_b", "economy_b")
     missing = [c for c in need if c not in header]
     if not rows or missing:
