@@ -120,8 +120,13 @@ class Evaluator:
     >>> e.rank[:5], e.score_pct[:5]                                         # doctest: +SKIP
     """
 
-    def __init__(self, points: pa.Table, world_totals: dict[str, float]) -> None:
+    def __init__(self, points: pa.Table, world_totals: dict[str, float], *,
+                 names: dict[str, str] | None = None) -> None:
         pts = points.select(["source", "lat", "lon", "weight", "weight_fx"])
+        # cluster_id → name of the run the points come from: the last key of the rank order
+        # (methodology §6), so that the run's own setting gives the run's own ranks, ties
+        # included. A cluster the run does not have is keyed by its id.
+        self.names_by_id = dict(names or {})
         self.names, self.source = source_codes(pts.column("source"))
         # The pipeline clusters its points in (source, lat, lon) order: so do we, so that
         # every tie inside DBSCAN and the numbering goes the same way.
@@ -150,7 +155,10 @@ class Evaluator:
     def from_result(cls, result) -> Evaluator:  # noqa: ANN001 - RankResult (no import cycle)
         """The evaluator of a :class:`stclusters.pipeline.RankResult`'s points."""
         points = fetch_arrow(result.con, "SELECT source, lat, lon, weight, weight_fx FROM points")
-        return cls(points, result.manifest["world_totals"])
+        named = fetch_arrow(result.con, "SELECT cluster_id, name FROM clusters")
+        return cls(points, result.manifest["world_totals"],
+                   names=dict(zip(named.column("cluster_id").to_pylist(),
+                                  named.column("name").to_pylist())))
 
     @property
     def n_points(self) -> int:
@@ -227,7 +235,7 @@ class Evaluator:
         weights = {s: weights.get(s, np.zeros(n)) for s in sources}
         shares = {s: weights[s] / totals[s] * 100 if totals[s] > 0 else weights[s] * 0
                   for s in sources}
-        sc = score(shares, dict(params.source_weights))
+        sc = score(shares, {s: params.weight_of(s) for s in sources})
         core = np.flatnonzero(labels.is_core)
         cores = pa.table({"stc": labels.stc[core],
                           "source": pa.array(np.asarray(self.names, dtype=object)[self.source[core]],
@@ -236,7 +244,8 @@ class Evaluator:
                           "weight": self.weight[core]})
         ids = _cluster_ids(cores)
         _, c_lat, c_lon = _centroids(cores)
-        order = rank_order(sc, shares.get("patent", np.zeros(n)), ids)
+        order = rank_order(sc, shares.get("patent", np.zeros(n)),
+                           [self.names_by_id.get(i, i) for i in ids])
         rank = np.empty(n, dtype=np.int64)
         rank[order] = np.arange(1, n + 1)
         return Evaluation(params, min_weight, labels, weights, shares, sc, rank, ids, c_lat, c_lon)
