@@ -473,6 +473,21 @@ def test_edition_params_gii_windows():
     assert three["2021"].source("patent").first_year == 2019
 
 
+def test_edition_params_windows_every_metric_the_run_counts():
+    """Publications count unless excluded, whatever ``sources`` names: they get their
+    window; excluded, the default lags do not ask for them; a lag the user gives must name
+    a metric of the run."""
+    only_patent = RankParams(sources={"patent": RankParams().source("patent")})
+    eds = edition_params(only_patent, [2024])
+    assert eds["2024"].source("publication").first_year == 2018
+    no_pubs = RankParams().replace(excluded_sources=("publication",))
+    eds = edition_params(no_pubs, [2024])
+    assert (eds["2024"].source("patent").first_year, eds["2024"].source("patent").last_year) \
+        == (2019, 2023)
+    with pytest.raises(ParameterError, match="publication"):
+        edition_params(no_pubs, [2024], lag_years={"publication": 2})
+
+
 def test_edition_params_gathers_every_problem():
     with pytest.raises(ParameterError) as err:
         edition_params(RankParams(), [2020, 2020, "x"], window_years=0,

@@ -208,6 +208,22 @@ def test_weight_zero_changes_nothing_in_the_score(runs):
     assert runs["zero"].manifest["clustering"][VC_SOURCE]["n_core_points"] == 0
 
 
+def test_sensitivity_and_calibration_leave_a_weight_zero_metric_unclustered(runs):
+    """The evaluator behind sensitivity and calibration applies the pipeline's rule: a
+    metric of weight 0 is not clustered, and gets no threshold axis."""
+    from stclusters.analysis._evaluate import Evaluator
+    from stclusters.analysis.sensitivity import SensitivityGrid, sensitivity
+
+    zero = runs["zero"]
+    e = Evaluator.from_result(zero).evaluate(zero.params)
+    cl = zero.table("clusters")
+    assert e.n_clusters == cl.num_rows
+    assert [e.cluster_id[k] for k in cl.column("stc").to_numpy()] == \
+        cl.column("cluster_id").to_pylist()
+    rep = sensitivity(zero, grid=SensitivityGrid(eps_factors=(1.0,), min_weight_factors=(1.0, 2.0)))
+    assert rep.settings.num_rows == 4  # patent × publication thresholds; none for vc_deal
+
+
 def test_excluded_metric_is_accounted_not_counted(runs):
     m = runs["two"].manifest
     rec = m["accounting"][VC_SOURCE]["records"]

@@ -224,3 +224,30 @@ def test_validation_lists_every_problem():
     plane = sweep_grid([1.0], [2.0], eps_kms=[1.0], min_weights=[1.0])
     with pytest.raises(ParameterError, match="not one of the swept radii"):
         plane.result(2.0, 1.0)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(1, 12), st.sampled_from([3, 7, 11])), min_size=1,
+                max_size=8),
+       st.integers(1, 6), st.sampled_from([3, 7]))
+def test_non_binary_fractions_reach_their_exact_threshold(clumps, num, den):
+    """Weights such as 1/3 (one of three inventors) are not exact in binary; a neighbourhood
+    whose *real* sum equals ``min_weight`` reaches it, in one run and in a sweep, as an exact
+    rational count says (clumps of points 100 m apart, 500 km from each other: no distance
+    is near eps)."""
+    from fractions import Fraction
+
+    lat, lon, w, real = [], [], [], []
+    for c, (k, d) in enumerate(clumps):
+        for j in range(k):
+            lat.append(10.0 + 4.5 * c + 0.0009 * j)
+            lon.append(20.0)
+            w.append(1.0 / d)
+        real.append(Fraction(k, d))
+    m = num / den
+    res = dbscan_sphere(lat, lon, w, eps_km=13.0, min_weight=m)
+    expected = np.repeat([r >= Fraction(num, den) for r in real], [k for k, _ in clumps])
+    assert np.array_equal(res.is_core, expected)
+    sw = sweep_min_weight(lat, lon, w, eps_km=13.0, min_weights=[m / 2, m, 2 * m])
+    got = sw.result(m)
+    assert np.array_equal(got.labels, res.labels) and np.array_equal(got.is_core, res.is_core)

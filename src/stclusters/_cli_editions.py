@@ -77,26 +77,27 @@ def _stage_text(stage: str) -> str:
     return f"edition {edition}: {text}" if edition else text
 
 
-def _edition_inputs(years: str, window_years: int, lag_years: str, problems: list[str]
-                    ) -> tuple[list[int], dict[str, int]]:
+def _edition_inputs(years: str, window_years: int, lag_years: str | None, problems: list[str]
+                    ) -> tuple[list[int], dict[str, int] | None]:
     from stclusters.analysis.editions import parse_edition_years, parse_lag_years  # noqa: PLC0415
 
     edition_years: list[int] = []
-    lags: dict[str, int] = {}
+    lags: dict[str, int] | None = None  # the defaults, for the metrics the run counts
     try:
         edition_years = parse_edition_years(years)
     except ValueError as exc:
         problems.append(f"--years: {exc}")
-    try:
-        lags = parse_lag_years(lag_years)
-    except ValueError as exc:
-        problems.append(f"--lag-years: {exc}")
+    if lag_years is not None:
+        try:
+            lags = parse_lag_years(lag_years)
+        except ValueError as exc:
+            problems.append(f"--lag-years: {exc}")
     if window_years < 1:
         problems.append(f"--window-years must be >= 1, got {window_years}")
     return edition_years, lags
 
 
-def editions_cmd(*, inputs: list[Path], years: str, window_years: int, lag_years: str,
+def editions_cmd(*, inputs: list[Path], years: str, window_years: int, lag_years: str | None,
                  out: Path, force: bool, kind: str, source: str | None,
                  workspace: Path | None, top: int, **method: Any) -> None:
     """Rank several editions of the same records, with each cluster's move.
@@ -169,9 +170,10 @@ _EDITIONS_FIXED = [
         show_default=False)]),
     _fixed("window_years", Annotated[int, typer.Option(
         help="Years in each edition's window (x >= 1).", metavar="N")], 5),
-    _fixed("lag_years", Annotated[str, typer.Option(
+    _fixed("lag_years", Annotated[str | None, typer.Option(
         help="Years from each source's window end to the edition year; a configured source "
-             "not named lags 1.", metavar="SOURCE=N,...")], "patent=1,publication=2"),
+             "not named lags 1 [default: patent=1,publication=2, for those the run "
+             "counts].", metavar="SOURCE=N,...", show_default=False)], None),
     _fixed("out", Annotated[Path, typer.Option(
         help="Output folder: new, empty, or of an earlier editions run (replaced).")],
         Path("stclusters-editions")),

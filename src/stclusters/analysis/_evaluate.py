@@ -10,8 +10,10 @@ weights exactly (DuckDB over the fixed-point ``weight_fx``, as :mod:`stclusters.
 score and rank (:func:`stclusters.ranking.score`, :func:`stclusters.ranking.rank_order`).
 
 Names are not computed here (they cost more than the clustering); rank ties that the
-pipeline breaks by name are broken by ``cluster_id`` instead, which only matters for two
-clusters of equal score and equal patent share.
+pipeline breaks by name are broken by the run's name of the same ``cluster_id`` (so the run's
+own setting gives the run's own ranks), or by the ``cluster_id`` of a cluster the run does not
+have. A metric of weight 0 is not clustered, as in the pipeline
+(:func:`stclusters.clusters.st.not_clustered`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from stclusters.clusters.dbscan import DbscanResult, dbscan_sphere
-from stclusters.clusters.st import StLabels, source_codes, st_clusters
+from stclusters.clusters.st import StLabels, not_clustered, source_codes, st_clusters
 from stclusters.clusters.sweep import MinWeightSweep, sweep_min_weight
 from stclusters.contributions import fx_to_weight
 from stclusters.params import RankParams
@@ -176,7 +178,8 @@ class Evaluator:
         for p in settings:
             mw = self.resolved_min_weight(p)
             for k, s in enumerate(self.names):
-                wanted.setdefault((k, float(p.source(s).eps_km)), set()).add(mw[s])
+                if p.is_scored(s):
+                    wanted.setdefault((k, float(p.source(s).eps_km)), set()).add(mw[s])
         self._plan = {key: sorted(v) for key, v in wanted.items() if len(v) >= 2}
 
     def _source_result(self, k: int, eps_km: float, min_weight: float) -> DbscanResult:
@@ -220,7 +223,9 @@ class Evaluator:
         min_weight = self.resolved_min_weight(params)
         eps = tuple(float(params.source(s).eps_km) for s in self.names)
         self._keep_cache_for(eps)
-        results = [self._source_result(k, eps[k], min_weight[s])
+        results = [self._source_result(k, eps[k], min_weight[s]) if params.is_scored(s) else
+                   not_clustered(int((self.source == k).sum()), eps_km=eps[k],
+                                 min_weight=min_weight[s])
                    for k, s in enumerate(self.names)]
         labels = st_clusters(self.source, self.lat, self.lon, self.weight, results,
                              merge_eps_km=params.footprint_eps_km)

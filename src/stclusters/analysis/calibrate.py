@@ -551,7 +551,8 @@ def calibrate(located, reference: Reference | str | Path, *,  # noqa: ANN001 - L
     sources = [s for s in ref.sources if s in ev.names]
     ref_shares = {s: np.array([row.shares_pct[s] for row in ref.rows]) for s in sources}
     ref_rank = np.array([row.rank for row in ref.rows], dtype=float)
-    settings = grid.settings(params, ev.names)
+    # A metric of weight 0 is not clustered (clusters.st.not_clustered): nothing to search.
+    settings = grid.settings(params, [s for s in ev.names if params.is_scored(s)])
     ev.plan(settings)  # one sweep per (source, radius) serves all its thresholds
     fits: list[_Fit] = []
     for j, p in enumerate(settings):

@@ -59,12 +59,12 @@ def _is_int(value: Any) -> bool:
 
 def edition_params(base: RankParams, years: Sequence[int], *,
                    window_years: int = DEFAULT_WINDOW_YEARS,
-                   lag_years: Mapping[str, int] = DEFAULT_LAG_YEARS,
+                   lag_years: Mapping[str, int] | None = None,
                    default_lag_years: int = 1) -> dict[str, RankParams]:
     """The parameters of each edition: ``base`` with every source's window set.
 
-    Edition ``Y`` counts, for each configured source ``s`` (with parameters in ``sources`` or
-    a weight in ``source_weights``, and not excluded), the years
+    Edition ``Y`` counts, for each metric ``s`` of ``base`` (:attr:`RankParams.metrics`:
+    patent and publication unless excluded, and every other metric named), the years
     ``[Y − lag_s − window_years + 1, Y − lag_s]`` (GII 2024: PCT 2019–2023, articles
     2018–2022). Every other parameter is ``base``'s.
 
@@ -76,9 +76,10 @@ def edition_params(base: RankParams, years: Sequence[int], *,
         Edition years; editions are returned in increasing year order.
     window_years : int
         Years in each window (>= 1), default 5.
-    lag_years : mapping of str to int
-        Per source, years from the window's last year to the edition year (>= 0); default
-        patent 1, publication 2.
+    lag_years : mapping of str to int, optional
+        Per source, years from the window's last year to the edition year (>= 0). Default
+        (None): :data:`DEFAULT_LAG_YEARS` (patent 1, publication 2) for those of them that
+        ``base`` counts. Given lags must name metrics of ``base``.
     default_lag_years : int
         Lag of a configured source not in ``lag_years`` (>= 0), default 1.
 
@@ -109,10 +110,12 @@ def edition_params(base: RankParams, years: Sequence[int], *,
         problems.append(f"window_years must be an integer >= 1, got {window_years!r}")
     if not _is_int(default_lag_years) or default_lag_years < 0:
         problems.append(f"default_lag_years must be an integer >= 0, got {default_lag_years!r}")
+    configured = list(base.metrics)
+    if lag_years is None:  # the defaults, for the metrics this run counts
+        lag_years = {s: lag for s, lag in DEFAULT_LAG_YEARS.items() if s in configured}
     for s, lag in sorted(lag_years.items()):
         if not _is_int(lag) or lag < 0:
             problems.append(f"lag_years[{s!r}] must be an integer >= 0, got {lag!r}")
-    configured = _configured_sources(base)
     unknown = sorted(set(lag_years) - set(configured))
     if unknown:
         problems.append(f"lag_years names source(s) not configured: {', '.join(unknown)} "
@@ -189,13 +192,6 @@ def parse_lag_years(text: str) -> dict[str, int]:
             raise ValueError(f"{m.group(1)} given twice")
         lags[m.group(1)] = int(m.group(2))
     return lags
-
-
-def _configured_sources(params: RankParams) -> list[str]:
-    """The metrics a run counts, sorted: those with parameters or a score weight, less any
-    excluded (a metric named only in ``source_weights`` still needs its window)."""
-    excluded = set(getattr(params, "excluded_sources", ()) or ())
-    return sorted((set(params.sources) | set(params.source_weights)) - excluded)
 
 
 def _windows(params: RankParams) -> dict[str, list[int | None]]:

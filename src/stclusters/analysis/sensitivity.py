@@ -232,7 +232,10 @@ def sensitivity(result, *, grid: SensitivityGrid | None = None, top_n: int | Non
     if base.n == 0:
         raise ParameterError("the run found no cluster: nothing to follow",
                              hint="lower the thresholds (--min-weight-share-pct) first")
-    settings = grid.settings(result.params, ev.resolved_min_weight(result.params))
+    # A metric of weight 0 is not clustered (clusters.st.not_clustered): no threshold axis.
+    settings = grid.settings(result.params, {
+        s: m for s, m in ev.resolved_min_weight(result.params).items()
+        if result.params.is_scored(s)})
     ev.plan([st.params for st in settings])  # one sweep per (source, radius)
     followed = np.flatnonzero(base.rank <= top_n)
     followed = followed[np.argsort(base.rank[followed])]
@@ -316,8 +319,10 @@ def _setting_params(st: Setting, names: list[str]) -> dict[str, Any]:
     for s in names:
         row[f"{s}_eps_km"] = float(st.params.source(s).eps_km)
     for s in names:
-        row[f"{s}_min_weight_factor"] = st.min_weight_factors[s]
-        row[f"{s}_min_weight"] = float(st.params.source(s).min_weight)
+        # A metric of weight 0 has no threshold axis (it is not clustered): null.
+        mw = st.params.source(s).min_weight
+        row[f"{s}_min_weight_factor"] = st.min_weight_factors.get(s)
+        row[f"{s}_min_weight"] = None if s not in st.min_weight_factors or mw is None else float(mw)
     return row
 
 

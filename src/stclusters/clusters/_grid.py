@@ -50,25 +50,41 @@ TOL_REL = 1e-9
 _FIXED_BITS = 62  # a sum of all fixed-point weights stays below 2**62: no int64 overflow
 
 
+#: Relative tolerance of the core test: a neighbourhood weight within this share of
+#: ``min_weight`` below it counts as reaching it. Weights such as 1/3 (one of three inventors)
+#: are not exact in binary: three of them sum to just below 1 in any finite arithmetic,
+#: while their real sum is 1 (scikit-learn's float sum happens to round to 1.0). 2**-36 is
+#: ~1.5e-11: far above the rounding of any realistic sum (0.5 unit of 2**-b per term, see
+#: :func:`fixed_point`), far below any real difference of weights made of documents.
+TIE_REL = 2.0 ** -36
+
+
 def fixed_point(w: np.ndarray) -> tuple[np.ndarray, int]:
     """Weights as int64 fixed point ``round(w * 2**scale_bits)``, and ``scale_bits``.
 
-    ``scale_bits`` is the largest power of two for which the total (plus one unit of rounding
-    per point) stays below ``2**62``, so every sum of these integers is exact, whatever its
-    order. Integers and dyadic fractions down to ``2**-scale_bits`` are represented exactly.
+    ``scale_bits`` is the largest power of two for which the total stays below ``2**61``;
+    rounding adds at most half a unit per point, so every sum of these integers stays below
+    ``2**62`` and is exact, whatever its order. Integers and dyadic fractions down to
+    ``2**-scale_bits`` are represented exactly.
+
+    Raises
+    ------
+    ValueError
+        The total weight is 2**61 or more (no fixed point keeps it exact in int64).
     """
-    n = w.shape[0]
-    total = float(w.sum()) + n  # + n: each rounded weight may gain half a unit
+    total = float(w.sum())
+    if not total < 2.0 ** (_FIXED_BITS - 1):
+        raise ValueError(f"total weight {total!r} is too large for exact sums (< 2**61)")
     scale_bits = _FIXED_BITS - 1 - math.frexp(total)[1] if total > 0 else 0
-    scale_bits = min(scale_bits, 1000)  # 2**1000 * w stays finite
     return np.rint(np.ldexp(w, scale_bits)).astype(np.int64), scale_bits
 
 
 def fixed_threshold(min_weight: float, scale_bits: int) -> int:
     """Smallest fixed-point sum that reaches ``min_weight`` (> 0):
-    ``ceil(min_weight * 2**scale_bits)``, at least 1 (a weightless neighbourhood never reaches
-    a positive threshold), capped at ``2**62`` (which no sum reaches)."""
-    v = math.ldexp(min_weight, scale_bits)
+    ``ceil(min_weight * 2**scale_bits * (1 - TIE_REL))`` (see :data:`TIE_REL`), at least 1 (a
+    weightless neighbourhood never reaches a positive threshold), capped at ``2**62`` (which
+    no sum reaches)."""
+    v = math.ldexp(min_weight, scale_bits) * (1.0 - TIE_REL)
     return max(1, int(math.ceil(v))) if v < 2.0 ** _FIXED_BITS else 2 ** _FIXED_BITS
 
 

@@ -128,6 +128,14 @@ def st_clusters(source: np.ndarray, lat: np.ndarray, lon: np.ndarray, weight: np
     return StLabels(src_label, is_core, stc, dist_km, n_stc)
 
 
+def not_clustered(n_points: int, *, eps_km: float, min_weight: float) -> DbscanResult:
+    """The clustering of a metric of weight 0: measured, not clustered. Its ``n_points``
+    points are counted in the footprints the scored metrics draw (docs/metrics.md); none is
+    core, so it neither merges nor names clusters."""
+    return DbscanResult(np.full(n_points, -1, dtype=np.int64), np.zeros(n_points, bool), 0,
+                        np.zeros(0, dtype=np.int64), eps_km, min_weight)
+
+
 def cluster_points(con: duckdb.DuckDBPyConnection, params: RankParams,
                    world_totals: dict[str, float]) -> list[SourceClustering]:
     """Run DBSCAN per source and build S&T clusters and footprints into ``points``.
@@ -150,10 +158,7 @@ def cluster_points(con: duckdb.DuckDBPyConnection, params: RankParams,
             res = dbscan_sphere(lat[idx], lon[idx], weight[idx], eps_km=sp.eps_km,
                                 min_weight=min_weight)
         else:
-            # A metric of weight 0 is measured, not clustered: its points are counted in
-            # the footprints the scored metrics draw (docs/metrics.md), none is core.
-            res = DbscanResult(np.full(len(idx), -1, dtype=np.int64), np.zeros(len(idx), bool),
-                               0, np.zeros(0, dtype=np.int64), sp.eps_km, min_weight)
+            res = not_clustered(len(idx), eps_km=sp.eps_km, min_weight=min_weight)
         results.append(res)
         report.append(SourceClustering(name, sp.eps_km, min_weight, len(idx),
                                        int(res.is_core.sum()), int(res.n_clusters)))

@@ -15,11 +15,12 @@ Results are *identical* to :func:`stclusters.clusters.dbscan.dbscan_sphere` at e
 (labels including border points, core flags, cluster count, representatives and their order):
 both use one definition of the neighbourhood weight that does not depend on the order of the
 sum. Weights are converted to int64 fixed point, ``round(w * 2**b)`` with ``b`` the largest
-power of two that keeps the total below 2**62 (``_grid.fixed_point``), and summed exactly; a
-point is core iff that sum is >= ``ceil(min_weight * 2**b)``. For integer weights and dyadic
-fractions (down to ``2**-b``) this is the exact real sum, as scikit-learn's float sum is then;
-otherwise the two can differ only when the neighbourhood weight is within about
-``n_neighbours * 2**-b`` of the threshold (``b`` = 43 for a total weight of 5e5 points).
+power of two that keeps the total below 2**61 (``_grid.fixed_point``), and summed exactly; a
+point is core iff that sum is >= ``ceil(min_weight * 2**b * (1 - 2**-36))`` (a relative
+tie tolerance, ``_grid.TIE_REL``: three weights of 1/3 reach 1). For integer weights and
+dyadic fractions this is the exact real comparison, as scikit-learn's float sum is then;
+otherwise the two can differ only when the neighbourhood weight is within a relative 1.5e-11
+of the threshold.
 
 Range
 -----
