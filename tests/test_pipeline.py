@@ -285,6 +285,14 @@ def test_read_once_rank_many_matches_separate_runs(sample_run, tmp_path):
     tables (each ranking lives in its own schema)."""
     res, out = sample_run
     located = stclusters.read([str(p) for p in USPTO + OPENALEX])
+
+    def shared_tables():  # schema main: what was read, shared by every ranking
+        return located.con.execute(
+            "SELECT table_name, estimated_size, column_count FROM duckdb_tables() "
+            "WHERE schema_name = 'main' AND database_name = current_database() "
+            "ORDER BY 1").fetchall()
+
+    before = shared_tables()
     wide = demo.sample_params().with_source("patent", eps_km=40.0)
     a = located.rank(demo.sample_params())
     b = located.rank(wide)
@@ -298,3 +306,5 @@ def test_read_once_rank_many_matches_separate_runs(sample_run, tmp_path):
     a.write(tmp_path / "a")
     for name in ("ranking.csv", "points.parquet", "manifest.json", "footprints.geojson"):
         assert (tmp_path / "a" / name).read_bytes() == (out / name).read_bytes(), name
+    b.write(tmp_path / "b")  # profiles built, workspace saved: the shared tables untouched
+    assert shared_tables() == before
