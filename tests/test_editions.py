@@ -315,6 +315,46 @@ def test_write_outputs_and_compare_from_run_folders(eds, tmp_path):
     assert not (out / "2017").exists() and (out / "2019" / "manifest.json").is_file()
 
 
+def test_a_write_that_fails_leaves_no_edition_folder(eds, tmp_path, monkeypatch):
+    """Stopped after the first edition's folder was written (Ctrl-C, full disk): nothing of
+    the run stays behind that looks finished."""
+    from stclusters.pipeline import RankResult
+
+    real, calls = RankResult.write, []
+
+    def write_then_stop(self, out_dir, **kw):
+        calls.append(out_dir)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, out_dir, **kw)
+
+    monkeypatch.setattr(RankResult, "write", write_then_stop)
+    out = tmp_path / "eds"
+    with pytest.raises(KeyboardInterrupt):
+        eds.write(out)
+    assert len(calls) == 2 and not calls[0].exists()  # the first edition was written, then removed
+    assert not out.exists() or [p.name for p in out.iterdir() if not p.name.startswith(".")] == []
+
+
+def test_compare_out_never_replaces_a_file_silently(eds, tmp_path):
+    out = tmp_path / "eds"
+    eds.write(out)
+    ranking = (out / "2019" / "ranking.csv").read_bytes()
+    inside = runner.invoke(app, ["compare", str(out / "2019"), str(out / "2021"),
+                                 "--out", str(out / "2019" / "ranking.csv")])
+    assert inside.exit_code == 2  # inside the run folder (and it exists)
+    assert (out / "2019" / "ranking.csv").read_bytes() == ranking
+    victim = tmp_path / "data.parquet"
+    victim.write_bytes(b"precious")
+    refused = runner.invoke(app, ["compare", str(out / "2019"), str(out / "2021"),
+                                  "--out", str(victim)])
+    assert refused.exit_code == 2 and "--force" in refused.output
+    assert victim.read_bytes() == b"precious"
+    forced = runner.invoke(app, ["compare", str(out / "2019"), str(out / "2021"),
+                                 "--out", str(victim), "--force"])
+    assert forced.exit_code == 0 and victim.read_bytes() != b"precious"
+
+
 def test_refuses_a_foreign_output_folder(eds, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(StclustersError, match="no editions run"):
@@ -469,7 +509,7 @@ def test_edition_params_gii_windows():
     three = edition_params(RankParams(), [2023, 2021, 2022], window_years=3,
                            lag_years={"patent": 0})
     assert list(three) == ["2021", "2022", "2023"]
-    assert three["2021"].source("publication").last_year == 2020  # default lag 1
+    assert three["2021"].source("publication").last_year == 2019  # its default lag 2 stays
     assert three["2021"].source("patent").first_year == 2019
 
 
@@ -486,6 +526,11 @@ def test_edition_params_windows_every_metric_the_run_counts():
         == (2019, 2023)
     with pytest.raises(ParameterError, match="publication"):
         edition_params(no_pubs, [2024], lag_years={"publication": 2})
+    # A lag given for one metric leaves the others' defaults as they are.
+    vc = RankParams().with_metric("vc_deal")
+    eds = edition_params(vc, [2024], lag_years={"vc_deal": 0})
+    assert eds["2024"].source("publication").last_year == 2022
+    assert eds["2024"].source("vc_deal").last_year == 2024
 
 
 def test_edition_params_gathers_every_problem():

@@ -65,7 +65,8 @@ def sensitivity_cmd(*, inputs: list[Path], out: Path, force: bool, kind: str, so
 
     try:
         with _signals_unwind():
-            problems = input_problems(kind=kind, top=top, inputs=inputs, workspace=workspace)
+            problems = input_problems(kind=kind, top=top, inputs=inputs, workspace=workspace,
+                                      label=label)
             ef = _floats(eps_factors, "--eps-factors", problems)
             mf = _floats(min_weight_factors, "--min-weight-factors", problems)
             if figure_top < 1:
@@ -114,9 +115,6 @@ _COMMON_FIXED = [
     INPUTS_FIXED,
     *shared_fixed(workspace_help="A workspace file (see `stclusters ingest`) to read instead "
                                  "of (or besides) the inputs."),
-    _fixed("label", Annotated[str | None, typer.Option(
-        help="A label written into every output (SYNTHETIC for synthetic data).",
-        metavar="TEXT")], None),
 ]
 
 _SENSITIVITY_FIXED = [
@@ -166,7 +164,8 @@ def calibrate_cmd(*, inputs: list[Path], reference: Path, pairs: Path | None, no
 
     try:
         with _signals_unwind():
-            problems = input_problems(kind=kind, top=top, inputs=inputs, workspace=workspace)
+            problems = input_problems(kind=kind, top=top, inputs=inputs, workspace=workspace,
+                                      label=label)
             eps = _floats(eps_km_grid, "--eps-km-grid", problems)
             shares = _floats(min_weight_share_pct_grid, "--min-weight-share-pct-grid", problems)
             if pairs is not None and no_pairs:

@@ -99,7 +99,7 @@ def _edition_inputs(years: str, window_years: int, lag_years: str | None, proble
 
 def editions_cmd(*, inputs: list[Path], years: str, window_years: int, lag_years: str | None,
                  out: Path, force: bool, kind: str, source: str | None,
-                 workspace: Path | None, top: int, **method: Any) -> None:
+                 workspace: Path | None, top: int, label: str | None, **method: Any) -> None:
     """Rank several editions of the same records, with each cluster's move.
 
     Records are read once. Each cluster gets its
@@ -117,7 +117,8 @@ def editions_cmd(*, inputs: list[Path], years: str, window_years: int, lag_years
     code = 0
     try:
         with _signals_unwind():
-            problems = input_problems(kind=kind, top=top, inputs=inputs, workspace=workspace)
+            problems = input_problems(kind=kind, top=top, inputs=inputs, workspace=workspace,
+                                      label=label)
             edition_years, lags = _edition_inputs(years, window_years, lag_years, problems)
             base = params_from_options(method, extra_problems=problems)
             eds = edition_params(base, edition_years, window_years=window_years, lag_years=lags)
@@ -126,7 +127,7 @@ def editions_cmd(*, inputs: list[Path], years: str, window_years: int, lag_years
             with _progress(list(inputs)) as (stage, batch):
                 located = read([Input(str(p), kind=kind, source=source) for p in inputs],
                                workspace=workspace, progress=stage, on_batch=batch)
-                result = rank_editions(located, eds,
+                result = rank_editions(located, eds, label=label,
                                        progress=lambda s: stage(_stage_text(s)))
             result.write(out, force=force)
             complete = True
@@ -171,9 +172,9 @@ _EDITIONS_FIXED = [
     _fixed("window_years", Annotated[int, typer.Option(
         help="Years in each edition's window (x >= 1).", metavar="N")], 5),
     _fixed("lag_years", Annotated[str | None, typer.Option(
-        help="Years from each source's window end to the edition year; a configured source "
-             "not named lags 1 [default: patent=1,publication=2, for those the run "
-             "counts].", metavar="SOURCE=N,...", show_default=False)], None),
+        help="Years from each source's window end to the edition year, over the defaults "
+             "patent=1,publication=2; any other metric lags 1.", metavar="SOURCE=N,...",
+        show_default=False)], None),
     _fixed("out", Annotated[Path, typer.Option(
         help="Output folder: new, empty, or of an earlier editions run (replaced).")],
         Path("stclusters-editions")),
@@ -195,6 +196,8 @@ def compare_cmd(
         help="Published top N of both runs (default: each run's own top_n).",
         metavar="N")] = None,
     top: Annotated[int, typer.Option(help="Rows to print (x >= 0).", metavar="N")] = 20,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace --out (and its exits file) if they exist.")] = False,
 ) -> None:
     """The moves between two finished runs.
 
@@ -214,6 +217,8 @@ def compare_cmd(
                 problems.append(f"--top-n must be >= 1, got {top_n}")
             if top < 0:
                 problems.append(f"--top must be >= 0, got {top}")
+            if out is not None:
+                problems += _out_file_problems(out, (old_run, new_run), force=force)
             if problems:
                 raise ParameterError("invalid parameters: " + "; ".join(problems),
                                      hint="see `stclusters compare --help`")
@@ -227,6 +232,21 @@ def compare_cmd(
     print_exits(matched.exits)
     if out is not None:
         console.print(f"Wrote {escape(str(out))} and {escape(str(exits_path(out)))}.")
+
+
+def _out_file_problems(out: Path, runs: tuple[Path, ...], *, force: bool) -> list[str]:
+    """``compare --out`` never writes into a run folder it reads (its files are that run's,
+    hashed in its manifest), and replaces an existing file only with ``--force``."""
+    problems = []
+    for run in runs:
+        if out.resolve().parent == run.resolve() or run.resolve() in out.resolve().parents:
+            problems.append(f"--out {str(out)!r} is inside the run folder {str(run)!r}: "
+                            "write the moves elsewhere")
+    existing = [p for p in (out, exits_path(out)) if p.exists()]
+    if existing and not force:
+        problems.append(f"--out: {', '.join(repr(str(p)) for p in existing)} exist(s); "
+                        "pass --force to replace")
+    return problems
 
 
 def exits_path(out: Path) -> Path:

@@ -561,9 +561,11 @@ _KINDS = ("auto", "uspto-xml", "openalex", "openalex-institutions", "openalex-me
 
 
 def input_problems(*, kind: str, top: int, inputs: list[Path] | None,
-                   workspace: Path | None) -> list[str]:
+                   workspace: Path | None, label: str | None = None) -> list[str]:
     """Problems with the options every ranking command shares (gathered, not raised)."""
     problems = []
+    if label is not None and (not label.strip() or not label.isprintable()):
+        problems.append(f"--label must be printable text on one line, got {label!r}")
     if kind not in _KINDS:
         problems.append(f"--kind must be one of {', '.join(_KINDS)}, got {kind!r}")
     if top < 0:
@@ -574,7 +576,7 @@ def input_problems(*, kind: str, top: int, inputs: list[Path] | None,
 
 
 def rank_cmd(*, inputs: list[Path], out: Path, force: bool, kind: str, source: str | None,
-             workspace: Path | None, top: int, **method: Any) -> None:
+             workspace: Path | None, top: int, label: str | None, **method: Any) -> None:
     """Rank S&T clusters from your own records and write ranking, footprints, points, manifest.
 
     Example: stclusters rank grants.xml.gz works.jsonl.gz --out out --patent-years 2019-2023
@@ -587,7 +589,8 @@ def rank_cmd(*, inputs: list[Path], out: Path, force: bool, kind: str, source: s
     complete = False
     try:
         with _signals_unwind():
-            problems = input_problems(kind=kind, top=top, inputs=inputs, workspace=workspace)
+            problems = input_problems(kind=kind, top=top, inputs=inputs, workspace=workspace,
+                                      label=label)
             params = params_from_options(method, extra_problems=problems)
             from stclusters.reports._lock import out_dir_lock  # noqa: PLC0415
             from stclusters.reports.outputs import check_out_dir  # noqa: PLC0415
@@ -601,7 +604,7 @@ def rank_cmd(*, inputs: list[Path], out: Path, force: bool, kind: str, source: s
                 with _progress(list(inputs)) as (stage, batch):
                     res = rank([Input(str(p), kind=kind, source=source) for p in inputs],
                                params=params, progress=stage, on_batch=batch,
-                               workspace=workspace)
+                               workspace=workspace, label=label)
                 paths = res.write(out, force=force)
             complete = True
             _print_run(res, out=out, paths=paths, top=top)
@@ -658,6 +661,9 @@ def shared_fixed(*, workspace_help: str, top_help: str = "Rows to print (x >= 0)
         _fixed("workspace", Annotated[Path | None, typer.Option(help=workspace_help,
                                                                 metavar="FILE")], None),
         _fixed("top", Annotated[int, typer.Option(help=top_help, metavar="N")], 20),
+        _fixed("label", Annotated[str | None, typer.Option(
+            help="A label written into every output (SYNTHETIC for synthetic data).",
+            metavar="TEXT")], None),
     ]
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -77,9 +78,9 @@ def edition_params(base: RankParams, years: Sequence[int], *,
     window_years : int
         Years in each window (>= 1), default 5.
     lag_years : mapping of str to int, optional
-        Per source, years from the window's last year to the edition year (>= 0). Default
-        (None): :data:`DEFAULT_LAG_YEARS` (patent 1, publication 2) for those of them that
-        ``base`` counts. Given lags must name metrics of ``base``.
+        Per source, years from the window's last year to the edition year (>= 0), over the
+        defaults :data:`DEFAULT_LAG_YEARS` (patent 1, publication 2, for those of them that
+        ``base`` counts). Given lags must name metrics of ``base``.
     default_lag_years : int
         Lag of a configured source not in ``lag_years`` (>= 0), default 1.
 
@@ -111,12 +112,13 @@ def edition_params(base: RankParams, years: Sequence[int], *,
     if not _is_int(default_lag_years) or default_lag_years < 0:
         problems.append(f"default_lag_years must be an integer >= 0, got {default_lag_years!r}")
     configured = list(base.metrics)
-    if lag_years is None:  # the defaults, for the metrics this run counts
-        lag_years = {s: lag for s, lag in DEFAULT_LAG_YEARS.items() if s in configured}
+    given = dict(lag_years or {})
+    # The defaults for the metrics this run counts, then what the caller gave over them.
+    lag_years = {s: lag for s, lag in DEFAULT_LAG_YEARS.items() if s in configured} | given
     for s, lag in sorted(lag_years.items()):
         if not _is_int(lag) or lag < 0:
             problems.append(f"lag_years[{s!r}] must be an integer >= 0, got {lag!r}")
-    unknown = sorted(set(lag_years) - set(configured))
+    unknown = sorted(set(given) - set(configured))
     if unknown:
         problems.append(f"lag_years names source(s) not configured: {', '.join(unknown)} "
                         f"(configured: {', '.join(configured)})")
@@ -247,10 +249,23 @@ class Editions:
             # Each edition's profiles carry its own growth rows (profiles.csv of its folder).
             build_edition_profiles(self)
             paths: dict[str, Path] = {}
-            for name, res in self.results.items():
-                res.write(out / name, force=force)
-                paths[f"{name}/"] = out / name
-            paths.update(self._write_tables(out))
+            made: list[Path] = []  # what this run created, removed again if it fails
+            try:
+                for name, res in self.results.items():
+                    if not (out / name).exists():
+                        made.append(out / name)
+                    paths[f"{name}/"] = out / name
+                    res.write(out / name, force=force)
+                tables = self._write_tables(out)
+            except BaseException:
+                # Interrupted or failed: no edition folder of this run may stay behind looking
+                # finished (each has its own manifest); editions.json is written last.
+                for path in made:
+                    shutil.rmtree(path, ignore_errors=True)
+                for name in EDITION_FILES:
+                    (out / name).unlink(missing_ok=True)
+                raise
+            paths.update(tables)
             return paths
 
     def _write_tables(self, out: Path) -> dict[str, Path]:

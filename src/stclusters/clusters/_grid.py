@@ -84,6 +84,8 @@ def fixed_threshold(min_weight: float, scale_bits: int) -> int:
     ``ceil(min_weight * 2**scale_bits * (1 - TIE_REL))`` (see :data:`TIE_REL`), at least 1 (a
     weightless neighbourhood never reaches a positive threshold), capped at ``2**62`` (which
     no sum reaches)."""
+    if math.frexp(min_weight)[1] + scale_bits > _FIXED_BITS:  # ldexp would overflow
+        return 2 ** _FIXED_BITS
     v = math.ldexp(min_weight, scale_bits) * (1.0 - TIE_REL)
     return max(1, int(math.ceil(v))) if v < 2.0 ** _FIXED_BITS else 2 ** _FIXED_BITS
 
