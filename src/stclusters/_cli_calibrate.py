@@ -17,8 +17,9 @@ from stclusters.cli import (INPUTS_FIXED, _Command, _fail, _fixed, _progress, _s
 from stclusters.cli_options import params_from_options, with_options
 from stclusters.errors import ParameterError
 
-_EXIT_HELP = ("Exit codes: 0 ok (a poor fit is reported, not an error); 1 internal error; 2 bad "
-              "input or parameters; 130 interrupted; 143 terminated.")
+_EXIT_HELP = ("Exit codes: 0 ok; 1 internal error; 2 bad input or parameters; 130 interrupted; "
+              "143 terminated.")
+_CALIBRATE_EXIT_HELP = _EXIT_HELP.replace("0 ok;", "0 ok (a poor fit is reported, not an error);")
 
 
 def _floats(text: str, option: str, problems: list[str]) -> tuple[float, ...]:
@@ -149,7 +150,7 @@ def calibrate_cmd(*, inputs: list[Path], reference: Path, pairs: Path | None, no
 
     Fits each metric's threshold and eps_km to a reference ranking and must-merge /
     must-not-merge pairs; reports the fit in full (rank correlation, share errors, pairs
-    held, unmatched clusters, best setting and runners-up) and say plainly when it is poor.
+    held, unmatched clusters, best setting and runners-up) and says plainly when it is poor.
 
     Example: stclusters calibrate grants/ works/ --reference gii2023_top34.csv --out cal
     --eps-km-grid 8,10,13,16,20 --min-weight-share-pct-grid 0.005,0.01,0.02,0.04,0.08
@@ -249,5 +250,5 @@ def register(app: typer.Typer) -> None:
     """Add ``sensitivity`` and ``calibrate`` to ``app``."""
     app.command("sensitivity", cls=_Command, epilog=_EXIT_HELP)(
         with_options(sensitivity_cmd, _SENSITIVITY_FIXED))
-    app.command("calibrate", cls=_Command, epilog=_EXIT_HELP)(
+    app.command("calibrate", cls=_Command, epilog=_CALIBRATE_EXIT_HELP)(
         with_options(calibrate_cmd, _CALIBRATE_FIXED))

@@ -467,7 +467,9 @@ class CalibrationReport:
                f"best: {b['setting']}",
                f"  verdict: {b['verdict'].upper()}"
                + (f" ({'; '.join(b['missed'])})" if b["missed"] else ""),
-               f"  rank correlation (Spearman, {b['n_matched']} matched): {b['spearman']:.3f}",
+               f"  rank correlation (Spearman, {b['n_matched']} matched): "
+               + (f"{b['spearman']:.3f}" if b["n_matched"] >= 3 else
+                  "n/a (fewer than 3 matched; counted as -1 in the loss)"),
                "  share error (WAPE): " + ", ".join(f"{s} {v:.3f}" for s, v in b["wape"].items()),
                f"  pairs held: {b['pairs_held']}/{b['pairs_known']}"
                + (f" ({b['pairs_unresolved']} with a place not found)" if b["pairs_unresolved"] else ""),

@@ -243,7 +243,7 @@ def _add_categorical(con: duckdb.DuckDBPyConnection, facet: str, *, top_k: int,
         _bucket(con, facet, values_sql, values_params, top_k=top_k, noun=noun,
                 none_label=none_label)
     if lacking:
-        what = {"domain": "topic domain"}.get(column, column.replace("_", " "))
+        what = {"domain": "topic domain"}.get(column, noun)  # the facet's word, not the column's
         con.execute(f"""
             INSERT INTO {_PARTS}
             SELECT DISTINCT stc, ?, source, 4, 0, ?, 'not in this source', NULL, NULL, NULL,
