@@ -270,3 +270,13 @@ class Evaluator:
         for stc_k, s, w in rows:
             out[s][stc_k] = w
         return out
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Spearman's rank correlation of two rankings (average ranks for ties), shape (n,);
+    None below 3 pairs or when either side is constant (no correlation is defined)."""
+    from scipy.stats import spearmanr  # noqa: PLC0415
+
+    if len(x) < 3 or np.all(x == x[0]) or np.all(y == y[0]):
+        return None
+    return float(spearmanr(x, y).statistic)

@@ -48,7 +48,7 @@ import numpy as np
 import pyarrow as pa
 
 from stclusters.analysis import _output
-from stclusters.analysis._evaluate import Evaluation, Evaluator
+from stclusters.analysis._evaluate import Evaluation, Evaluator, spearman
 from stclusters.clusters.dbscan import nearest_core
 from stclusters.errors import InputFormatError, ParameterError
 from stclusters.params import RankParams
@@ -363,14 +363,6 @@ def _clusters_at(lat: np.ndarray, lon: np.ndarray, ev: Evaluator, e: Evaluation)
     return out
 
 
-def _spearman(x: np.ndarray, y: np.ndarray) -> float:
-    from scipy.stats import spearmanr  # noqa: PLC0415
-
-    if len(x) < 3 or np.all(x == x[0]) or np.all(y == y[0]):
-        return -1.0
-    return float(spearmanr(x, y).statistic)
-
-
 @dataclass
 class _Counts:
     """What is kept of a setting's evaluation that is not the best: its cluster count and
@@ -606,7 +598,8 @@ def _score(p: RankParams, e: Evaluation, match: np.ndarray, pair_stc: np.ndarray
            objective: Objective, *, n_rows: int) -> _Fit:
     ok = match >= 0
     ours_rank = e.rank[match[ok]].astype(float) if ok.any() else np.zeros(0)
-    rho = _spearman(ref_rank[ok], ours_rank)
+    rho = spearman(ref_rank[ok], ours_rank)
+    rho = -1.0 if rho is None else rho  # no correlation to be had: the worst, in the loss
     wape = {s: _wape(e.shares_pct[s][match[ok]], ref[ok]) if ok.any() else 1.0
             for s, ref in ref_shares.items()}
     held: list[bool | None] = []

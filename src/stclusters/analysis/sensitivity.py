@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from stclusters.analysis._evaluate import Evaluation, Evaluator
+from stclusters.analysis._evaluate import Evaluation, Evaluator, spearman
 from stclusters.analysis import _output
 from stclusters.errors import ParameterError
 from stclusters.params import RankParams
@@ -364,13 +364,8 @@ def _events(base: _Base, e: Evaluation, m: _Match, followed: np.ndarray, st: Set
     return out
 
 
-def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
-    """Spearman's rank correlation (average ranks for ties); None below 3 pairs."""
-    from scipy.stats import spearmanr  # noqa: PLC0415
-
-    if len(x) < 3 or np.all(x == x[0]) or np.all(y == y[0]):
-        return None
-    return round(float(spearmanr(x, y).statistic), 6)
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
 
 
 def _setting_row(st: Setting, e: Evaluation, names: list[str], ranks: np.ndarray, base: _Base,
@@ -380,8 +375,8 @@ def _setting_row(st: Setting, e: Evaluation, names: list[str], ranks: np.ndarray
     kinds = Counter(ev["event"] for ev in events)
     return {**_setting_params(st, names), "n_clusters": e.n_clusters,
             "top_n_kept": int(((ranks >= 1) & (ranks <= top_n)).sum()),
-            "spearman_top_n": _spearman(base.rank[followed][kept].astype(float),
-                                        ranks[kept].astype(float)),
+            "spearman_top_n": _rounded(spearman(base.rank[followed][kept].astype(float),
+                                                ranks[kept].astype(float))),
             "n_merged": kinds.get("merged", 0), "n_split": kinds.get("split", 0),
             "n_dissolved": kinds.get("dissolved", 0)}
 
