@@ -209,7 +209,7 @@ def _no_space(*args, **kwargs):
     raise OSError(errno.ENOSPC, "No space left on device")
 
 
-@pytest.mark.parametrize("target", ["_write_parquet", "write_csv", "write_text", "workspace",
+@pytest.mark.parametrize("target", ["write_parquet", "write_csv", "write_text", "workspace",
                                     "workspace-commit"])
 def test_a_full_disk_names_the_file_and_exits_6(tmp_path, monkeypatch, target):
     """Measured on a real 4 kB-1.2 MB tmpfs too (ranking.csv, clusters.parquet,
@@ -232,7 +232,7 @@ def test_a_full_disk_names_the_file_and_exits_6(tmp_path, monkeypatch, target):
                 tmp.write_bytes(b"half")
                 _no_space()
         monkeypatch.setattr(outputs, target, half_then_fail)
-        victim = {"_write_parquet": "ranking.parquet", "write_csv": "ranking.csv",
+        victim = {"write_parquet": "ranking.parquet", "write_csv": "ranking.csv",
                   "write_text": "manifest.json"}[target]
     result = runner.invoke(app, ["rank", str(table), "--out", str(out), *OPTIONS])
     assert result.exit_code == EXIT_WRITE, result.output

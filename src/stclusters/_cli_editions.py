@@ -255,12 +255,12 @@ def exits_path(out: Path) -> Path:
 
 
 def _write_moves(moves: pa.Table, exit_rows: pa.Table, out: Path) -> None:
-    from stclusters.analysis.editions import _put, _write_parquet  # noqa: PLC0415
+    from stclusters.reports._tables import put_file, write_parquet  # noqa: PLC0415
     from stclusters.reports.csv_writer import write_csv  # noqa: PLC0415
 
-    writer = write_csv if out.suffix.lower() == ".csv" else _write_parquet
+    writer = write_csv if out.suffix.lower() == ".csv" else write_parquet
     for table, path in ((moves, out), (exit_rows, exits_path(out))):
-        _put(path, lambda t=table, p=path: writer(t, p))
+        put_file(path, lambda t=table, p=path: writer(t, p))
 
 
 def _with_method_options(func: Any, fixed: list[inspect.Parameter]) -> Any:

@@ -18,15 +18,14 @@ have. A metric of weight 0 is not clustered, as in the pipeline
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 
-from stclusters.clusters.dbscan import DbscanResult, dbscan_sphere
+from stclusters.clusters.dbscan import DbscanResult, _Threads, dbscan_sphere
 from stclusters.clusters.st import StLabels, not_clustered, source_codes, st_clusters
 from stclusters.clusters.sweep import MinWeightSweep, sweep_min_weight
 from stclusters.contributions import fx_to_weight
@@ -38,22 +37,6 @@ __all__ = ["Evaluation", "Evaluator"]
 
 #: Point count below which the evaluator runs the clustering kernels on one thread.
 SERIAL_BELOW = 500_000
-
-
-@contextlib.contextmanager
-def _threads(n_threads: int | None) -> Iterator[None]:
-    """Numba's thread count for the block (None: as it is)."""
-    if n_threads is None:
-        yield
-        return
-    import numba  # noqa: PLC0415
-
-    before = numba.get_num_threads()
-    numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
 
 
 @dataclass(frozen=True, eq=False)
@@ -216,7 +199,7 @@ class Evaluator:
     def evaluate(self, params: RankParams) -> Evaluation:
         """Cluster, score and rank the points with ``params`` (only its clustering
         parameters, source weights and top N matter; windows and counting are the run's)."""
-        with _threads(self.n_threads):
+        with _Threads(self.n_threads):  # the kernels' own thread setting
             return self._evaluate(params)
 
     def _evaluate(self, params: RankParams) -> Evaluation:

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from stclusters.errors import ParameterError
 from stclusters.reports._atomic import atomic_path, write_text
+from stclusters.reports._tables import write_parquet
 from stclusters.reports.csv_writer import write_csv
 
 
@@ -42,20 +42,11 @@ def prepare_dir(out: str | Path, own_names: Iterable[str], *, force: bool = Fals
     return out
 
 
-def labelled(table: pa.Table, label: str | None) -> pa.Table:
-    """``table`` with a ``data_label`` column first when the run is labelled (SYNTHETIC)."""
-    if label is None:
-        return table
-    return table.add_column(0, "data_label", pa.array([label] * table.num_rows, pa.string()))
-
-
 def write_table(table: pa.Table, out: Path, stem: str) -> list[Path]:
     """``<stem>.csv`` and ``<stem>.parquet`` in ``out``."""
     csv_path, pq_path = out / f"{stem}.csv", out / f"{stem}.parquet"
     write_csv(table, csv_path)
-    with atomic_path(pq_path) as tmp:
-        # Fixed compression, no timestamps: byte-identical reruns.
-        pq.write_table(table, tmp, compression="zstd")
+    write_parquet(table, pq_path)
     return [csv_path, pq_path]
 
 

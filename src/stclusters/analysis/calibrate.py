@@ -48,6 +48,7 @@ import numpy as np
 import pyarrow as pa
 
 from stclusters.analysis import _output
+from stclusters.reports._tables import labelled
 from stclusters.analysis._evaluate import Evaluation, Evaluator, spearman
 from stclusters.clusters.dbscan import nearest_core
 from stclusters.errors import InputFormatError, ParameterError
@@ -483,7 +484,7 @@ class CalibrationReport:
         paths: list[Path] = []
         for stem, t in (("calibration", self.clusters), ("calibration_settings", self.settings),
                         ("calibration_pairs", self.pairs)):
-            paths += _output.write_table(_output.labelled(t, self.label), out, stem)
+            paths += _output.write_table(labelled(t, self.label), out, stem)
         fig = _figure(self)
         try:
             paths += _output.save_figure(fig, out, "calibration")

@@ -26,13 +26,13 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from stclusters.analysis._match import (EXITS_SCHEMA, Side, match, moves_schema,
                                         side_of_result, side_of_run_folder)
-from stclusters.errors import OutputWriteError, ParameterError, StclustersError
+from stclusters.errors import ParameterError, StclustersError
 from stclusters.params import RankParams
 from stclusters.reports._atomic import atomic_path, write_text
+from stclusters.reports._tables import labelled, put_file, write_parquet
 from stclusters.reports.csv_writer import write_csv
 from stclusters.store import file_sha256
 from stclusters.schema import YEAR_RANGE
@@ -269,20 +269,20 @@ class Editions:
             return paths
 
     def _write_tables(self, out: Path) -> dict[str, Path]:
-        table, exit_rows = _labelled(self.table, self.label), _labelled(self.exits, self.label)
+        table, exit_rows = labelled(self.table, self.label), labelled(self.exits, self.label)
         paths = {}
         for name, t, writer in (("editions.csv", table, write_csv),
-                                ("editions.parquet", table, _write_parquet),
+                                ("editions.parquet", table, write_parquet),
                                 ("exits.csv", exit_rows, write_csv),
-                                ("exits.parquet", exit_rows, _write_parquet)):
-            paths[name] = _put(out / name, lambda w=writer, t=t, p=out / name: w(t, p))
+                                ("exits.parquet", exit_rows, write_parquet)):
+            paths[name] = put_file(out / name, lambda w=writer, t=t, p=out / name: w(t, p))
         params = pa.table({
             "edition": pa.array(list(self.results), pa.string()),
             "edition_order": pa.array(range(len(self.results)), pa.int32()),
             "parameters": pa.array([json.dumps(r.params.to_dict(), sort_keys=True)
                                     for r in self.results.values()], pa.string())})
         ws = out / "workspace.duckdb"
-        paths[ws.name] = _put(ws, lambda: _write_workspace(
+        paths[ws.name] = put_file(ws, lambda: _write_workspace(
             ws, {"editions": table, "exits": exit_rows, "edition_params": params}, self.label))
         manifest = {
             "data_label": self.label,
@@ -298,23 +298,9 @@ class Editions:
                         for n, p in sorted(paths.items())},
         }
         text = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-        paths["editions.json"] = _put(out / "editions.json",
+        paths["editions.json"] = put_file(out / "editions.json",
                                       lambda: write_text(out / "editions.json", text))
         return paths
-
-
-def _put(path: Path, write: Callable[[], None]) -> Path:
-    """Run ``write``; the system's refusals (full disk, read-only) become one line."""
-    try:
-        write()
-    except (OSError, duckdb.IOException) as exc:
-        raise OutputWriteError(path, exc) from exc
-    return path
-
-
-def _write_parquet(table: pa.Table, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")  # fixed options: same bytes each run
 
 
 def _write_workspace(path: Path, tables: Mapping[str, pa.Table], label: str | None) -> None:
@@ -336,13 +322,6 @@ def _write_workspace(path: Path, tables: Mapping[str, pa.Table], label: str | No
         finally:
             con.close()
         tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
-
-
-def _labelled(table: pa.Table, label: str | None) -> pa.Table:
-    """A leading ``data_label`` column (``SYNTHETIC``) so no row can be taken for real."""
-    if not label:
-        return table
-    return table.add_column(0, "data_label", pa.array([label] * table.num_rows, pa.string()))
 
 
 def _earlier_editions(out: Path) -> list[str] | None:

@@ -37,6 +37,7 @@ import pyarrow as pa
 
 from stclusters.analysis._evaluate import Evaluation, Evaluator, spearman
 from stclusters.analysis import _output
+from stclusters.reports._tables import labelled
 from stclusters.errors import ParameterError
 from stclusters.params import RankParams
 
@@ -172,7 +173,7 @@ class SensitivityReport:
         paths: list[Path] = []
         for stem, t in (("sensitivity", self.clusters), ("sensitivity_events", self.events),
                         ("sensitivity_settings", self.settings)):
-            paths += _output.write_table(_output.labelled(t, self.label), out, stem)
+            paths += _output.write_table(labelled(t, self.label), out, stem)
         fig = self.figure(max_clusters=max_figure_clusters)
         try:
             paths += _output.save_figure(fig, out, "sensitivity")

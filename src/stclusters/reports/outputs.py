@@ -27,29 +27,23 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from stclusters._sql import identifier
 from stclusters.analysis import profiles
 from stclusters._faults import checkpoint
-from stclusters.errors import OutputWriteError, StclustersError
+from stclusters.errors import StclustersError
 from stclusters.reports._atomic import atomic_path, write_text
 from stclusters.reports.csv_writer import write_csv
 from stclusters.reports._lock import LOCK_NAME, out_dir_lock
 from stclusters.reports.geojson import footprints_feature_collection, write_geojson
+from stclusters.reports._tables import labelled, put_file, write_parquet
 from stclusters.store import fetch_arrow, file_sha256, visible_tables
-
-
-def _write_parquet(table: pa.Table, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        # No statistics timestamps in Parquet; fixed compression: byte-identical reruns.
-        pq.write_table(table, tmp, compression="zstd")
 
 
 #: Every file a run writes. A folder holding ``manifest.json``, or nothing but these (and
@@ -126,13 +120,6 @@ def prepare_out_dir(out: Path, *, force: bool = False) -> None:
         (out / name).unlink(missing_ok=True)
 
 
-def _label(table: pa.Table, label: str | None) -> pa.Table:
-    """Prefix a ``data_label`` column (e.g. SYNTHETIC) so no row can be mistaken for real."""
-    if not label:
-        return table
-    return table.add_column(0, "data_label", pa.array([label] * table.num_rows, pa.string()))
-
-
 def _typed(table: pa.Table) -> pa.Table:
     """Columns that are all null in an empty result (Arrow type ``null``) become strings, so
     that a file's schema does not depend on whether clusters were found."""
@@ -167,50 +154,35 @@ def write_outputs(con: duckdb.DuckDBPyConnection, out_dir: str | Path, manifest:
             raise
 
 
-def _put(path: Path, write: Callable[[], None], written: list[Path]) -> Path:
-    """Run ``write`` (which makes ``path`` atomically) and note the file as written; the
-    system's refusals (full disk, read-only) become one line naming the file."""
-    try:
-        write()
-    except (OSError, duckdb.Error) as exc:
-        # DuckDB reports a full disk as an IOException, or at commit as a
-        # TransactionException whose text says so.
-        if isinstance(exc, (OSError, duckdb.IOException)) or "No space left" in str(exc):
-            raise OutputWriteError(path, exc) from exc
-        raise
-    written.append(path)
-    return path
-
-
 def _write_all(con: duckdb.DuckDBPyConnection, out: Path, manifest: dict[str, Any], *,
                eps_km: float, label: str | None, written: list[Path]) -> dict[str, Path]:
     """The files of :func:`write_outputs`, the manifest last (it hashes what this run
     wrote: the folder's lock keeps every other run out meanwhile)."""
     paths: dict[str, Path] = {}
-    ranking = _label(_typed(fetch_arrow(con, "SELECT * FROM ranking ORDER BY rank")), label)
-    clusters = _label(_typed(fetch_arrow(
+    ranking = labelled(_typed(fetch_arrow(con, "SELECT * FROM ranking ORDER BY rank")), label)
+    clusters = labelled(_typed(fetch_arrow(
         con, "SELECT * EXCLUDE (stc) FROM clusters ORDER BY rank")), label)
     # Typed casts: a point outside every cluster has nulls here, not NaN.
-    points = _label(fetch_arrow(con, """
+    points = labelled(fetch_arrow(con, """
         SELECT p.source, p.lat, p.lon, p.weight, p.n_contributions, p.src_label, p.is_core,
                c.cluster_id::VARCHAR AS cluster_id, c.rank::INTEGER AS cluster_rank
         FROM points p LEFT JOIN clusters c ON c.stc = p.stc
         ORDER BY p.source, p.lat, p.lon"""), label)
-    quarantine = _label(fetch_arrow(con, "SELECT file, position, source, field, reason, excerpt "
+    quarantine = labelled(fetch_arrow(con, "SELECT file, position, source, field, reason, excerpt "
                                          "FROM quarantine ORDER BY ALL"), label)
-    profiles = _label(_profiles(con), label)
+    profiles = labelled(_profiles(con), label)
     for name, table, writer in (("ranking.csv", ranking, write_csv),
-                                ("ranking.parquet", ranking, _write_parquet),
-                                ("clusters.parquet", clusters, _write_parquet),
-                                ("points.parquet", points, _write_parquet),
+                                ("ranking.parquet", ranking, write_parquet),
+                                ("clusters.parquet", clusters, write_parquet),
+                                ("points.parquet", points, write_parquet),
                                 ("quarantine.csv", quarantine, write_csv),
                                 ("profiles.csv", profiles, write_csv),
-                                ("profiles.parquet", profiles, _write_parquet)):
-        paths[name] = _put(out / name, functools.partial(writer, table, out / name), written)
+                                ("profiles.parquet", profiles, write_parquet)):
+        paths[name] = put_file(out / name, functools.partial(writer, table, out / name), written)
     footprints = _footprints(con, eps_km=eps_km, label=label)
-    paths["footprints.geojson"] = _put(out / "footprints.geojson", functools.partial(
+    paths["footprints.geojson"] = put_file(out / "footprints.geojson", functools.partial(
         write_geojson, out / "footprints.geojson", footprints), written)
-    paths["workspace.duckdb"] = _put(out / "workspace.duckdb", functools.partial(
+    paths["workspace.duckdb"] = put_file(out / "workspace.duckdb", functools.partial(
         _save_workspace, con, out / "workspace.duckdb", label=label), written)
     manifest = dict(manifest)
     # The DuckDB file's bytes depend on its page layout, not only on the data: listed, but
@@ -220,7 +192,7 @@ def _write_all(con: duckdb.DuckDBPyConnection, out: Path, manifest: dict[str, An
                {"path": name, "size_bytes": p.stat().st_size, "sha256": file_sha256(p)})
         for name, p in sorted(paths.items())}
     text = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
-    paths["manifest.json"] = _put(out / "manifest.json", functools.partial(
+    paths["manifest.json"] = put_file(out / "manifest.json", functools.partial(
         write_text, out / "manifest.json", text), written)
     return paths
 
