@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
+from stclusters._run_folder import open_run
 from stclusters._sql import identifier, literal
 from stclusters.analysis._wipo_fields import is_symbol, wipo_field
 from stclusters.contributions import fx_to_weight
@@ -633,32 +634,9 @@ def run_profile(run_dir: str | Path, cluster: int | str) -> ClusterProfile:
     ParameterError
         No ranked cluster, or several, answer to ``cluster``.
     """
-    path = Path(run_dir) / "workspace.duckdb"
-    if not path.is_file():
-        raise StclustersError(f"{run_dir}: not a run folder (no workspace.duckdb)",
-                              hint="give --run the --out folder of `stclusters rank`")
-    con = duckdb.connect(":memory:")
+    con, _, label = open_run(run_dir)
     try:
-        try:
-            con.execute("ATTACH ? AS run (READ_ONLY)", [str(path)])
-        except duckdb.Error as exc:
-            raise StclustersError(f"{path}: cannot open the run's workspace: "
-                                  f"{str(exc).splitlines()[0]}",
-                                  hint="is another run writing it? wait, then retry") from exc
-        present = {r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables "
-            "WHERE table_catalog = 'run' AND table_schema = 'main'").fetchall()}
-        missing = {"ranking", "clusters"} - present
-        if missing:
-            raise StclustersError(f"{path}: not a ranking's workspace (no table "
-                                  f"{', '.join(sorted(missing))})",
-                                  hint="give --run the --out folder of `stclusters rank`")
-        label = (con.execute("SELECT min(data_label) FROM run.data_label").fetchall()[0][0]
-                 if "data_label" in present else None)
-        # The run's tables seen from memory, where an older run's profiles can be built.
-        for name in sorted(present):
-            con.execute(f"CREATE VIEW {identifier(name)} AS "
-                        f"SELECT * FROM run.main.{identifier(name)}")
+        present = set(visible_tables(con))
         if "profiles" not in present:
             build_profiles_on(con)
         return profile_on(con, cluster, data_label=label)
