@@ -43,6 +43,7 @@ from stclusters.geocode._gazetteer import (
     Gazetteer,
     load_gazetteer,
 )
+from stclusters.geocode._provinces import CN_PROVINCES, province_key
 from stclusters.geocode._normalize import (
     _AMBIGUOUS_ISO2,
     clean_artefacts,
@@ -205,6 +206,7 @@ class Geocoder:
         self._admin1_centroids: dict | None = None
         self._country_centroids: dict | None = None
         self._admin1_codes: set | None = None
+        self._cn_provinces: dict[str, str] | None = None
         self._pools: dict = {}
         self._trees: dict = {}
         self._norm_names: list[str] | None = None
@@ -675,7 +677,24 @@ class Geocoder:
             rows, _ = self._g.lookup(normalize_place(text))
             rows = rows[(self._g.country[rows] == cc)] if rows.size else rows
             hints.update(a for a in self._g.admin1[rows] if a)
+        if cc == "CN":
+            # A Chinese province by name is as firm as a US state code: a place of that
+            # name in another province is a different place, 1,000 km away.
+            code = self._cn_province_codes().get(province_key(text))
+            if code is not None:
+                return code, {code}
         return None, hints
+
+    def _cn_province_codes(self) -> dict[str, str]:
+        """Province key → GeoNames admin1 code of China, from each capital's place."""
+        if self._cn_provinces is None:
+            self._cn_provinces = {}
+            for capital, names in CN_PROVINCES:
+                hit = self._choose(*self._g.lookup(normalize_place(capital)), "CN", None, set())
+                code = self._g.admin1[hit[0]] if hit is not None else None
+                if code:
+                    self._cn_provinces.update({province_key(n): code for n in names})
+        return self._cn_provinces
 
     def _match_city(self, key: str, cc: str | None, strict: str | None,
                     hints: set) -> GeocodeResult | None:
