@@ -766,7 +766,10 @@ def version() -> None:
 
 #: Modules of the analysis commands; each has ``register(app)`` and imports what it shares
 #: with this module (``_Command``, ``with_options``, ``_fail``…) from here.
-_COMMAND_MODULES: tuple[str, ...] = ("stclusters._cli_editions", "stclusters._cli_profile", "stclusters._cli_calibrate")
+_COMMAND_MODULES: tuple[str, ...] = (
+    "stclusters._cli_editions", "stclusters._cli_profile", "stclusters._cli_calibrate",
+    "stclusters._cli_region", "stclusters._cli_integration", "stclusters._cli_check",
+)
 
 
 def _register_commands() -> None:

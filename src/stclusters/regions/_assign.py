@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import weakref
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -66,16 +67,30 @@ def _anchors(region: Region, geocoder: Any) -> tuple[np.ndarray, np.ndarray, np.
     return np.asarray(lat, float), np.asarray(lon, float), np.asarray(owner, dtype=object)
 
 
+# Per geocoder: the KD-tree of each economy's places and their admin1 codes (building one
+# costs ~0.1 s; a run places its locations in one call, tests and integration in many).
+_ECONOMY_TREES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _economy_tree(geocoder: Any, country: str) -> tuple[cKDTree, np.ndarray] | None:
+    trees = _ECONOMY_TREES.setdefault(geocoder, {})
+    if country not in trees:
+        places = geocoder.places()
+        mask = np.asarray(places.column("country").to_pylist(), dtype=object) == country
+        admin1 = np.asarray(places.column("admin1").to_pylist(), dtype=object)[mask]
+        trees[country] = None if admin1.size == 0 else (cKDTree(_unit(
+            places.column("lat").to_numpy()[mask], places.column("lon").to_numpy()[mask])),
+            admin1)
+    return trees[country]
+
+
 def _admin1_in(geocoder: Any, country: str, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     """GeoNames admin1 code of the nearest gazetteer place of ``country`` to each point."""
-    places = geocoder.places()
-    mask = np.asarray(places.column("country").to_pylist(), dtype=object) == country
-    admin1 = np.asarray(places.column("admin1").to_pylist(), dtype=object)[mask]
-    if admin1.size == 0:
+    found = _economy_tree(geocoder, country)
+    if found is None:
         return np.full(lat.size, None, dtype=object)
-    p_lat = places.column("lat").to_numpy()[mask]
-    p_lon = places.column("lon").to_numpy()[mask]
-    _, idx = cKDTree(_unit(p_lat, p_lon)).query(_unit(lat, lon), k=1)
+    tree, admin1 = found
+    _, idx = tree.query(_unit(lat, lon), k=1)
     return admin1[idx]
 
 

@@ -12,7 +12,7 @@ from stclusters.store import fetch_arrow
 
 #: Columns of ``region_contributions``.
 COLUMNS = ("doc_id", "source", "year", "contributor_seq", "country", "member", "weight",
-           "weight_fx")
+           "weight_fx", "address_seq")
 
 
 def add_region_contributions(con: duckdb.DuckDBPyConnection, region: Region, *,
@@ -35,7 +35,7 @@ def add_region_contributions(con: duckdb.DuckDBPyConnection, region: Region, *,
         con.execute("""
         CREATE OR REPLACE TEMP TABLE region_contributions AS
         SELECT c.doc_id, c.source, c.year, c.contributor_seq, c.country, p.member,
-               c.weight, c.weight_fx
+               c.weight, c.weight_fx, c.address_seq
         FROM contributions c JOIN _region_placed p
           ON p.lat = c.lat AND p.lon = c.lon
          AND p.country IS NOT DISTINCT FROM c.country
