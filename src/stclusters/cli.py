@@ -394,6 +394,7 @@ def _demo_run(out: Path, *, n_per_source: int, seed: int, top: int, synthetic_on
             res = rank([str(p) for p in inputs.all], params=d.sample_params(),
                        progress=stage, on_batch=batch, notes=d.SAMPLE_NOTES)
         res.write(out / "samples")
+        _demo_views(out / "samples")
         mw = {s: c["min_weight"] for s, c in res.manifest["clustering"].items()}
         for note in d.SAMPLE_NOTES:
             console.print(f"  [yellow]{note}[/]")
@@ -413,8 +414,16 @@ def _demo_run(out: Path, *, n_per_source: int, seed: int, top: int, synthetic_on
                    notes=["SYNTHETIC data drawn around GeoNames places; not real activity"])
     # The folder holds the world file this command just wrote beside the outputs.
     res.write(out / "synthetic", force=True)
+    _demo_views(out / "synthetic")
     _show(res, title="SYNTHETIC world: S&T clusters (not real data)", top=top)
     return res
+
+
+def _demo_views(run_dir: Path) -> None:
+    """The views of a demo run: its offline HTML report."""
+    from stclusters.reports.html import write_report  # noqa: PLC0415
+
+    console.print(f"  report: {escape(str(write_report(run_dir)))} (opens offline)")
 
 
 @app.command(cls=_Command)
@@ -769,6 +778,7 @@ def version() -> None:
 _COMMAND_MODULES: tuple[str, ...] = (
     "stclusters._cli_editions", "stclusters._cli_profile", "stclusters._cli_calibrate",
     "stclusters._cli_region", "stclusters._cli_integration", "stclusters._cli_check",
+    "stclusters._cli_report",
 )
 
 
