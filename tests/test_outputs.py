@@ -61,6 +61,24 @@ def test_rerun_leaves_no_file_of_the_earlier_run(tmp_path):
     assert set(manifest["outputs"]) == set(paths) - {"manifest.json"}
 
 
+def test_rerun_removes_the_earlier_runs_report_and_figures(tmp_path):
+    """A report and figures describe the run they were made from: a new run into the folder
+    removes them (a file a user put into figures/ stays)."""
+    from stclusters.reports.html import write_report
+
+    table = _table(tmp_path / "t.csv")
+    out = tmp_path / "out"
+    stclusters.rank([str(table)], params=_params()).write(out)
+    write_report(out)
+    (out / "figures").mkdir()
+    for name in ("footprints_map.png", "ranking_bars.svg", "notes.txt"):
+        (out / "figures" / name).write_text("earlier")
+    paths = stclusters.rank([str(table)], params=_params(min_weight=1000)).write(out)
+    assert not (out / "report.html").exists()
+    assert sorted(p.name for p in (out / "figures").iterdir()) == ["notes.txt"]
+    assert sorted(p.name for p in out.iterdir()) == sorted([*paths, "figures"])
+
+
 def test_a_folder_of_other_files_is_refused_unless_forced(tmp_path):
     table = _table(tmp_path / "t.csv")
     out = tmp_path / "out"

@@ -420,10 +420,14 @@ def _demo_run(out: Path, *, n_per_source: int, seed: int, top: int, synthetic_on
 
 
 def _demo_views(run_dir: Path) -> None:
-    """The views of a demo run: its offline HTML report."""
+    """The views of a demo run: its offline HTML report and its figures (PNG, SVG)."""
+    from stclusters.reports.figures import write_figures  # noqa: PLC0415
     from stclusters.reports.html import write_report  # noqa: PLC0415
 
     console.print(f"  report: {escape(str(write_report(run_dir)))} (opens offline)")
+    write_figures(run_dir, force=True)
+    console.print(f"  figures: {escape(str(run_dir / 'figures'))}/ (footprints map, "
+                  "ranking bars; PNG and SVG)")
 
 
 @app.command(cls=_Command)
@@ -778,7 +782,7 @@ def version() -> None:
 _COMMAND_MODULES: tuple[str, ...] = (
     "stclusters._cli_editions", "stclusters._cli_profile", "stclusters._cli_calibrate",
     "stclusters._cli_region", "stclusters._cli_integration", "stclusters._cli_check",
-    "stclusters._cli_report",
+    "stclusters._cli_report", "stclusters._cli_figure",
 )
 
 

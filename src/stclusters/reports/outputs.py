@@ -53,11 +53,33 @@ OUTPUT_NAMES = ("ranking.csv", "ranking.parquet", "clusters.parquet", "footprint
                 "manifest.json", "workspace.duckdb")
 
 
+#: Views made later from a run folder (``stclusters report``, ``stclusters figure``): they
+#: belong to the run they were made from, so a new run into the folder removes them.
+VIEW_NAMES = ("report.html", "figures")
+
+
 def _is_ours(name: str) -> bool:
-    """An output name, the folder's lock, or a temporary of ours (``.<output>.*.partial``,
-    and DuckDB's ``.partial.wal`` beside a workspace being written)."""
-    return name in OUTPUT_NAMES or name == LOCK_NAME or (".partial" in name and any(
-        name.startswith(f".{o}.") for o in OUTPUT_NAMES))
+    """An output name, a view of the run, the folder's lock, or a temporary of ours
+    (``.<output>.*.partial``, and DuckDB's ``.partial.wal`` beside a workspace being
+    written)."""
+    return (name in OUTPUT_NAMES or name in VIEW_NAMES or name == LOCK_NAME
+            or (".partial" in name and any(name.startswith(f".{o}.")
+                                           for o in (*OUTPUT_NAMES, *VIEW_NAMES))))
+
+
+def _remove_output(path: Path) -> None:
+    """Remove one earlier output; the ``figures`` folder loses only figure files (and
+    goes when that leaves it empty): whatever else a user put there stays."""
+    if not path.is_dir():
+        path.unlink(missing_ok=True)
+        return
+    from stclusters.reports.figures import FIGURE_STEMS  # noqa: PLC0415 - matplotlib
+
+    for item in path.iterdir():
+        if item.is_file() and item.name.split(".")[0] in FIGURE_STEMS:
+            item.unlink(missing_ok=True)
+    if not any(path.iterdir()):
+        path.rmdir()
 
 
 def _replaced_inputs(out: Path, inputs: Sequence[str | Path]) -> list[str]:
@@ -117,7 +139,7 @@ def prepare_out_dir(out: Path, *, force: bool = False) -> None:
     # The manifest first: if removal stops half-way, no manifest vouches for what is left.
     for name in ["manifest.json", *(n for n in entries
                                     if _is_ours(n) and n not in ("manifest.json", LOCK_NAME))]:
-        (out / name).unlink(missing_ok=True)
+        _remove_output(out / name)
 
 
 def _typed(table: pa.Table) -> pa.Table:
