@@ -398,3 +398,25 @@ def test_geocode_table_million_rows(geo: Geocoder) -> None:
     first = {}
     for i, lat in zip(idx[:50_000].tolist(), out["lat"].to_pylist()[:50_000]):
         assert first.setdefault(i, lat) == lat
+
+
+def test_chinese_provinces_by_name_are_firm():
+    """A province printed on a Chinese address (English, 简体, 繁體, full autonomous-region
+    names) is a firm admin1: each maps to its own GeoNames code, and a district of that name
+    elsewhere in China is not taken."""
+    from stclusters.geocode._provinces import CN_PROVINCES, province_key
+
+    g = Geocoder.load()
+    codes = g._cn_province_codes()
+    per_province = {codes[province_key(names[0])] for _, names in CN_PROVINCES}
+    assert len(per_province) == len(CN_PROVINCES) == 31
+    for full, short in [("广西壮族自治区", "Guangxi"), ("内蒙古自治区", "Inner Mongolia"),
+                        ("新疆维吾尔自治区", "Xinjiang"), ("宁夏回族自治区", "Ningxia"),
+                        ("广东省", "Guangdong"), ("Guangdong Province", "Guangdong")]:
+        assert codes[province_key(full)] == codes[province_key(short)], full
+    futian = g.geocode("Futian", "Guangdong", "CN")
+    assert futian.geoname_id == 13308624 and abs(futian.lat - 22.52) < 0.05
+    # No Tianhe in Guangdong's gazetteer: the province's centre, never Sichuan's Tianhe.
+    tianhe = g.geocode("Tianhe", "广东省", "CN")
+    assert (tianhe.status, tianhe.precision) == ("matched:admin1", "admin1")
+    assert 21 < tianhe.lat < 25 and 110 < tianhe.lon < 117

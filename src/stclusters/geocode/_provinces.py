@@ -52,16 +52,25 @@ _TRAILERS = ("province", "sheng", "autonomous region", "zizhiqu", "municipality"
              "uygur autonomous region", "uyghur autonomous region")
 
 
+# Full Chinese names of the autonomous regions, longest first (省/自治区 and the people's
+# name both go: 广西壮族自治区 → 广西).
+_CJK_TRAILERS = ("维吾尔自治区", "維吾爾自治區", "壮族自治区", "壯族自治區", "回族自治区",
+                 "回族自治區", "自治区", "自治區", "省", "市")
+
+
 def province_key(text: str) -> str:
     """Matching key of a printed province (``Guangdong Province`` → ``guangdong``,
-    ``广东省`` → ``广东``)."""
-    key = strip_admin_suffix(normalize_place(text))
+    ``广东省`` → ``广东``, ``广西壮族自治区`` → ``广西``)."""
+    key = normalize_place(text)
+    for trailer in _CJK_TRAILERS:
+        if key.endswith(trailer) and len(key) > len(trailer):
+            key = key[: -len(trailer)]
+            break
+    key = strip_admin_suffix(key)
     changed = True
     while changed:
         changed = False
         for trailer in _TRAILERS:
             if key.endswith(" " + trailer):
                 key, changed = key[: -len(trailer) - 1].strip(), True
-    if key.endswith(("自治区", "自治區")):
-        key = key[:-3]
     return key
