@@ -55,10 +55,18 @@ def open_run(run_dir: str | Path, *, need: tuple[str, ...] = ("ranking", "cluste
     except BaseException:
         con.close()
         raise
-    return con, _manifest(Path(run_dir) / "manifest.json"), label
+    return con, read_manifest(run_dir), label
 
 
-def _manifest(path: Path) -> dict[str, Any] | None:
+def read_manifest(run_dir: str | Path) -> dict[str, Any] | None:
+    """A run folder's ``manifest.json``, or None when it has none.
+
+    Raises
+    ------
+    StclustersError
+        The manifest exists but cannot be read or parsed.
+    """
+    path = Path(run_dir) / "manifest.json"
     if not path.is_file():
         return None
     try:

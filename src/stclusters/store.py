@@ -138,9 +138,11 @@ def connect(path: str | Path | None = None, *, memory_mb: int | None = None) -> 
     return con
 
 
-def fetch_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
-    """Run a query and return the whole result as an Arrow table (DuckDB 1.x and 2.x)."""
-    rel = con.sql(sql)
+def fetch_arrow(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None
+                ) -> pa.Table:
+    """Run a query (with bound ``params``, if any) and return the whole result as an Arrow
+    table (DuckDB 1.x and 2.x)."""
+    rel = con.sql(sql) if params is None else con.sql(sql, params=params)
     return rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
 
 

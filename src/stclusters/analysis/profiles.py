@@ -585,12 +585,6 @@ def _by_source(rows: Iterable[dict[str, Any]]) -> dict[str | None, list[dict[str
     return out
 
 
-def _fetch(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> pa.Table:
-    """A query with bound parameters, as Arrow (DuckDB 1.x and 2.x)."""
-    rel = con.sql(sql, params=params)
-    return rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
-
-
 def _plain(value: Any) -> Any:
     """JSON has no NaN: a float NaN becomes None."""
     return None if isinstance(value, float) and value != value else value
@@ -617,7 +611,7 @@ def profile_on(con: duckdb.DuckDBPyConnection, cluster: int | str, *,
     row = resolve_cluster(con, cluster)
     weights = {c[: -len("_weight")]: float(row[c]) for c in row
                if c.endswith("_weight") and row[c] is not None and row[c] == row[c]}
-    rows = _fetch(con, f"SELECT * FROM profiles WHERE cluster_id = ? ORDER BY {ORDER_BY}",
+    rows = fetch_arrow(con, f"SELECT * FROM profiles WHERE cluster_id = ? ORDER BY {ORDER_BY}",
                   [row["cluster_id"]]).to_pylist()
     return ClusterProfile(int(row["rank"]), row["cluster_id"], row["name"], row["economy"],
                           {s: w for s, w in weights.items() if w > 0}, tuple(rows), data_label)

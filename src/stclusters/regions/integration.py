@@ -54,6 +54,7 @@ from stclusters.contributions import fx_to_weight
 from stclusters.errors import ParameterError
 from stclusters.regions._integration_units import (PLACED_TABLE, UNITS_TABLE, Units,
                                                    build_units, placed_contributions)
+from stclusters.store import fetch_arrow
 from stclusters.regions.definitions import Region
 
 __all__ = ["COUNTINGS", "MAINLAND", "OTHER", "SHARES_SCHEMA", "Side", "collaboration_matrix",
@@ -179,12 +180,6 @@ def default_sides(region: Region) -> tuple[tuple[str, str], ...]:
     return tuple(dict.fromkeys(pairs))
 
 
-def _fetch(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> pa.Table:
-    """A query with bound parameters, as Arrow (DuckDB 1.x and 2.x)."""
-    rel = con.sql(sql, params=params)
-    return rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
-
-
 def _years(years: int | tuple[int | None, int | None] | None) -> tuple[int | None, int | None]:
     if years is None:
         return None, None
@@ -245,7 +240,7 @@ def integration_shares(con: duckdb.DuckDBPyConnection, region: Region, *,
         "focal": pa.array([f.label for f, _ in resolved], pa.string()),
         "partner": pa.array([p.label for _, p in resolved], pa.string())}))
     try:
-        table = _fetch(con, _SHARES_SQL, [first, first, last, last])
+        table = fetch_arrow(con, _SHARES_SQL, [first, first, last, last])
     finally:
         con.unregister("_integration_sides")
         con.unregister("_integration_pairs")
@@ -341,7 +336,7 @@ def collaboration_matrix(con: duckdb.DuckDBPyConnection, units: Units, *,
     con.register("_integration_order", pa.table({
         "unit": pa.array(order, pa.string()), "pos": pa.array(range(len(order)), pa.int32())}))
     try:
-        table = _fetch(con, _MATRIX_SQL, [first, first, last, last])
+        table = fetch_arrow(con, _MATRIX_SQL, [first, first, last, last])
     finally:
         con.unregister("_integration_order")
     value = "n_docs" if counting == "whole" else "weight"
