@@ -24,8 +24,10 @@ from stclusters.analysis.editions import edition_params, rank_editions
 from stclusters.cli import app
 from stclusters.errors import ParameterError
 from stclusters.params import RankParams
-from stclusters.regions._claims_logic import BOUNDS, OPS, Interval, decide
-from stclusters.regions._claims_rank import SHIPPED_PUBLISHED
+from stclusters.errors import StclustersError
+from stclusters.regions._claims_logic import (BOUNDS, OPS, Interval, decide, rounding_half_unit,
+                                              written_half_unit)
+from stclusters.regions._claims_rank import SHIPPED_PUBLISHED, name_parts, read_published
 from stclusters.regions.claims import check_claims, load_claims, parse_claims
 from stclusters.synthetic import synthetic_world
 
@@ -93,7 +95,9 @@ def test_exact_official_figure_decides_every_operator(op, value, expected):
 
 @pytest.mark.parametrize("op, value, expected", [
     (">", 4000, "not enough data"), (">", 3000, "held"), (">", 3600, "held"),
-    ("<", 3000, "not held"), ("=", 3600, "not held"), ("=", 3700, "not enough data")])
+    ("<", 3000, "not held"), ("=", 3599, "not held"), ("=", 3700, "not enough data"),
+    # '= 3600' is written to the unit: 3600.2 (allowed by '> 3600') is written 3600
+    ("=", 3600, "not enough data")])
 def test_a_stored_lower_bound_decides_only_what_it_settles(op, value, expected):
     check = _verdict([_row(bound=">", flag="secondary-source")], _claim(op, value))
     assert check.verdict == expected
@@ -146,6 +150,63 @@ def test_another_unit_is_not_converted():
     check = _verdict([_row(unit="HKD million", region="Hong Kong", value=27827)],
                      _claim(">", 20000, region="Hong Kong"))
     assert check.verdict == "not enough data" and "no conversion" in check.why
+
+
+def test_the_same_currency_in_another_scale_is_converted():
+    """168.2 CNY billion is 1,682 CNY 100 million: decided, never 'another unit'."""
+    row = _row(unit="CNY billion", value=168.2)
+    held = _verdict([row], _claim(">", 1600))
+    assert held.verdict == "held" and "(= 1,682 CNY 100 million)" in held.evidence
+    assert _verdict([row], _claim("<", 1600)).verdict == "not held"
+    assert _verdict([row], _claim("=", 1682)).verdict == "held"
+    # case, spacing and the gloss are not meaning
+    assert _verdict([row], _claim(">", 1600, unit="cny  100 Million")).verdict == "held"
+    assert _verdict([row], _claim(">", 160, unit="CNY billion (十亿元)")).verdict == "held"
+
+
+# ------------------------------------------------------------------ precision
+
+@pytest.mark.parametrize("note, value, half", [
+    ("'home to 23,000 enterprises in 2022' (rounded)", 23000.0, 500.0),
+    ("'27.92万件' (rounded to 100).", 279200.0, 50.0),
+    ("'168.2 billion yuan' (rounded in the report)", 1682.0, 0.5),
+    ("约3.7%", 3.7, 0.05), ("about 57,000 firms", 57000.0, 500.0),
+    ("a yearbook figure", 23000.0, 0.0), ("a report about the city", 23000.0, 0.0)])
+def test_rounding_precision_read_from_the_note(note, value, half):
+    assert rounding_half_unit(note, value) == half
+
+
+def test_a_rounded_figure_is_an_interval():
+    """23,000 (rounded) allows 22,500..23,500: '≥ 23,100' cannot be decided by it."""
+    rows = [_row(indicator="hte", unit="enterprises", value=23000.0,
+                 region="Shenzhen", year=2022)]
+    rows[0]["note"] = "'The city was home to 23,000 enterprises in 2022' (rounded)"
+
+    def verdict(op, value):
+        return _verdict(rows, _claim(op, value, region="Shenzhen", year=2022,
+                                     indicator="hte", unit="enterprises"))
+
+    undecided = verdict(">=", 23100)
+    assert undecided.verdict == "not enough data"
+    assert "23,000 (rounded: 22,500..23,500)" in undecided.evidence
+    assert "does not settle ≥ 23,100" in undecided.why
+    assert verdict(">=", 22500).verdict == "held"
+    assert verdict(">", 23500).verdict == "not held"
+    rows[0]["note"] = "a yearbook count"  # the same figure, exact
+    assert verdict(">=", 23100).verdict == "not held"
+
+
+@pytest.mark.parametrize("stored, claimed, expected", [
+    (3.7000000000000006, 3.7, "held"), (3.66, 3.7, "held"), (3.65, 3.7, "held"),
+    (3.75, 3.7, "not held"), (3.64, 3.7, "not held"), (3.8, 3.7, "not held"),
+    (16.0, 16, "held"), (16.4, 16, "held"), (17.0, 16, "not held")])
+def test_an_equality_claim_compares_to_the_precision_it_is_written_with(stored, claimed,
+                                                                         expected):
+    """'= 3.7' means a value written 3.7: [3.65, 3.75) (half-way rounds up)."""
+    check = _verdict([_row(value=stored, unit="% of GDP", indicator="rd_intensity")],
+                     _claim("=", claimed, unit="% of GDP", indicator="rd_intensity"))
+    assert check.verdict == expected
+    assert written_half_unit(claimed) == (0.05 if claimed == 3.7 else 0.5)
 
 
 def test_figures_that_disagree_decide_nothing():
@@ -226,15 +287,47 @@ def test_published_ranks_absent_names_and_gaps():
 
     assert verdict("Beijing", {"op": "<=", "value": 3}, [2021, 2022]).verdict == "held"
     assert verdict("Beijing", 5, [2018, 2022]).verdict == "not held"
-    # 2022 lists ranks 1-10 without Nagoya: it ranks below 10.
-    assert verdict("Nagoya", {"op": "<=", "value": 10}, [2022]).verdict == "not held"
-    assert verdict("Nagoya", {"op": "<=", "value": 20}, [2022]).verdict == "not enough data"
-    # 2020 lists ranks 2 and 5 only: an absent name says nothing.
-    gap = verdict("Beijing", 3, [2020])
-    assert gap.verdict == "not enough data" and "only ranks 2, 5" in gap.why
-    assert "several" not in gap.why
-    many = verdict("o", 1, [2017])
-    assert many.verdict == "not enough data" and "published clusters of 2017 name o" in many.why
+    # A place no name mentions is undecided, even where the edition lists 1-10 without gaps:
+    # names carry the main places only (Dongguan lies in Shenzhen–Hong Kong–Guangzhou).
+    for place in ("Nagoya", "Dongguan", "Foshan", "Zhuhai"):
+        absent = verdict(place, {"op": "<=", "value": 10}, [2022])
+        assert absent.verdict == "not enough data", place
+        assert "main places only" in absent.why
+    assert verdict("Beijing", 3, [2020]).verdict == "not enough data"
+    # Whole parts, not substrings: York is not New York City, "o" names nothing.
+    assert verdict("York", 9, [2022]).verdict == "not enough data"
+    assert verdict("New York City", 9, [2022]).verdict == "held"
+    assert verdict("Hong Kong", 2, [2018, 2022]).verdict == "held"
+    assert verdict("o", 1, [2017]).verdict == "not enough data"
+    # The cluster's printed name decides for a place it is not named after.
+    named = verdict("Dongguan", {"op": "<=", "value": 2}, [2022],
+                    published_name="Shenzhen–Hong Kong–Guangzhou")
+    assert named.verdict == "held" and "#2 Shenzhen–Hong Kong–Guangzhou" in named.evidence
+    assert "(published as Shenzhen–Hong Kong–Guangzhou)" in named.claim.statement()
+
+
+def test_published_name_parts_drop_state_suffixes_and_two_matches_are_undecided(tmp_path):
+    assert name_parts("San Jose, CA–San Francisco, CA") == ("san jose", "san francisco")
+    table = tmp_path / "pub.csv"
+    table.write_text('edition,rank,cluster\n2030,1,"San Jose, CA–San Francisco, CA"\n'
+                     '2030,2,"Portland, OR"\n2030,3,"Portland, ME"\n', encoding="utf-8")
+    claims = _rank_claim("San Francisco", 1, [2030])
+    held = check_claims(claims, indicators=pa.Table.from_pylist([_row()]), published=table)
+    assert held.checks[0].verdict == "held"
+    two = check_claims(_rank_claim("Portland", 2, [2030]),
+                       indicators=pa.Table.from_pylist([_row()]), published=table).checks[0]
+    assert two.verdict == "not enough data" and "2 published clusters" in two.why
+
+
+def test_read_published_names_the_real_problem(tmp_path):
+    header_only = tmp_path / "h.csv"
+    header_only.write_text("edition,rank,cluster\n", encoding="utf-8")
+    with pytest.raises(StclustersError, match="header but no ranks"):
+        read_published(header_only)
+    no_cluster = tmp_path / "c.csv"
+    no_cluster.write_text("edition,rank\n2020,1\n", encoding="utf-8")
+    with pytest.raises(StclustersError, match="lack column.s. cluster"):
+        read_published(no_cluster)
 
 
 # ------------------------------------------------------------------ runs and editions (SYNTHETIC)
@@ -328,6 +421,118 @@ def test_rank_claims_against_one_run(eds_dir):
     assert three.verdict == "not enough data" and "scores patent, publication" in three.why
     nowhere = _check(eds_dir, _rank_claim("Longyearbyen", 1, []), run=run).checks[0]
     assert nowhere.verdict == "not enough data" and "no records within 13 km" in nowhere.why
+
+
+def _copy_run(src: Path, dest: Path, **manifest_changes) -> Path:
+    """A copy of a run folder whose manifest is changed (key → value; None removes it)."""
+    import shutil
+
+    shutil.copytree(src, dest)
+    manifest = json.loads((dest / "manifest.json").read_text(encoding="utf-8"))
+    for key, value in manifest_changes.items():
+        if value is None:
+            manifest.pop(key, None)
+        else:
+            manifest[key] = value
+    (dest / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return dest
+
+
+def test_a_run_that_names_no_edition_decides_an_edition_claim_only_when_told(eds_dir,
+                                                                             tmp_path):
+    rank, _ = _expected_rank(eds_dir / "2019")
+    bare = _copy_run(eds_dir / "2019", tmp_path / "bare", notes=[])
+    claim = _rank_claim("Shenzhen", rank, [2019])
+    untold = _check(eds_dir, claim, run=bare).checks[0]
+    assert untold.verdict == "not enough data" and "names no edition" in untold.why
+    assert "--run-edition" in untold.why
+    told = _check(eds_dir, claim, run=bare, run_edition=2019).checks[0]
+    assert told.verdict == "held" and f"#{rank} " in told.evidence
+    assert _check(eds_dir, claim, run=bare, run_edition="2021").checks[0].verdict == \
+        "not enough data"
+    # A claim about no edition is about the run as it is.
+    assert _check(eds_dir, _rank_claim("Shenzhen", rank, []), run=bare
+                  ).checks[0].verdict == "held"
+    # The manifest's own `edition` counts, and a --run-edition that contradicts it does not.
+    named = _copy_run(eds_dir / "2019", tmp_path / "named", notes=[], edition="2019")
+    assert _check(eds_dir, claim, run=named).checks[0].verdict == "held"
+    clash = _check(eds_dir, claim, run=named, run_edition="2021").checks[0]
+    assert clash.verdict == "not enough data" and "not 2021 as given" in clash.why
+    # the command line: --run-edition
+    path = tmp_path / "rank.yaml"
+    path.write_text(f"- {{id: r, text: t, source: {{publisher: P}}, cluster_containing: "
+                    f"Shenzhen, country: CN, rank: {rank}, editions: [2019]}}\n",
+                    encoding="utf-8")
+    for extra, expected in (([], "not enough data"), (["--run-edition", "2019"], "held")):
+        out = runner.invoke(app, ["check", str(path), "--run", str(bare), "--no-published",
+                                  "--json", *extra])
+        assert out.exit_code == 0, out.output
+        assert json.loads(out.output)["claims"][0]["verdict"] == expected, extra
+
+
+def test_a_run_without_score_weights_cannot_decide_a_claim_about_metrics(eds_dir, tmp_path):
+    rank, _ = _expected_rank(eds_dir / "2019")
+    run = _copy_run(eds_dir / "2019", tmp_path / "nowt", score_weights=None)
+    check = _check(eds_dir, _rank_claim("Shenzhen", rank, [2019],
+                                        metrics=["patent", "publication"]), run=run).checks[0]
+    assert check.verdict == "not enough data" and "no score_weights" in check.why
+    # without metrics the same run decides
+    assert _check(eds_dir, _rank_claim("Shenzhen", rank, [2019]), run=run
+                  ).checks[0].verdict == "held"
+
+
+def test_indicator_claims_on_the_counts_computed_from_a_run(eds_dir):
+    """`check --run` adds the run's computed indicators (flag computed, SYNTHETIC label):
+    a claim at the computed whole count holds, one above it fails."""
+    from stclusters._run_folder import open_run
+    from stclusters.regions import load_region
+    from stclusters.regions.indicators import computed_indicators
+
+    run = eds_dir / "2019"
+    con, _, _ = open_run(run, need=("contributions", "points", "clusters"))
+    try:
+        rows = computed_indicators(con, load_region("GBA")).to_pylist()
+    finally:
+        con.close()
+    row = max((r for r in rows if r["region"] == "Shenzhen" and r["value"]
+               and r["indicator"].endswith("_whole_count")), key=lambda r: r["year"])
+    count = int(row["value"])
+    assert count > 0, "the SYNTHETIC world must have records in Shenzhen"
+
+    def claim(op, value):
+        return parse_claims([{"id": "n", "text": "t", "source": SRC, "region": "Shenzhen",
+                              "indicator": row["indicator"], "year": row["year"], "op": op,
+                              "value": value, "unit": row["unit"]}])
+
+    held = check_claims(claim(">=", count), indicators=pa.Table.from_pylist([_row()]),
+                        run=run, published=False).checks[0]
+    assert held.verdict == "held" and held.data_label == "SYNTHETIC"
+    assert "[computed]" in held.evidence and "SYNTHETIC Shenzhen" in held.evidence
+    assert check_claims(claim(">", count), indicators=pa.Table.from_pylist([_row()]),
+                        run=run, published=False).checks[0].verdict == "not held"
+    # without the run the claim has no figure
+    assert check_claims(claim(">=", count), indicators=pa.Table.from_pylist([_row()]),
+                        published=False).checks[0].verdict == "not enough data"
+    out = runner.invoke(app, ["check", _claim_file(claim(">=", count)), "--run", str(run),
+                              "--no-published", "--json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    assert data["claims"][0]["verdict"] == "held" and data["inputs"]["data_label"] == "SYNTHETIC"
+
+
+def _claim_file(claims) -> str:
+    """A YAML claim file of parsed indicator claims (written beside the test's temp files)."""
+    import tempfile
+
+    import yaml
+
+    c = claims[0]
+    path = Path(tempfile.mkdtemp()) / "claims.yaml"
+    path.write_text(yaml.safe_dump([{"id": c.id, "text": c.text, "source": c.source,
+                                     "indicator": c.indicator, "region": c.region,
+                                     "year": c.year, "op": c.op, "value": c.value,
+                                     "unit": c.unit}], allow_unicode=True), encoding="utf-8")
+    return str(path)
 
 
 def test_a_place_with_records_but_no_cluster_is_not_held(eds_dir):
@@ -437,3 +642,20 @@ def test_a_users_final_figure_decides_the_shipped_claim(tmp_path):
                  if c["id"] == "prd9-rd-expenditure-2021")
     assert claim["verdict"] == "held"
     assert "3,720.5" in claim["evidence"] and "test row" in claim["evidence"]
+
+
+def test_check_reads_a_parquet_indicator_file(tmp_path):
+    """`check --indicators x.parquet` (the help says CSV/Parquet); its origin and data_label
+    columns are the reader's business, not the user's."""
+    row = {"region": "PRD-9", "year": 2021, "indicator": "rd_expenditure", "value": 3720.5,
+           "unit": "CNY 100 million (亿元)", "flag": "official final",
+           "source_publisher": "A provincial statistics bureau (parquet row)",
+           "source_title": "2021 R&D bulletin (test)", "source_url": "https://stats.example/pq",
+           "note": "test figure", "origin": "elsewhere", "data_label": None}
+    path = tmp_path / "yearbook.parquet"
+    pq.write_table(pa.Table.from_pylist([row]), path)
+    result = runner.invoke(app, ["check", "gba", "--indicators", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    claim = next(c for c in json.loads(result.output)["claims"]
+                 if c["id"] == "prd9-rd-expenditure-2021")
+    assert claim["verdict"] == "held" and "parquet row" in claim["evidence"]

@@ -1,8 +1,8 @@
 """Integration shares and collaboration matrices (``stclusters.regions.integration``), checked
 against an independent plain-Python count: exact fractions over documents written by the
 test, where every true share is known by construction (a ranked generic table, and random
-documents from hypothesis); then the real USPTO samples and a SYNTHETIC world, end to end
-through the ``integration`` command."""
+documents from hypothesis); then the real USPTO samples; the generated run (labelled
+SYNTHETIC) end to end through the ``integration`` command."""
 
 from __future__ import annotations
 
@@ -28,9 +28,9 @@ from stclusters.cli import app
 from stclusters.errors import ParameterError
 from stclusters.params import RankParams
 from stclusters.regions import load_region
-from stclusters.regions.integration import (OTHER, collaboration_matrix, default_sides,
-                                            integration_figure, integration_shares)
-from stclusters.synthetic import write_synthetic_world
+from stclusters.regions.integration import (OTHER, YearFilter, collaboration_matrix,
+                                            default_sides, integration_figure,
+                                            integration_shares, year_filter)
 
 GBA = load_region("GBA")
 #: name → (lat, lon, economy, GBA member or None): exact coordinates, stated economies.
@@ -160,12 +160,16 @@ def _write_csv(docs: list[dict], path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
+    """The one generated run of the module (labelled SYNTHETIC: the data are made up),
+    live and written to ``<folder>/run`` for the command."""
     docs = _generate(seed=10, n_docs=400)
-    path = tmp_path_factory.mktemp("integ") / "coauthors.csv"
-    _write_csv(docs, path)
+    folder = tmp_path_factory.mktemp("integ")
+    _write_csv(docs, folder / "coauthors.csv")
     params = (RankParams().with_source("patent", first_year=2017, last_year=2021, min_weight=3)
               .with_source("publication", first_year=2017, last_year=2021, min_weight=3))
-    return docs, stclusters.rank([str(path)], params=params)
+    res = stclusters.rank([str(folder / "coauthors.csv")], params=params, label="SYNTHETIC")
+    res.write(folder / "run")
+    return docs, res, folder / "run"
 
 
 def test_places_fall_where_the_test_says():
@@ -177,7 +181,7 @@ def test_places_fall_where_the_test_says():
 
 
 def test_shares_match_the_plain_count_both_rules_both_directions(generated):
-    docs, res = generated
+    docs, res, _ = generated
     used = res.con.execute("SELECT count(*) FROM contributions WHERE status = 'used'").fetchall()
     assert used[0][0] == sum(r["used"] for d in docs for r in d["rows"])
     got = integration_shares(res.con, GBA)
@@ -204,7 +208,7 @@ def test_shares_match_the_plain_count_both_rules_both_directions(generated):
 
 
 def test_matrix_matches_the_plain_count(generated):
-    docs, res = generated
+    docs, res, _ = generated
     units = list(GBA.member_names) + [OTHER]
     expected = plain_matrix(docs, _member, units)
     for counting, col in (("whole", "n_docs"), ("fractional", "weight")):
@@ -228,15 +232,41 @@ def test_matrix_matches_the_plain_count(generated):
             own = sum(float(w) for d in docs if d["source"] == d_source
                       for p, w in _weights(d) if _member(p) == member)
             assert rows[(d_source, member)] == pytest.approx(own, abs=1e-9)
-    # A year filter keeps that year's documents only.
-    m21 = collaboration_matrix(res.con, GBA, counting="whole", years=2021)
-    exp21 = plain_matrix([d for d in docs if d["year"] == 2021], _member, units)
-    for r in m21.to_pylist():
-        assert r["n_docs"] == exp21.get((r["source"], r["a"], r["b"]), [0])[0]
+    # A year filter keeps that year's documents only; a list keeps those years only.
+    hk_years = {d["year"] for d in docs
+                if any(r["used"] and _member(r["place"]) == "Hong Kong" for r in d["rows"])}
+    for years, kept in ((2021, {2021}), ("2019-2020", {2019, 2020}), ([2018, 2021], {2018, 2021}),
+                        (["2018", "2020-2021"], {2018, 2020, 2021})):
+        m_y = collaboration_matrix(res.con, GBA, counting="whole", years=years)
+        exp_y = plain_matrix([d for d in docs if d["year"] in kept], _member, units)
+        for r in m_y.to_pylist():
+            assert r["n_docs"] == exp_y.get((r["source"], r["a"], r["b"]), [0])[0], years
+        s_y = integration_shares(res.con, GBA, sides=[("Hong Kong", "CN")], years=years)
+        assert set(s_y.column("year").to_pylist()) == kept & hk_years, years
+
+
+def test_years_have_one_reading():
+    """API and --year: a year, FIRST-LAST text, a (first, last) pair, or listed years."""
+    assert year_filter(None) == YearFilter()
+    assert year_filter(2021) == YearFilter(2021, 2021)
+    assert year_filter("2019-2021") == year_filter((2019, 2021)) == YearFilter(2019, 2021)
+    assert year_filter(["2019-2021"]) == YearFilter(2019, 2021)
+    assert year_filter((2019, None)) == YearFilter(2019, None)
+    assert year_filter([2021, 2019]) == YearFilter(2019, 2021, (2019, 2021))
+    listed = year_filter(["2018", "2020-2021"])
+    assert listed == YearFilter(2018, 2021, (2018, 2020, 2021))
+    assert listed.label() == "2018, 2020–2021" and YearFilter(2019, 2021).label() == "2019–2021"
+    assert listed.as_json() == {"first": 2018, "last": 2021, "only": [2018, 2020, 2021]}
+    for bad, match in (("20x", "expected YEAR or FIRST-LAST"),
+                       ((2021, 2019), "first year is after"),
+                       ("2021-2019", "first year is after"), (["2019-", "2021"], "open range"),
+                       (True, "not a year")):
+        with pytest.raises(ParameterError, match=match):
+            year_filter(bad)
 
 
 def test_two_regions_and_whole_regions_as_units(generated, tmp_path):
-    docs, res = generated
+    docs, res, _ = generated
     north_file = tmp_path / "north.yaml"
     north_file.write_text(NORTH_YAML, encoding="utf-8")
     north = load_region(north_file)
@@ -258,8 +288,30 @@ def test_two_regions_and_whole_regions_as_units(generated, tmp_path):
     for r in whole.to_pylist():
         assert r["weight"] == pytest.approx(
             float(exp.get((r["source"], r["a"], r["b"]), [0, 0])[1]), abs=1e-12)
-    with pytest.raises(ParameterError, match="units overlap"):
+    with pytest.raises(ParameterError, match=r"units overlap: a location \(.*\) is in "
+                                             r"'GBA:\w+' and 'PRD-9:\w+'"):
         collaboration_matrix(res.con, [GBA, load_region("PRD-9")])
+
+
+def test_overlap_check_reuses_each_regions_placement(tmp_path, monkeypatch):
+    """Two regions: each is placed once (the overlap check reads those placements)."""
+    from stclusters.regions import _integration_units, _located
+
+    calls = []
+
+    def counting(region, keys, **kw):  # noqa: ANN001, ANN003
+        calls.append(region.id)
+        return assign(region, keys, **kw)
+
+    assign = _located.assign_members
+    monkeypatch.setattr(_located, "assign_members", counting)
+    monkeypatch.setattr(_integration_units, "assign_members", counting, raising=False)
+    north_file = tmp_path / "north.yaml"
+    north_file.write_text(NORTH_YAML, encoding="utf-8")
+    con = _contributions_con(_generate(seed=3, n_docs=40))
+    collaboration_matrix(con, [GBA, load_region(north_file)])
+    assert sorted(calls) == ["GBA", "NORTH"]
+    con.close()
 
 
 # ----------------------------------------------------------------------------- hypothesis
@@ -290,6 +342,15 @@ _row = st.fixed_dictionaries({"place": st.sampled_from(list(PLACES)),
 _doc = st.fixed_dictionaries({"source": st.sampled_from(["patent", "publication"]),
                               "year": st.integers(2019, 2021),
                               "contributors": st.lists(_row, min_size=1, max_size=5)})
+
+
+def _contributions_con(docs: list[dict]) -> duckdb.DuckDBPyConnection:
+    """A fresh connection whose ``contributions`` are ``docs`` (every row at point level)."""
+    con = duckdb.connect()
+    con.register("_t", _contributions_table(docs))
+    con.execute("CREATE TABLE contributions AS SELECT * FROM _t")
+    con.unregister("_t")
+    return con
 
 
 def _docs_from(drawn: list[dict]) -> list[dict]:
@@ -465,21 +526,12 @@ def test_real_samples_cluster_matrix(samples):
     assert len({r["a"] for r in top3.to_pylist()}) == 4
 
 
-# ----------------------------------------------------------------------------- synthetic + CLI
+# ----------------------------------------------------------------------------- the command
 
-@pytest.fixture(scope="module")
-def synthetic_run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("synth")
-    write_synthetic_world(folder / "world.parquet", n_per_source=5_000, seed=7)
-    located = stclusters.read([str(folder / "world.parquet")])
-    res = located.rank(RankParams().replace(top_n=10), label="SYNTHETIC")
-    res.write(folder / "run")
-    return res, folder
-
-
-def test_synthetic_world_through_the_command(synthetic_run, tmp_path):
-    res, folder = synthetic_run
-    run = folder / "run"
+def test_generated_run_through_the_command(generated, tmp_path):
+    """The command on the written run (labelled SYNTHETIC): files, label, same numbers as
+    the API, same bytes twice, repeated --year, and one-line errors."""
+    _, res, run = generated
     runner = CliRunner()
     out = tmp_path / "integ"
     r = runner.invoke(app, ["integration", "GBA", "--run", str(run), "--counting",
@@ -492,6 +544,7 @@ def test_synthetic_world_through_the_command(synthetic_run, tmp_path):
         assert (out / name).stat().st_size > 0, name
     summary = json.loads((out / "integration.json").read_text(encoding="utf-8"))
     assert summary["data_label"] == "SYNTHETIC" and summary["matrix_counting"] == "fractional"
+    assert summary["years"] is None
     svg = (out / "integration.svg").read_text(encoding="utf-8")
     assert "SYNTHETIC" in svg and "GeoNames" in svg and "fractional counting" in svg
     with open(out / "integration_shares.csv", encoding="utf-8") as fh:
@@ -503,30 +556,24 @@ def test_synthetic_world_through_the_command(synthetic_run, tmp_path):
     hk = [x for x in api.to_pylist() if x["focal"] == "Hong Kong"]
     assert hk and all(0 <= x["share_pct"] <= 100 for x in hk)
     mat = collaboration_matrix(res.con, GBA, counting="fractional").to_pylist()
-    cells = {(x["source"], x["a"], x["b"]): x["weight"] for x in mat}
-    assert all(v == cells[(s, b, a)] for (s, a, b), v in cells.items())
-    own = dict(((s, m), w) for s, m, w in res.con.execute(
-        "SELECT source, member, sum(weight) FROM region_contributions "
-        "WHERE member IS NOT NULL GROUP BY ALL").fetchall())
-    sums = defaultdict(float)
-    for (s, a, _), v in cells.items():
-        sums[(s, a)] += v
-    for key, w in own.items():
-        assert sums[key] == pytest.approx(w, abs=1e-9)
-    # The same run gives the same bytes; --json and bad parameters.
-    again = tmp_path / "again"
+    assert summary["matrix"] == json.loads(json.dumps(mat))
+    # The same run gives the same bytes (the folder of an earlier output is replaced).
     assert runner.invoke(app, ["integration", "GBA", "--run", str(run), "--counting",
-                               "fractional", "--out", str(again)]).exit_code == 0
+                               "fractional", "--out", str(tmp_path / "again")]).exit_code == 0
     for name in ("integration_shares.csv", "collaboration_matrix.parquet", "integration.svg"):
-        assert (out / name).read_bytes() == (again / name).read_bytes(), name
-    r = runner.invoke(app, ["integration", "GBA", "--run", str(run), "--year", "2020",
-                            "--matrix", "clusters", "--top", "3", "--json"])
+        assert (out / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
+    # --year repeats (as in `region`), and a range mixes with single years.
+    r = runner.invoke(app, ["integration", "GBA", "--run", str(run), "--year", "2018",
+                            "--year", "2020-2021", "--matrix", "clusters", "--top", "3",
+                            "--json"])
     assert r.exit_code == 0, r.output
     printed = json.loads(r.output)
-    assert {x["year"] for x in printed["shares"]} == {2020}
+    assert {x["year"] for x in printed["shares"]} == {2018, 2020, 2021}
+    assert printed["years"] == {"first": 2018, "last": 2021, "only": [2018, 2020, 2021]}
     assert len({x["a"] for x in printed["matrix"]}) == 4  # 3 clusters and (other)
     assert printed["matrix"][0]["a"].startswith("#1 ")
-    for bad in (["--counting", "both"], ["--year", "20x"], ["--top", "0"]):
+    for bad in (["--counting", "both"], ["--year", "20x"], ["--top", "0"],
+                ["--year", "2021-2019"]):
         r = runner.invoke(app, ["integration", "GBA", "--run", str(run), *bad])
         assert r.exit_code == 2, (bad, r.output)
     assert runner.invoke(app, ["integration", "Atlantis", "--run", str(run)]).exit_code == 2
@@ -535,12 +582,69 @@ def test_synthetic_world_through_the_command(synthetic_run, tmp_path):
     assert "Example:" in r.output
 
 
-def test_figure_of_the_clusters_matrix(synthetic_run, tmp_path):
+def test_printed_figures_follow_the_shared_rule():
+    """Tables on the terminal show numbers as `region` and `check` do (regions._format)."""
+    from rich.console import Console
+
+    from stclusters._cli_integration import _matrix_tables, _shares_table
+
+    pairs = {"source": ["patent"] * 3, "a": ["Hong Kong", "Hong Kong", OTHER],
+             "b": ["Hong Kong", OTHER, "Hong Kong"]}
+    frac = pa.table({**pairs, "counting": ["fractional"] * 3, "weight": [1234.5, 0.2, 0.2]})
+    whole = pa.table({**pairs, "counting": ["whole"] * 3, "n_docs": [12345, 0, 0]})
+    shares = pa.table({"focal": ["Hong Kong"], "partner": ["CN"], "source": ["patent"],
+                       "year": [2021], "counting": ["fractional"], "n_docs": [3],
+                       "n_docs_with_partner": [0], "weight": [0.0], "weight_with_partner": [0.0],
+                       "share_pct": pa.array([None], pa.float64())})
+    console = Console(width=200, record=True)
+    for t in [*_matrix_tables(frac), *_matrix_tables(whole),
+              _shares_table(shares, counting="fractional")]:
+        console.print(t)
+    text = console.export_text()
+    assert "1,234.5 " in text and "0.2 " in text and "12,345" in text
+    assert "— (0/0)" in text  # no share of nothing
+
+
+def test_labels_of_small_adjacent_arcs_do_not_overlap():
+    """Zhaoqing, Hong Kong, Macao (and more) with tiny arcs side by side: labels nudged."""
+    import itertools
+
+    import matplotlib.pyplot as plt
+
+    units = list(GBA.member_names)
+    big = {"Guangzhou": 40, "Shenzhen": 50, "Foshan": 30, "Dongguan": 20}
+    rows = []
+    for a in [*units, OTHER]:
+        for b in [*units, OTHER]:
+            if OTHER in (a, b) or a == b or not (a in big or b in big):
+                v = 0
+            else:
+                v = 10 if a in big and b in big else 1
+            if (a, b) != (OTHER, OTHER):
+                rows.append({"source": "patent", "counting": "whole", "a": a, "b": b,
+                             "n_docs": v})
+    fig = integration_figure(pa.Table.from_pylist(rows), title="GBA", data_label=None)
+    try:
+        renderer = fig.canvas.get_renderer()
+        boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in fig.axes[0].texts]
+        assert len(boxes) == len(units)
+        clashes = [(a, b) for (a, x), (b, y) in itertools.combinations(boxes, 2)
+                   if x.overlaps(y)]
+        assert clashes == []
+    finally:
+        plt.close(fig)
+    from stclusters.regions._integration_figure import label_positions
+
+    heights = sorted(y for _, y in label_positions([100.0, 101.0, 102.0, 103.0]))
+    assert all(b - a >= 0.2 - 1e-12 for a, b in zip(heights, heights[1:]))
+
+
+def test_figure_of_the_clusters_matrix(generated, tmp_path):
     import matplotlib.pyplot as plt
 
     from stclusters.analysis._output import save_figure
 
-    res, _ = synthetic_run
+    _, res, _ = generated
     m = collaboration_matrix(res.con, "clusters", counting="whole", top=6)
     fig = integration_figure(m, title="top clusters", data_label="SYNTHETIC")
     try:

@@ -11,6 +11,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
@@ -556,3 +557,275 @@ def test_rows_of_a_region_are_its_members_groups_and_context(shipped, tmp_path):
     other = tmp_path / "other.yaml"  # a region of users: no GBA row is about it
     other.write_text("id: Lyon\nmembers:\n  - {name: Lyon, countries: [FR]}\n")
     assert ind.rows_of_region(shipped, load_region(other)).num_rows == 0
+
+
+# ------------------------------------------------------------------ review fixes (issue 10)
+
+def test_one_formatter_for_every_figure():
+    from stclusters.regions._format import number
+
+    assert number(3600.0, bound=">") == "> 3,600"
+    assert number(2962.36) == "2,962.36"
+    assert number(1 / 3) == "0.333333"  # at most 6 significant digits after the point
+    assert number(0.000123456789) == "0.000123457"
+    assert number(12.345, digits=1) == "12.3"
+    assert number(None) == number(float("nan")) == "—"
+    assert number(float("inf")) == "inf" and number(-float("inf")) == "-inf"
+    assert number(-0.0) == "0" and number(1234567.0) == "1,234,567"
+
+
+def test_one_province_predicate_and_one_unit_reader():
+    from stclusters.regions._format import is_province, unit_base
+
+    assert all(is_province(n) for n in ("Guangdong (province)", "Guangdong Province", "广东省"))
+    assert not any(is_province(n) for n in ("Shenzhen", "Provincetown", "Hong Kong"))
+    assert unit_base("CNY 100 million (亿元)") == ("CNY", 1e8)
+    assert unit_base("CNY billion") == ("CNY", 1e9)
+    assert unit_base("HKD million") == ("HKD", 1e6)
+    assert unit_base("10k persons") == ("persons", 1e4)
+    assert unit_base("% of GDP") == ("% of GDP", 1.0)
+    with pytest.raises(ParameterError, match="province-level"):
+        aggregate(ind.to_table([_row("A", "gdp", 1, "CNY"), _row("广东省", "gdp", 1, "CNY")]),
+                  into="G", members=["A", "广东省"])
+
+
+def _rates(tmp_path, body: str) -> Path:
+    path = tmp_path / "rates.csv"
+    path.write_text("year,from_currency,to_currency,rate,source_publisher,source_title,"
+                    "source_url\n" + body, encoding="utf-8")
+    return path
+
+
+def test_a_converted_ratio_is_in_the_target_currency_and_cites_its_rate(tmp_path):
+    rates = read_rates(_rates(tmp_path, "2021,HKD,CNY,0.83,Test Bank,Test rates 2021,\n"))
+    rows = [_row("A", "gdp", 28000, "HKD 100 million", publisher="C&SD"),
+            _row("A", "gdp_per_capita", 378000, "HKD per person"),  # the first member's unit
+            _row("B", "gdp_per_capita", 170000, "CNY per person"),
+            _row("A", "population", 740, "10k persons"),
+            _row("B", "gdp", 30000, "CNY 100 million (亿元)"),
+            _row("B", "population", 1760, "10k persons")]
+    row = _agg(rows, rates=rates, currency="CNY",
+               indicators=["gdp_per_capita"])[("gdp_per_capita", 2021)]
+    assert row["unit"] == "CNY per person"  # not the first member's "HKD …"
+    assert row["value"] == pytest.approx((28000 * 0.83 + 30000) * 1e8 / (2500 * 1e4))
+    assert "Test Bank, Test rates 2021" in row["note"]
+    assert "Test Bank" in row["source_publisher"].split("; ")
+    summed = _agg(rows, rates=rates, currency="CNY", indicators=["gdp"])[("gdp", 2021)]
+    assert "Test Bank" in summed["source_publisher"].split("; ")
+    assert "Test Bank, Test rates 2021" in summed["note"]
+    plain = _agg([_row(m, "gdp", 1, "HKD 100 million") for m in "AB"]
+                 + [_row(m, "population", 1, "10k persons") for m in "AB"],
+                 indicators=["gdp_per_capita"])[("gdp_per_capita", 2021)]
+    assert plain["unit"] == "HKD per person" and plain["value"] == pytest.approx(1e4)
+
+
+def test_per_as_a_word_makes_an_intensity_not_per_inside_a_word():
+    from stclusters.regions._aggregate import kind_of
+
+    assert kind_of("paper_count", "papers") == "sum"
+    assert kind_of("newspaper_articles", "articles") == "sum"
+    assert kind_of("rd_per_capita", "CNY") == "intensity"
+    assert kind_of("per_capita_income", "CNY") == "intensity"
+    got = _agg([_row(m, "paper_count", 2, "papers") for m in "AB"],
+               indicators=["paper_count"])
+    assert got[("paper_count", 2021)]["value"] == 4
+
+
+def test_a_ratio_part_in_two_units_says_so_and_rates_are_checked(tmp_path):
+    rows = [_row("A", "gdp", 1, "CNY 100 million (亿元)"), _row("A", "gdp", 1, "CNY billion"),
+            _row("B", "gdp", 1, "CNY 100 million (亿元)")] + [
+        _row(m, "population", 1, "10k persons") for m in "AB"]
+    row = _agg(rows, indicators=["gdp_per_capita"])[("gdp_per_capita", 2021)]
+    assert row["value"] is None and "more than one unit of gdp for: A" in row["note"]
+    for body, words in (
+            ("2021,HKD,CNY,0.83,Bank,Rates,\n2021,HKD,CNY,0.84,Bank,Rates,\n",
+             "line 3, field rate: HKD/CNY 2021 already given on line 2"),
+            ("2021,HKD,CNY,0.83,Bank,Rates,\n2021,CNY,HKD,1.2,Bank,Rates,\n",
+             "line 3, field rate: CNY/HKD 2021 already given on line 2"),
+            ("2021,HKD,CNY,0.83,Bank,Rates,,extra\n", "line 2, field \\(row\\)")):
+        with pytest.raises(InputFormatError, match=words):
+            read_rates(_rates(tmp_path, body))
+    path = tmp_path / "cols.csv"
+    path.write_text("year,from_currency,to_currency,rate,source_publisher,source_title,"
+                    "source_url,comment\n2021,HKD,CNY,0.83,Bank,Rates,,x\n", encoding="utf-8")
+    with pytest.raises(InputFormatError, match="unknown columns comment"):
+        read_rates(path)
+
+
+def test_a_repeated_key_is_not_counted_twice_in_the_city_cluster(tmp_path):
+    """A table with the same (doc, contributor, address) twice: the city's weight in its
+    cluster is its fractional count, not more (the generic reader accepts repeated keys)."""
+    path = tmp_path / "rep.csv"
+    sz, hk = PLACES["SZ"][:3], PLACES["HK"][:3]
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["doc_id", "source", "year", "contributor_seq", "address_seq", "country",
+                    "lat", "lon"])
+        for doc, ci, (lat, lon, cc) in (("d1", 0, sz), ("d1", 0, sz), ("d1", 1, hk),
+                                        ("d2", 0, sz), ("d3", 0, PLACES["PAR"][:3])):
+            w.writerow([doc, "patent", 2021, ci, 0, cc, lat, lon])
+    res = stclusters.rank([str(path)], params=RankParams().with_source("patent",
+                                                                        min_weight=0.1))
+    gba = load_region("GBA")
+    counted = {r["region"]: r["value"] for r in ind.computed_indicators(res.con, gba)
+               .to_pylist() if r["indicator"] == "patent_fractional_count"}
+    cities = {r["member"]: r for r in ind.city_clusters(res.con, gba, placed=True).to_pylist()}
+    for city in ("Shenzhen", "Hong Kong"):
+        assert cities[city]["member_weight"] == pytest.approx(counted[city])
+        assert cities[city]["weight"] <= cities[city]["member_weight"]
+    assert cities["Shenzhen"]["member_weight"] == pytest.approx(1.5)
+
+
+@pytest.fixture(scope="module")
+def labelled_run(generated_run, tmp_path_factory):
+    """The generated table ranked again with the label SYNTHETIC, written as a run."""
+    res, *_ = generated_run
+    tmp = tmp_path_factory.mktemp("lab")
+    params = (RankParams().with_source("patent", min_weight=0.1)
+              .with_source("publication", min_weight=0.1))
+    src = Path(generated_run[3]).parent / "docs.csv"
+    stclusters.rank([str(src)], params=params, label="SYNTHETIC").write(tmp / "run")
+    return tmp / "run"
+
+
+def test_region_out_labels_only_the_rows_computed_from_a_labelled_run(labelled_run, tmp_path):
+    out = tmp_path / "rg"
+    r = runner.invoke(app, ["region", "GBA", "--run", str(labelled_run), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    for ext in ("csv", "parquet"):
+        read = (pq.read_table if ext == "parquet" else pacsv.read_csv)(out / f"indicators.{ext}")
+        rows = read.to_pylist()
+        assert rows and all((row["data_label"] == "SYNTHETIC") == (row["flag"] == "computed")
+                            for row in rows), ext
+        cities = (pq.read_table if ext == "parquet" else pacsv.read_csv)(
+            out / f"city_clusters.{ext}")
+        assert set(cities.column("data_label").to_pylist()) == {"SYNTHETIC"}
+    assert json.loads((out / "region.json").read_text())["data_label"] == "SYNTHETIC"
+    doc = json.loads(runner.invoke(app, ["region", "GBA", "--run", str(labelled_run),
+                                         "--json"]).output)
+    assert {row["data_label"] for row in doc["indicators"]} == {None, "SYNTHETIC"}
+    # Read back: a labelled row is not real data, refused with its line.
+    with pytest.raises(InputFormatError, match="field data_label: labelled 'SYNTHETIC'"):
+        ind.read_indicators([out / "indicators.csv"])
+
+
+def test_read_indicators_reads_back_what_region_out_wrote(generated_run, tmp_path):
+    out = tmp_path / "rg"
+    r = runner.invoke(app, ["region", "GBA", "--run", str(generated_run[3]), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    written = pq.read_table(out / "indicators.parquet")
+    assert written.column("value").null_count > 0  # growth without a previous year
+    for name in ("indicators.csv", "indicators.parquet"):
+        alone = ind.read_indicators([out / name], shipped=False)
+        assert alone.drop(["origin"]).equals(written.drop(["origin"])), name
+        first = 1 if name.endswith(".parquet") else 2  # row number; line after the header
+        assert f"{out / name}:{first}" in alone.column("origin").to_pylist(), name
+        # Read after the shipped rows: the same figures replace nothing (origins kept).
+        again = ind.read_indicators([out / name])
+        computed = [r for r in alone.to_pylist() if r["flag"] == "computed"]
+        assert computed and again.equals(
+            ind.to_table(ind.read_indicators().to_pylist() + computed)), name
+    bad = tmp_path / "bad.csv"
+    bad.write_text(HEADER + ",bounds\nMacao,2021,x,1,u,estimate,P,T,,,>\n", encoding="utf-8")
+    with pytest.raises(InputFormatError, match="unknown columns bounds"):
+        ind.read_indicators([bad], shipped=False)
+    broken = tmp_path / "broken.parquet"
+    pq.write_table(written.slice(0, 3).set_column(
+        3, "value", pa.array(["x", "1", "2"])), broken)
+    with pytest.raises(InputFormatError, match="line 1, field value"):
+        ind.read_indicators([broken], shipped=False)
+
+
+def _population_file(tmp_path, rows: str) -> Path:
+    path = tmp_path / "pop.csv"
+    path.write_text(HEADER + "\n" + rows, encoding="utf-8")
+    return path
+
+
+def test_users_population_rows_are_used_per_capita_and_checked(generated_run, tmp_path):
+    run_dir = generated_run[3]
+    base, _, _ = ind.region_table(load_region("GBA"), run=run_dir, years=[2021])
+    doubled = _population_file(tmp_path, "Shenzhen,2021,population,3536,10k persons,"
+                               "official final,Me,Mine,,twice the residents\n")
+    table, _, _ = ind.region_table(load_region("GBA"), files=[doubled], run=run_dir,
+                                   years=[2021])
+    get = lambda t: {r["region"]: r["value"] for r in t.to_pylist()  # noqa: E731
+                     if r["indicator"] == "patent_per_million_fractional"}
+    pop = _population()
+    before, after = get(base)["Shenzhen"], get(table)["Shenzhen"]
+    assert after == pytest.approx(before * pop[("Shenzhen", 2021)] / 3536)
+    two_units = _population_file(tmp_path, "Shenzhen,2021,population,17680000,persons,"
+                                 "official final,Me,Mine,,\n")
+    with pytest.raises(ParameterError, match="population of Shenzhen 2021 given twice"):
+        ind.region_table(load_region("GBA"), files=[two_units], run=run_dir)
+    zero = _population_file(tmp_path, "Macao,2021,population,0,10k persons,"
+                            "official final,Me,Mine,,\n")
+    table, _, _ = ind.region_table(load_region("GBA"), files=[zero], run=run_dir, years=[2021])
+    row = [r for r in table.to_pylist() if (r["region"], r["indicator"])
+           == ("Macao", "patent_per_million_fractional")][0]
+    assert row["value"] is None and "not above 0" in row["note"]
+    r = runner.invoke(app, ["region", "GBA", "--run", str(run_dir), "--indicators", str(zero),
+                            "--indicator", "patent_per_million_fractional"])
+    assert r.exit_code == 0, r.output
+
+
+def test_importing_the_region_command_first_works():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "import stclusters._cli_region; "
+                           "import stclusters.cli; print('ok')"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-400:]
+
+
+def test_the_group_title_names_the_group_once():
+    r = runner.invoke(app, ["region", "PRD-9", "--year", "2021"])
+    assert r.exit_code == 0, r.output
+    assert "PRD-9: PRD-9" not in r.output and "(PRD-9): indicators" not in r.output
+    assert "PRD-9 (Guangdong–Hong Kong–Macao Greater Bay Area)" in r.output
+    r = runner.invoke(app, ["region", "GBA", "--year", "2021"])
+    assert "GBA: Guangdong–Hong Kong–Macao Greater Bay Area" in r.output
+
+
+def test_write_outputs_writes_tables_labelled_and_a_summary(tmp_path):
+    from stclusters.analysis._output import write_outputs
+
+    t = pa.table({"x": [1, 2]})
+    mixed = pa.table({"data_label": [None, "S"], "x": [1, 2]})
+    paths = write_outputs(tmp_path / "o", {"a": t, "b": mixed}, {"k": 1}, stem_json="s",
+                          label="S", force=False)
+    assert [p.name for p in paths] == ["a.csv", "a.parquet", "b.csv", "b.parquet", "s.json"]
+    assert pq.read_table(tmp_path / "o" / "a.parquet").column("data_label").to_pylist() == \
+        ["S", "S"]
+    assert pq.read_table(tmp_path / "o" / "b.parquet").equals(mixed)  # labelled by its maker
+    again = write_outputs(tmp_path / "o", {"a": t}, {"k": 1}, stem_json="s", label=None,
+                          force=False, own_names=["b.csv", "b.parquet"])
+    assert pq.read_table(again[1]).column_names == ["x"]
+    (tmp_path / "o" / "other.txt").write_text("x")
+    with pytest.raises(ParameterError, match="holds other files"):
+        write_outputs(tmp_path / "o", {"a": t}, {}, stem_json="s", label=None, force=False)
+
+
+def test_region_aggregate_adds_groups_from_members_with_cited_rates(tmp_path):
+    rates = _rates(tmp_path, "2021,HKD,CNY,0.83,Test Bank,Test rates 2021,\n"
+                             "2021,MOP,CNY,0.81,Test Bank,Test rates 2021,\n")
+    r = runner.invoke(app, ["region", "GBA", "--aggregate", "--rates", str(rates), "--currency",
+                            "cny", "--indicator", "population", "--indicator", "gdp",
+                            "--year", "2021", "--json"])
+    assert r.exit_code == 0, r.output
+    got = {(row["region"], row["indicator"]): row for row in json.loads(r.output)["indicators"]
+           if row["origin"].startswith("aggregate(")}
+    pop = _population()
+    prd9 = load_region("PRD-9").member_names
+    assert got[("PRD-9", "population")]["value"] == pytest.approx(
+        sum(pop[(m, 2021)] for m in prd9))
+    gba = got[("GBA", "gdp")]
+    assert gba["unit"] == "CNY 100 million (亿元)" and "Test Bank" in gba["source_publisher"]
+    assert "converted at rates of Test Bank, Test rates 2021" in gba["note"]
+    r = runner.invoke(app, ["region", "GBA", "--aggregate", "--indicator", "gdp", "--year",
+                            "2021", "--json"])
+    plain = {row["region"]: row for row in json.loads(r.output)["indicators"]
+             if row["origin"] == "aggregate(GBA)"}
+    assert plain["GBA"]["value"] is None and "units differ" in plain["GBA"]["note"]
+    r = runner.invoke(app, ["region", "GBA", "--currency", "CNY"])
+    assert r.exit_code == 2 and "--aggregate" in r.output

@@ -4,6 +4,7 @@ import { createMap } from "./map.js";
 import { createTable } from "./table.js";
 import { createTooltip } from "./tooltip.js";
 import { renderCluster, renderRun, renderAttribution } from "./panels.js";
+import { renderRegion } from "./region.js";
 import { el } from "./dom.js";
 import { fmtInt, metricLabel } from "./format.js";
 
@@ -16,6 +17,40 @@ function legend(metrics) {
     metrics.map((m, i) => el("span", { class: "key" },
       el("i", { style: `background:${METRIC_COLOURS[i % METRIC_COLOURS.length]}` }), `${metricLabel(m)} leads`)),
     el("span", { class: "key note", text: "darker, larger: higher score" }));
+}
+
+/**
+ * A tab bar "Clusters | Region …" over the cluster view and the region page; the region page
+ * is built when first shown. `showCluster(id)` selects a cluster (the region page's links).
+ */
+function regionTabs(root, clusterTab, payload, showCluster) {
+  const region = payload.region;
+  const regionTab = el("section", { class: "tab-panel region-page", id: "tab-region", role: "tabpanel", hidden: true });
+  let built = false;
+  const buttons = {};
+  function show(name) {
+    if (name === "region" && !built) {
+      built = true;
+      renderRegion(regionTab, region, {
+        shown: new Set(payload.clusters.map((c) => c.cluster_id)),
+        // The map measures its box again once shown (a ResizeObserver), then flies.
+        onCluster: (id) => {
+          show("clusters");
+          window.scrollTo(0, 0);  // the map is at the top of the cluster tab
+          requestAnimationFrame(() => setTimeout(() => showCluster(id), 0));
+        },
+      });
+    }
+    clusterTab.hidden = name !== "clusters";
+    regionTab.hidden = name !== "region";
+    for (const [key, button] of Object.entries(buttons)) button.setAttribute("aria-selected", String(key === name));
+    document.body.setAttribute("data-tab", name);
+  }
+  buttons.clusters = el("button", { type: "button", role: "tab", class: "tab", "data-tab": "clusters", text: "Clusters", onclick: () => show("clusters") });
+  buttons.region = el("button", { type: "button", role: "tab", class: "tab", "data-tab": "region", text: `Region: ${region.name}`, onclick: () => show("region") });
+  root.append(el("div", { class: "tabs", role: "tablist" }, buttons.clusters, buttons.region), clusterTab, regionTab);
+  show("clusters");
+  return { show };
 }
 
 function start() {
@@ -42,7 +77,11 @@ function start() {
   const tableBox = el("section", { class: "table-box" });
   const runBox = el("section", { class: "run-panel" }, el("h2", { text: "The run" }));
   const footer = el("footer", { class: "credits" });
-  root.append(el("div", { class: "top" }, el("div", { class: "map-wrap" }, mapBox, controls, legend(metrics)), panel), tableBox, runBox, footer);
+  const clusterTab = el("div", { class: "tab-panel tab-clusters", id: "tab-clusters", role: "tabpanel" },
+    el("div", { class: "top" }, el("div", { class: "map-wrap" }, mapBox, controls, legend(metrics)), panel), tableBox, runBox);
+  const tabs = payload.region ? regionTabs(root, clusterTab, payload, (id) => choose(clusters.find((c) => c.cluster_id === id), "table")) : null;
+  if (!tabs) root.append(clusterTab);
+  root.append(footer);
 
   const tooltip = createTooltip(mapBox, metrics);
   let table = null;
@@ -78,7 +117,8 @@ function start() {
   }, 0));
   function finish() {
     // A small handle for scripted checks (the browser tests) and for the reader's console.
-    window.stclustersReport = { map, clusters, choose: (rank) => choose(clusters.find((c) => c.rank === rank), "table") };
+    window.stclustersReport = { map, clusters, choose: (rank) => choose(clusters.find((c) => c.rank === rank), "table"), showTab: tabs ? tabs.show : () => {} };
+    if (tabs && window.location.hash === "#region") tabs.show("region");
     document.body.setAttribute("data-ready", "1");
     performance.mark("stc-ready");
   }

@@ -48,8 +48,12 @@ def check_cmd(
         "--indicators", help="An indicator table (CSV/Parquet) added to the shipped rows; "
                              "repeat for more.", metavar="FILE", show_default=False)] = None,
     run: Annotated[Path | None, typer.Option(
-        "--run", help="A run's output folder (the --out of `stclusters rank`) for rank "
-                      "claims.", metavar="DIR", show_default=False)] = None,
+        "--run", help="A run's output folder (the --out of `stclusters rank`): rank claims, "
+                      "and indicator claims on the counts computed from its records.",
+        metavar="DIR", show_default=False)] = None,
+    run_edition: Annotated[str | None, typer.Option(
+        "--run-edition", help="The edition the --run folder is (when its manifest names "
+                              "none), e.g. 2021.", metavar="EDITION", show_default=False)] = None,
     editions: Annotated[Path | None, typer.Option(
         "--editions", help="An editions output folder (the --out of `stclusters editions`).",
         metavar="DIR", show_default=False)] = None,
@@ -81,7 +85,7 @@ def check_cmd(
         with _signals_unwind():
             parsed = load_claims(claims)
             res = check_claims(parsed, indicators=indicators or None, run=run,
-                               editions=editions,
+                               editions=editions, run_edition=run_edition,
                                published=False if no_published else (published or True))
             if out is not None:
                 res.write(out, force=force)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -16,33 +16,21 @@ from rich.text import Text
 
 from stclusters.cli import _Command, _fail, _signals_unwind, console
 from stclusters.errors import ParameterError
+from stclusters.regions._format import number
 
+if TYPE_CHECKING:
+    from stclusters.regions.integration import YearFilter
+
+#: The figure files ``--out`` writes beside the tables and the JSON.
+FIGURE_NAMES = ("integration.png", "integration.svg")
 #: Files ``--out`` writes (an earlier integration output in the folder is replaced).
 OUTPUT_NAMES = ("integration_shares.csv", "integration_shares.parquet",
                 "collaboration_matrix.csv", "collaboration_matrix.parquet",
-                "integration.png", "integration.svg", "integration.json")
+                *FIGURE_NAMES, "integration.json")
 
 
-def _year_range(text: str | None) -> tuple[int | None, int | None] | None:
-    """``2021`` or ``2019-2021`` → (first, last)."""
-    if text is None:
-        return None
-    first, sep, last = text.strip().partition("-")
-    try:
-        a = int(first)
-        b = int(last) if sep else a
-    except ValueError:
-        raise ParameterError(f"--year {text!r}: expected YEAR or FIRST-LAST",
-                             hint="e.g. --year 2021 or --year 2019-2021") from None
-    if a > b:
-        raise ParameterError(f"--year {text!r}: the first year is after the last",
-                             hint="e.g. --year 2019-2021")
-    return a, b
-
-
-def run_integration(run: Path, region_name: str, *, years: tuple[int | None, int | None] | None,
-                    counting: str, matrix: list[str] | None, top: int | None,
-                    ) -> dict[str, Any]:
+def run_integration(run: Path, region_name: str, *, years: YearFilter, counting: str,
+                    matrix: list[str] | None, top: int | None) -> dict[str, Any]:
     """Shares, matrix and context of one run folder (the connection is closed after)."""
     from stclusters._run_folder import open_run  # noqa: PLC0415
     from stclusters.regions import load_region  # noqa: PLC0415
@@ -79,9 +67,10 @@ def _shares_table(shares, *, counting: str) -> Table:  # noqa: ANN001 - pa.Table
         table.add_column(str(y), justify="right")
     lines: dict[tuple[str, str, str], dict[int, str]] = {}
     for r in rows:
-        part, whole = ((r["n_docs_with_partner"], r["n_docs"]) if counting == "whole" else
-                       (f"{r['weight_with_partner']:.2f}", f"{r['weight']:.2f}"))
-        share = "–" if r["share_pct"] is None else f"{r['share_pct']:.1f}"
+        part, whole = ((number(r["n_docs_with_partner"]), number(r["n_docs"]))
+                       if counting == "whole" else
+                       (number(r["weight_with_partner"], digits=2), number(r["weight"], digits=2)))
+        share = number(r["share_pct"], digits=1)
         lines.setdefault((r["focal"], r["partner"], r["source"]), {})[r["year"]] = (
             f"{share} ({part}/{whole})")
     for (focal, partner, source), cells in lines.items():
@@ -107,19 +96,20 @@ def _matrix_tables(mat) -> list[Table]:  # noqa: ANN001 - pa.Table
             t.add_column(Text(u), justify="right")
         for a in units:
             vals = [cell.get((a, b)) for b in units]
-            t.add_row(Text(a), *("–" if v is None else (f"{v:,}" if value == "n_docs"
-                                                        else f"{v:,.2f}") for v in vals))
+            t.add_row(Text(a), *(number(v, digits=0 if value == "n_docs" else 2)
+                                 for v in vals))
         out.append(t)
     return out
 
 
-def _summary(result: dict[str, Any], *, counting: str, years: Any, run: Path) -> dict[str, Any]:
+def _summary(result: dict[str, Any], *, counting: str, years: YearFilter,
+             run: Path) -> dict[str, Any]:
     from stclusters.regions.integration import CREDITS  # noqa: PLC0415
 
     region = result["region"]
     return {
         "data_label": result["label"], "region": region.id, "run": str(run),
-        "years": None if years is None else list(years), "matrix_counting": counting,
+        "years": years.as_json(), "matrix_counting": counting,
         "rules": {
             "scope": "the run's used contributions only (status 'used': its windows and "
                      "precision), with the run's fractional weights",
@@ -139,26 +129,24 @@ def _summary(result: dict[str, Any], *, counting: str, years: Any, run: Path) ->
 
 
 def _write(out: Path, result: dict[str, Any], summary: dict[str, Any], *, force: bool,
-           years_text: str | None) -> list[Path]:
+           years: YearFilter) -> list[Path]:
+    """Tables and JSON (:func:`stclusters.analysis._output.write_outputs`), then the figure."""
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     from stclusters.analysis import _output  # noqa: PLC0415
     from stclusters.regions.integration import integration_figure  # noqa: PLC0415
-    from stclusters.reports._tables import labelled  # noqa: PLC0415
 
-    folder = _output.prepare_dir(out, OUTPUT_NAMES, force=force)
     label = result["label"]
-    paths = _output.write_table(labelled(result["shares"], label), folder, "integration_shares")
-    paths += _output.write_table(labelled(result["matrix"], label), folder,
-                                 "collaboration_matrix")
-    region = result["region"]
-    fig = integration_figure(result["matrix"], title=f"{region.name}: collaboration",
-                             data_label=label, years=years_text)
+    paths = _output.write_outputs(
+        out, {"integration_shares": result["shares"], "collaboration_matrix": result["matrix"]},
+        summary, stem_json="integration", label=label, force=force,
+        own_names=FIGURE_NAMES)
+    fig = integration_figure(result["matrix"], title=f"{result['region'].name}: collaboration",
+                             data_label=label, years=years.label())
     try:
-        paths += _output.save_figure(fig, folder, "integration")
+        paths += _output.save_figure(fig, Path(out), "integration")
     finally:
         plt.close(fig)
-    paths.append(_output.write_json(summary, folder / "integration.json"))
     return paths
 
 
@@ -169,9 +157,10 @@ def integration_cmd(
     run: Annotated[Path, typer.Option("--run", help="A run's output folder (the --out of "
                                                     "`stclusters rank`, with workspace.duckdb).",
                                       metavar="DIR", show_default=False)],
-    year: Annotated[str | None, typer.Option(
-        "--year", help="Documents of this year (or FIRST-LAST) only; default every year of "
-                       "the run's windows.", metavar="Y", show_default=False)] = None,
+    year: Annotated[list[str] | None, typer.Option(
+        "--year", help="Documents of this year (or FIRST-LAST) only; repeat for several "
+                       "years; default every year of the run's windows.", metavar="Y",
+        show_default=False)] = None,
     counting: Annotated[str, typer.Option(
         "--counting", help="Rule of the matrix and the printed shares: whole (documents) or "
                            "fractional (weights).", metavar="whole|fractional")] = "whole",
@@ -203,7 +192,7 @@ def integration_cmd(
 
     Also: stclusters integration GBA --run out --year 2021 --counting fractional --out integ
     """
-    from stclusters.regions.integration import COUNTINGS  # noqa: PLC0415
+    from stclusters.regions.integration import COUNTINGS, year_filter  # noqa: PLC0415
 
     try:
         with _signals_unwind():
@@ -213,7 +202,7 @@ def integration_cmd(
                                      hint="--counting whole or --counting fractional")
             if top is not None and top < 1:
                 raise ParameterError(f"--top must be >= 1, got {top}", hint="e.g. --top 20")
-            years = _year_range(year)
+            years = year_filter(year)
             if out is not None:
                 from stclusters.analysis import _output  # noqa: PLC0415
 
@@ -221,7 +210,7 @@ def integration_cmd(
             result = run_integration(run, region, years=years, counting=counting,
                                      matrix=matrix, top=top)
             summary = _summary(result, counting=counting, years=years, run=run)
-            paths = (_write(out, result, summary, force=True, years_text=year)
+            paths = (_write(out, result, summary, force=force, years=years)
                      if out is not None else [])
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - every error becomes one line
         _fail(exc, out=out)

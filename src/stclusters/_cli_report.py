@@ -1,5 +1,6 @@
 """Command ``report``: a finished run as one self-contained HTML file (map, ranking table,
-cluster and run panels) that opens offline. See ``docs/report.md``."""
+cluster and run panels; with ``--region`` a region page) that opens offline. See
+``docs/report.md``."""
 
 from __future__ import annotations
 
@@ -25,6 +26,18 @@ def report_cmd(
     top: Annotated[int | None, typer.Option(
         "--top", min=1, help="Show the clusters ranked 1..N only (default: every ranked "
                              "cluster of the run).", metavar="N", show_default=False)] = None,
+    region: Annotated[str | None, typer.Option(
+        "--region", help="Add a region page: indicators with their sources, the run's "
+                         "counts per city, integration figures and claims (GBA, PRD-9, "
+                         "HK-MO or a region file).", metavar="REGION",
+        show_default=False)] = None,
+    claims: Annotated[str | None, typer.Option(
+        "--claims", help="With --region: the claims to check (a claim file or a shipped "
+                         "set; default: gba for the GBA and its groups).",
+        metavar="gba|FILE", show_default=False)] = None,
+    indicators: Annotated[list[Path] | None, typer.Option(
+        "--indicators", help="With --region: your indicator CSV, read after the shipped "
+                             "rows (repeatable).", metavar="FILE", show_default=False)] = None,
 ) -> None:
     """Write a run's report: one HTML file that opens offline.
 
@@ -32,17 +45,23 @@ def report_cmd(
     ranking table (sort, filter by economy or name, select a row to fly to it), each
     cluster's top places, economies and profile, and the run's parameters, accounting,
     data quality, manifest and credits. Scripts, styles, country outlines and data are
-    inline: the page loads nothing from the network.
+    inline: the page loads nothing from the network. With --region, a second tab shows
+    the region's indicators over time (sources, flags, bounds), the counts computed from
+    the run and each city's cluster, the integration shares and city-by-city matrix, and
+    the claims with their verdicts.
 
     Example: stclusters report out
 
     Also: stclusters report eds/2024 --out gii-2024.html --top 100 --outlines 50m
+
+    Also: stclusters report out --region GBA --indicators yearbook2023.csv
     """
     from stclusters.reports.html import write_report  # noqa: PLC0415
 
     try:
         with _signals_unwind():
-            path = write_report(run_dir, out, top_n=top, outlines=outlines)
+            path = write_report(run_dir, out, top_n=top, outlines=outlines, region=region,
+                                claims=claims, indicators=indicators or ())
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - every error becomes one line
         _fail(exc)
     size_kb = path.stat().st_size / 1024
@@ -52,6 +71,8 @@ def report_cmd(
 def register(app: typer.Typer) -> None:
     """Add ``report`` to ``app``."""
     app.command("report", cls=_Command, epilog="Exit codes: 0 ok; 1 internal error; 2 a folder "
-                "that is not a finished run, or a bad --top, --out or --outlines; 6 the "
+                "that is not a finished run, a bad --top, --out or --outlines, an unknown "
+                "--region, a bad --claims or --indicators file, or --claims/--indicators "
+                "without --region; 6 the "
                 "report could not be written (no space, permission: the message names the "
                 "file).")(report_cmd)

@@ -55,6 +55,50 @@ def write_json(data: dict[str, Any], path: Path) -> Path:
     return path
 
 
+def write_outputs(out: str | Path, tables: dict[str, pa.Table], summary: dict[str, Any], *,
+                  stem_json: str, label: str | None, force: bool,
+                  own_names: Iterable[str] = ()) -> list[Path]:
+    """Every output of a command in one folder: ``<stem>.csv`` and ``<stem>.parquet`` for each
+    of ``tables``, and ``<stem_json>.json`` holding ``summary``.
+
+    Parameters
+    ----------
+    out : path
+        The folder (:func:`prepare_dir`: created if missing; a folder of other files is
+        refused unless ``force``).
+    tables : dict of str to pyarrow.Table
+        Stem → table, written in the dict's order.
+    summary : dict
+        The JSON summary.
+    stem_json : str, keyword-only
+        Name of the JSON file without ``.json``.
+    label : str or None, keyword-only
+        The run's data label (SYNTHETIC …): each table gets a leading ``data_label`` column
+        (:func:`stclusters.reports._tables.labelled`), except a table that already has one
+        (its maker labelled the rows that need it, e.g. computed rows among curated ones).
+    force : bool, keyword-only
+        Write into a folder that holds other files.
+    own_names : iterable of str, keyword-only
+        Further file names this command writes on other occasions (replaced, not refused).
+
+    Returns
+    -------
+    list of Path
+        The files written, in order.
+    """
+    from stclusters.reports._tables import labelled  # noqa: PLC0415
+
+    own = [f"{stem}.{ext}" for stem in tables for ext in ("csv", "parquet")]
+    folder = prepare_dir(out, [*own, f"{stem_json}.json", *own_names], force=force)
+    paths: list[Path] = []
+    for stem, table in tables.items():
+        if "data_label" not in table.column_names:
+            table = labelled(table, label)
+        paths += write_table(table, folder, stem)
+    paths.append(write_json(summary, folder / f"{stem_json}.json"))
+    return paths
+
+
 def save_figure(fig, out: Path, stem: str) -> list[Path]:  # noqa: ANN001 - matplotlib Figure
     """``<stem>.png`` and ``<stem>.svg``, without creation dates (byte-identical reruns)."""
     import matplotlib as mpl  # noqa: PLC0415

@@ -18,7 +18,6 @@ Python lists of rows.
 
 from __future__ import annotations
 
-import csv
 import math
 import re
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from typing import Any
 import pyarrow as pa
 
 from stclusters.errors import InputFormatError, ParameterError
+from stclusters.regions._format import csv_rows, is_currency, is_province, unit_base
 
 #: Flags from strongest to weakest; an aggregate takes the weakest of its parts.
 FLAG_ORDER = ("official final", "revised", "provisional", "computed", "secondary-source",
@@ -46,30 +46,13 @@ _COMPUTED_PER_MILLION = re.compile(r"^(?P<src>.+)_per_million_fractional$")
 _NOT_ADDITIVE = re.compile(r"_whole_count$")
 _PERCENT = re.compile(r"_(world_share|growth)_")
 
-_SCALES = {"": 1.0, "thousand": 1e3, "million": 1e6, "100 million": 1e8, "billion": 1e9}
-_CURRENCY_UNIT = re.compile(r"^(?P<cur>[A-Z]{3}) ?(?P<scale>thousand|million|100 million|"
-                            r"billion)?(?: \(亿元\))?$")
-_PERSONS_UNIT = {"persons": 1.0, "10k persons": 1e4}
 _BOUND_DIR = {">": (1, True), ">=": (1, False), "<": (-1, True), "<=": (-1, False)}
-_PROVINCE = re.compile(r"\(province\)", re.IGNORECASE)
+#: An intensity by its name: ``per`` as a word of the name (``rd_per_capita``,
+#: ``patents_per_10k_pop``), not inside another word (``paper_count``, ``newspaper_articles``).
+_PER_WORD = re.compile(r"(^|_)per(_|$)")
 
 RATE_COLUMNS = ("year", "from_currency", "to_currency", "rate", "source_publisher",
                 "source_title", "source_url")
-
-
-def _base(unit: str) -> tuple[str, float] | None:
-    """``(base unit, factor)`` of a unit: ``CNY 100 million (亿元)`` → ``(CNY, 1e8)``,
-    ``10k persons`` → ``(persons, 1e4)``; None for any other unit (counted as written)."""
-    m = _CURRENCY_UNIT.match(unit)
-    if m:
-        return m.group("cur"), _SCALES[m.group("scale") or ""]
-    if unit in _PERSONS_UNIT:
-        return "persons", _PERSONS_UNIT[unit]
-    return None
-
-
-def _is_currency(base: str) -> bool:
-    return bool(re.fullmatch(r"[A-Z]{3}", base))
 
 
 def kind_of(indicator: str, unit: str) -> str:
@@ -81,7 +64,7 @@ def kind_of(indicator: str, unit: str) -> str:
         return "whole"
     if unit.startswith("%") or _PERCENT.search(indicator):
         return "percentage"
-    if re.search(r"\bper\b", unit) or "per_" in indicator:
+    if re.search(r"\bper\b", unit) or _PER_WORD.search(indicator):
         return "intensity"
     return "sum"
 
@@ -91,12 +74,18 @@ RATIO_UNITS = {"rd_intensity": "% of GDP",
                "invention_patents_in_force_per_10k_pop": "per 10,000 residents"}
 
 
-def _ratio_unit(indicator: str, numerator: tuple | None) -> str:
+def _ratio_unit(indicator: str, numerator_base: str | None, written: str | None) -> str:
+    """The unit of a recomputed ratio: as the members write it for a ratio whose unit does
+    not depend on a currency (``% of GDP``, ``per 10,000 residents``); else the base unit
+    its numerator was summed in (after any conversion) per person (``HKD per person``);
+    the members' unit as written when the numerator could not be summed."""
     if indicator in RATIO_UNITS:
-        return RATIO_UNITS[indicator]
+        return written or RATIO_UNITS[indicator]
     if _COMPUTED_PER_MILLION.match(indicator):
-        return "per million inhabitants"
-    return f"{numerator[2]} per person" if numerator else "per person"
+        return written or "per million inhabitants"
+    if numerator_base:
+        return f"{numerator_base} per person"
+    return written or "per person"
 
 
 def _recipe(indicator: str) -> tuple[str, str, float]:
@@ -112,62 +101,87 @@ def read_rates(path: str | Path) -> pa.Table:
     """A currency rate table the user gives: CSV ``year, from_currency, to_currency, rate,
     source_publisher, source_title, source_url``; ``rate`` = units of ``to_currency`` for one
     ``from_currency`` (a yearly average, as its source says). Every row must name its
-    publisher and title: no rate without a source.
+    publisher and title: no rate without a source. One rate per year and pair of
+    currencies, in either direction (``HKD→CNY`` and ``CNY→HKD`` of one year is the same
+    rate given twice, refused even when they agree).
 
     Raises
     ------
     InputFormatError
-        Missing columns, a bad rate (not a positive number), an uncited row; line and field.
+        Missing or unknown columns, a row with more or fewer fields than the header, a bad
+        rate (not a positive number), an uncited row, a rate given twice; every bad row
+        named by line and field (up to five) in one message.
     """
     path = Path(path)
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            reader = csv.DictReader(fh)
-            header = [h.strip() for h in reader.fieldnames or []]
-            reader.fieldnames = header
-            rows = [(reader.line_num, r) for r in reader]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputFormatError(path, "a rate table CSV", str(exc).splitlines()[0]) from exc
+    header, rows = csv_rows(path, str(path), "a rate table CSV",
+                            hint="columns: " + ",".join(RATE_COLUMNS))
     missing = [c for c in RATE_COLUMNS if c not in header]
-    if missing:
-        raise InputFormatError(path, "a rate table CSV", "missing columns "
-                               + ", ".join(missing), hint="columns: " + ",".join(RATE_COLUMNS))
-    out, problems = [], []
-    for line, r in rows:
-        r = {k: (v or "").strip() for k, v in r.items() if k}
-        try:
-            year, rate = int(r["year"]), float(r["rate"])
-            if not (math.isfinite(rate) and rate > 0):
-                raise ValueError
-        except ValueError:
-            problems.append(f"line {line}, field year/rate: {r['year']!r:.8} / {r['rate']!r:.16}"
-                            " (an integer year and a positive rate)")
+    unknown = [c for c in header if c not in RATE_COLUMNS]
+    if missing or unknown:
+        raise InputFormatError(path, "a rate table CSV", "; ".join(filter(None, (
+            missing and "missing columns " + ", ".join(missing),
+            unknown and "unknown columns " + ", ".join(unknown)))),
+            hint="columns: " + ",".join(RATE_COLUMNS))
+    out, problems, seen = [], [], {}
+    for line, raw in rows:
+        if None in raw or any(v is None for v in raw.values()):
+            problems.append(f"line {line}, field (row): {len(header)} fields expected")
             continue
-        codes = (r["from_currency"].upper(), r["to_currency"].upper())
-        if not all(re.fullmatch(r"[A-Z]{3}", c) for c in codes):
-            problems.append(f"line {line}, field from_currency/to_currency: ISO 4217 codes")
+        row, why = _rate_row(raw)
+        if row is None:
+            problems.append(f"line {line}, {why}")
             continue
-        if not (r["source_publisher"] and r["source_title"]):
-            problems.append(f"line {line}, field source_publisher/source_title: a rate must "
-                            "cite its source")
+        key = (row["year"], frozenset((row["from_currency"], row["to_currency"])))
+        if key in seen:
+            problems.append(f"line {line}, field rate: {row['from_currency']}/"
+                            f"{row['to_currency']} {row['year']} already given on line "
+                            f"{seen[key]} (one rate per year and pair)")
             continue
-        out.append({"year": year, "from_currency": codes[0], "to_currency": codes[1],
-                    "rate": rate, "source_publisher": r["source_publisher"],
-                    "source_title": r["source_title"], "source_url": r["source_url"] or None})
+        seen[key] = line
+        out.append(row)
     if problems:
-        raise InputFormatError(path, "a rate table CSV", "; ".join(problems[:5]))
-    return pa.Table.from_pylist(out)
+        raise InputFormatError(path, "a rate table CSV", f"{len(problems)} bad row(s): "
+                               + "; ".join(problems[:5])
+                               + (f"; and {len(problems) - 5} more" if len(problems) > 5
+                                  else ""), hint="fix the rows named (docs/regions.md)")
+    return pa.Table.from_pylist(out, schema=_RATE_SCHEMA)
 
 
-def _rate(rates: list[dict] | None, year: int, cur: str, to: str) -> tuple[float, str] | None:
-    """Units of ``to`` for one ``cur`` in ``year`` and who says so (direct or inverse row)."""
-    if cur == to:
-        return 1.0, ""
+_RATE_SCHEMA = pa.schema([
+    ("year", pa.int64()), ("from_currency", pa.string()), ("to_currency", pa.string()),
+    ("rate", pa.float64()), ("source_publisher", pa.string()), ("source_title", pa.string()),
+    ("source_url", pa.string())])
+
+
+def _rate_row(raw: dict[str | None, str | None]) -> tuple[dict[str, Any] | None, str]:
+    """One rate row, or ``(None, "field …: why")``."""
+    r = {k: (v or "").strip() for k, v in raw.items() if k}
+    try:
+        year, rate = int(r["year"]), float(r["rate"])
+        if not (math.isfinite(rate) and rate > 0):
+            raise ValueError
+    except ValueError:
+        return None, (f"field year/rate: {r['year']!r:.8} / {r['rate']!r:.16} (an integer "
+                      "year and a positive rate)")
+    codes = (r["from_currency"].upper(), r["to_currency"].upper())
+    if not all(re.fullmatch(r"[A-Z]{3}", c) for c in codes) or codes[0] == codes[1]:
+        return None, "field from_currency/to_currency: two different ISO 4217 codes"
+    if not (r["source_publisher"] and r["source_title"]):
+        return None, "field source_publisher/source_title: a rate must cite its source"
+    return {"year": year, "from_currency": codes[0], "to_currency": codes[1], "rate": rate,
+            "source_publisher": r["source_publisher"], "source_title": r["source_title"],
+            "source_url": r["source_url"] or None}, ""
+
+
+def _rate(rates: list[dict] | None, year: int, cur: str, to: str,
+          ) -> tuple[float, str, str] | None:
+    """Units of ``to`` for one ``cur`` in ``year``, its publisher and its title (a direct
+    or an inverse row); None without one."""
     for r in rates or ():
-        if r["year"] == year and (r["from_currency"], r["to_currency"]) == (cur, to):
-            return r["rate"], r["source_publisher"]
-        if r["year"] == year and (r["from_currency"], r["to_currency"]) == (to, cur):
-            return 1.0 / r["rate"], r["source_publisher"]
+        pair = (r["from_currency"], r["to_currency"])
+        if r["year"] == year and pair in ((cur, to), (to, cur)):
+            rate = r["rate"] if pair == (cur, to) else 1.0 / r["rate"]
+            return rate, r["source_publisher"], r["source_title"]
     return None
 
 
@@ -198,32 +212,31 @@ def weakest_flag(flags: Sequence[str]) -> str:
 # ------------------------------------------------------------------ aggregation
 
 def _in_base(row: dict[str, Any], year: int, target: str | None, rates: list[dict] | None,
-             ) -> tuple[float | None, str, str, str]:
-    """``(value in base units or None, base, rate publisher, why None)`` of one row."""
-    base = _base(row["unit"])
-    if base is None:
-        return row["value"], row["unit"], "", ""
-    unit, factor = base
+             ) -> tuple[float | None, str, tuple[str, str] | None, str]:
+    """``(value in base units or None, base, (rate publisher, title) or None, why None)``
+    of one row (:func:`~stclusters.regions._format.unit_base`)."""
+    unit, factor = unit_base(row["unit"])
     value = row["value"] * factor
-    if not _is_currency(unit) or target is None or unit == target:
-        return value, unit, "", ""
+    if not is_currency(unit) or target is None or unit == target:
+        return value, unit, None, ""
     rate = _rate(rates, year, unit, target)
     if rate is None:
-        return None, unit, "", f"no {unit}→{target} rate for {year} in the rate table"
-    return value * rate[0], target, rate[1], ""
+        return None, unit, None, f"no {unit}→{target} rate for {year} in the rate table"
+    return value * rate[0], target, rate[1:], ""
 
 
 def _combine(parts: list[dict[str, Any]], year: int, target: str | None,
-             rates: list[dict] | None) -> tuple[float | None, str | None, str, set[str]]:
-    """Σ of ``parts`` in one base unit: ``(total, base, problem, rate publishers)``."""
+             rates: list[dict] | None,
+             ) -> tuple[float | None, str | None, str, set[tuple[str, str]]]:
+    """Σ of ``parts`` in one base unit: ``(total, base, problem, rates' (publisher, title))``."""
     values, bases, pubs = [], set(), set()
     for row in parts:
-        value, base, pub, why = _in_base(row, year, target, rates)
+        value, base, cite, why = _in_base(row, year, target, rates)
         if value is None:
             return None, None, why, pubs
         values.append(value)
         bases.add(base)
-        pubs.update([pub] if pub else [])
+        pubs.update([cite] if cite else [])
     total = math.fsum(values)  # correctly rounded: the same whatever the members' order
     if len(bases) > 1:
         return None, None, "units differ (" + ", ".join(sorted(bases)) + "): give a rate " \
@@ -235,9 +248,19 @@ def _pick(by_key: dict, member: str, year: int, indicator: str) -> list[dict]:
     return by_key.get((member, year, indicator), [])
 
 
+def _rates_note(cites: set[tuple[str, str]]) -> str:
+    """``; converted at rates of <publisher>, <title>; …`` (empty without a conversion)."""
+    if not cites:
+        return ""
+    return "; converted at rates of " + "; ".join(f"{p}, {t}" for p, t in sorted(cites))
+
+
 def _group_row(into: str, year: int, indicator: str, unit: str, value: float | None,
-               parts: list[dict], bound: str | None, note: str) -> dict[str, Any]:
-    pubs = sorted({p["source_publisher"] for p in parts if p["source_publisher"]})
+               parts: list[dict], bound: str | None, note: str,
+               cites: set[tuple[str, str]] = frozenset()) -> dict[str, Any]:
+    """The group's row; its publishers are its parts' and the cited rates' (``cites``)."""
+    pubs = sorted({p["source_publisher"] for p in parts if p["source_publisher"]}
+                  | {p for p, _t in cites})
     return {"region": into, "year": year, "indicator": indicator, "value": value,
             # A figure that cannot be had carries the weakest flag of what there was.
             "unit": unit, "flag": weakest_flag([p["flag"] for p in parts]) if parts
@@ -263,8 +286,9 @@ def _aggregate_sum(by_key, members, into, year, indicator, target, rates) -> dic
         why = "no figure for: " + ", ".join(missing)
     elif doubled:
         why = "more than one unit for: " + ", ".join(doubled)
+    base_of_unit = unit_base(unit)[0]
     same_unit = not why and len({p["unit"] for p in parts}) == 1 and (
-        target is None or (_base(unit) or ("",))[0] in ("", target) or not _base(unit))
+        target is None or not is_currency(base_of_unit) or base_of_unit == target)
     if same_unit:  # summed as written: no scale factor to round through
         total, base, problem, pubs = math.fsum(p["value"] for p in parts), None, "", set()
     else:
@@ -274,31 +298,34 @@ def _aggregate_sum(by_key, members, into, year, indicator, target, rates) -> dic
     if total is not None and not bound_ok:
         total, problem = None, "lower and upper bounds among the parts"
     if total is not None and not same_unit:  # in the first member's unit, or millions of base
-        b = _base(unit)
-        if b is None or b[0] == base:
-            total /= b[1] if b else 1.0
+        b = unit_base(unit)
+        if b[0] == base:
+            total /= b[1]
         else:
             unit, total = f"{base} million", total / 1e6
-    note = (f"sum of {', '.join(members)}" + (f"; converted at rates of {'; '.join(sorted(pubs))}"
-                                              if pubs else "")
-            if total is not None else f"not summed: {problem}")
-    return _group_row(into, year, indicator, unit, total, parts, bound, note)
+    if total is None:
+        pubs = set()
+    note = (f"sum of {', '.join(members)}{_rates_note(pubs)}" if total is not None
+            else f"not summed: {problem}")
+    return _group_row(into, year, indicator, unit, total, parts, bound, note, pubs)
 
 
 def _aggregate_ratio(by_key, members, into, year, indicator, target, rates,
                      unit_of: dict[str, str]) -> dict[str, Any]:
     num_name, den_name, scale = _recipe(indicator)
-    sides, problems, parts = {}, [], []
+    sides, problems, parts, cites = {}, [], [], set()
     for side in (num_name, den_name):
-        rows, missing = [], []
+        rows, missing, doubled = [], [], []
         for m in members:
             found = _pick(by_key, m, year, side)
             if len(found) == 1:
                 rows.append(found[0])
-            else:
-                missing.append(m)
-        if missing:
-            problems.append(f"no {side} for: " + ", ".join(missing))
+            else:  # none, or the same figure in two units: which one to add is not ours
+                (doubled if found else missing).append(m)
+        if missing or doubled:
+            problems += [f"no {side} for: " + ", ".join(missing)] if missing else []
+            problems += ([f"more than one unit of {side} for: " + ", ".join(doubled)]
+                         if doubled else [])
             continue
         total, _base_unit, problem, pubs = _combine(rows, year, target, rates)
         if total is None:
@@ -310,22 +337,25 @@ def _aggregate_ratio(by_key, members, into, year, indicator, target, rates,
             continue
         sides[side] = (total, bound, _base_unit)
         parts += rows
-    unit = unit_of.get(indicator) or _ratio_unit(indicator, sides.get(num_name))
+        cites |= pubs
+    numerator = sides.get(num_name)
+    unit = _ratio_unit(indicator, numerator[2] if numerator else None, unit_of.get(indicator))
     if problems or sides[den_name][0] == 0:
         why = "; ".join(problems) or f"{den_name} sums to 0"
         return _group_row(into, year, indicator, unit, None, parts, None,
                           f"not recomputed: {why}")
     (num, nb, nu), (den, db, du) = sides[num_name], sides[den_name]
-    if _is_currency(nu) and _is_currency(du) and nu != du:
+    if is_currency(nu) and is_currency(du) and nu != du:
         return _group_row(into, year, indicator, unit, None, parts, None,
                           f"not recomputed: {num_name} in {nu}, {den_name} in {du}: give a "
                           "rate table and a target currency")
     bound, ok = _sum_bound([nb, _flip(db)])
     value = num / den * scale if ok else None
     note = (f"recomputed from its parts: Σ {num_name} / Σ {den_name} × {scale:g} over "
-            f"{', '.join(members)} (never summed)" if ok else
+            f"{', '.join(members)} (never summed){_rates_note(cites)}" if ok else
             "not recomputed: the parts' bounds point different ways")
-    return _group_row(into, year, indicator, unit, value, parts, bound, note)
+    return _group_row(into, year, indicator, unit, value, parts, bound, note,
+                      cites if ok else set())
 
 
 def aggregate(table: pa.Table, *, into: str, members: Sequence[str],
@@ -366,7 +396,7 @@ def aggregate(table: pa.Table, *, into: str, members: Sequence[str],
     from stclusters.regions.indicators import to_table  # noqa: PLC0415 - module cycle
 
     members = list(dict.fromkeys(members))
-    province = [m for m in members if _PROVINCE.search(m)]
+    province = [m for m in members if is_province(m)]
     if province:
         raise ParameterError(f"{', '.join(province)}: a province-level row is never added to "
                              "city rows", hint="aggregate cities (members) only; the province "

@@ -4,7 +4,11 @@ not held when none of it does, and undecided otherwise (``docs/claims.md``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from stclusters.regions._format import number
 
 #: Comparison operators a claim may use.
 OPS: tuple[str, ...] = ("<", "<=", "=", ">=", ">")
@@ -35,6 +39,14 @@ class Interval:
         return {">": cls(value, None, lo_open=True), ">=": cls(value, None),
                 "<": cls(None, value, hi_open=True), "<=": cls(None, value)}[bound]
 
+    def widened(self, half_unit: float) -> Interval:
+        """The values a *rounded* figure allows: each finite end moved out by ``half_unit``
+        (a rounded ``23,000`` to the thousand is ``22,500..23,500``, ends included)."""
+        if not half_unit:
+            return self
+        return replace(self, lo=None if self.lo is None else self.lo - half_unit,
+                       hi=None if self.hi is None else self.hi + half_unit)
+
     def contains(self, x: float) -> bool:
         above = self.lo is None or x > self.lo or (x == self.lo and not self.lo_open)
         below = self.hi is None or x < self.hi or (x == self.hi and not self.hi_open)
@@ -52,9 +64,41 @@ class Interval:
 
 
 def _num(x: float | None) -> str:
-    if x is None:
-        return "?"
-    return f"{int(x):,}" if float(x).is_integer() else f"{x:,.6g}"
+    return "?" if x is None else number(x)
+
+
+_ROUNDED_TO = re.compile(r"\brounded\s+to\s+(?:the\s+nearest\s+)?([\d,]*\.?\d+)", re.I)
+_ROUNDED = re.compile(r"\brounded\b|\babout\s*[\d'\"‘“]|约\s*[\d'\"‘“]", re.I)
+
+
+def last_digit_unit(value: float) -> float:
+    """The unit of ``value``'s last non-zero digit, in its shortest decimal form:
+    ``23000`` → 1000, ``279200`` → 100, ``3.7`` → 0.1, ``0`` → 1."""
+    digits = Decimal(repr(float(value))).normalize()
+    if digits.is_zero():
+        return 1.0
+    return float(Decimal(1).scaleb(digits.as_tuple().exponent))
+
+
+def rounding_half_unit(note: str | None, value: float) -> float:
+    """Half the rounding unit of a figure whose ``note`` says it is rounded (0.0: exact).
+
+    Rule: a note saying ``rounded to N`` (``rounded to 100``) gives the unit ``N``; a note
+    saying ``rounded``, ``about <number>`` or ``约<number>`` gives the unit of the value's
+    last non-zero digit (:func:`last_digit_unit`). The figure then allows ± half that unit.
+    """
+    text = note or ""
+    named = _ROUNDED_TO.search(text)
+    if named:
+        return float(named.group(1).replace(",", "")) / 2
+    return last_digit_unit(value) / 2 if _ROUNDED.search(text) else 0.0
+
+
+def written_half_unit(value: float) -> float:
+    """Half the unit of the last decimal place a claim's value is written with (its
+    shortest form): ``3.7`` → 0.05, ``16`` → 0.5, ``3600`` → 0.5."""
+    exponent = Decimal(repr(float(value))).normalize().as_tuple().exponent
+    return float(Decimal(5).scaleb(min(int(exponent), 0) - 1))
 
 
 def _all_satisfy(iv: Interval, op: str, c: float) -> bool:
@@ -81,9 +125,36 @@ def _some_satisfy(iv: Interval, op: str, c: float) -> bool:
     return iv.contains(c)  # "="
 
 
-def decide(iv: Interval, op: str, c: float) -> str:
+def _equal_target(c: float, half_unit: float) -> Interval:
+    """The values ``= c`` allows when ``c`` is written to ``±half_unit``: ``[c - h, c + h)``
+    (a value half-way up rounds up), computed in decimal so ``3.65`` is ``3.65``."""
+    exact, h = Decimal(repr(float(c))), Decimal(repr(float(half_unit)))
+    return Interval(float(exact - h), float(exact + h), hi_open=True)
+
+
+def _within(iv: Interval, target: Interval) -> bool:
+    lo_ok = iv.lo is not None and (iv.lo > target.lo or (iv.lo == target.lo and not (
+        target.lo_open and not iv.lo_open)))
+    hi_ok = iv.hi is not None and (iv.hi < target.hi or (iv.hi == target.hi and not (
+        target.hi_open and not iv.hi_open)))
+    return lo_ok and hi_ok
+
+
+def _overlaps(iv: Interval, target: Interval) -> bool:
+    below = iv.hi is not None and (iv.hi < target.lo or (iv.hi == target.lo and (
+        iv.hi_open or target.lo_open)))
+    above = iv.lo is not None and (iv.lo > target.hi or (iv.lo == target.hi and (
+        iv.lo_open or target.hi_open)))
+    return not (below or above)
+
+
+def decide(iv: Interval, op: str, c: float, *, half_unit: float = 0.0) -> str:
     """:data:`HELD`, :data:`NOT_HELD` or :data:`UNDECIDED` for the claim ``x op c`` when all
     that is known of ``x`` is that it lies in ``iv``.
+
+    ``half_unit`` (``=`` only): ``c`` is written to that precision (:func:`written_half_unit`),
+    so ``= c`` means ``x`` lies in ``[c - half_unit, c + half_unit)``: ``= 3.7`` holds for a
+    stored ``3.7000000000000006``. Other operators compare with ``c`` as written.
 
     Examples
     --------
@@ -96,6 +167,10 @@ def decide(iv: Interval, op: str, c: float) -> str:
     """
     if op not in OPS:
         raise ValueError(f"op must be one of {OPS}, got {op!r}")
+    if op == "=" and half_unit:
+        target = _equal_target(c, half_unit)
+        return HELD if _within(iv, target) else UNDECIDED if _overlaps(iv, target) \
+            else NOT_HELD
     if _all_satisfy(iv, op, c):
         return HELD
     if not _some_satisfy(iv, op, c):

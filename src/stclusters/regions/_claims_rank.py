@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from stclusters._run_folder import open_run
 from stclusters.errors import StclustersError
 from stclusters.params import EARTH_RADIUS_KM
 from stclusters.regions._claims_logic import Interval
+from stclusters.regions._format import number
 
 _DATA = Path(__file__).parent / "data"
 #: The shipped copy of ``shared/data/reference/gii_top_ranks_by_edition.csv``.
@@ -58,8 +60,9 @@ def read_published(path: str | Path | None = None) -> dict[str, list[tuple[int, 
     path = Path(path) if path is not None else SHIPPED_PUBLISHED
     try:
         with open(path, encoding="utf-8-sig", newline="") as fh:
-            rows = list(csv.DictReader(fh))
-            header = set(rows[0]) if rows else set()
+            reader = csv.DictReader(fh)
+            header = set(reader.fieldnames or ())
+            rows = list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise StclustersError(f"{path}: cannot read the published ranks: {exc}",
                               hint="a CSV with columns edition, rank, cluster") from exc
@@ -68,6 +71,9 @@ def read_published(path: str | Path | None = None) -> dict[str, list[tuple[int, 
         raise StclustersError(f"{path}: published ranks lack column(s) "
                               f"{', '.join(sorted(missing))}",
                               hint="a CSV with columns edition, rank, cluster")
+    if not rows:
+        raise StclustersError(f"{path}: the published ranks file has its header but no ranks",
+                              hint="add one line per edition, rank and cluster")
     out: dict[str, list[tuple[int, str]]] = {}
     for line, row in enumerate(rows, start=2):
         try:
@@ -81,12 +87,33 @@ def read_published(path: str | Path | None = None) -> dict[str, list[tuple[int, 
     return out
 
 
-def published_rank(table: dict[str, list[tuple[int, str]]], place: str, edition: str | None,
-                   *, origin: str) -> Observation:
-    """The rank of the published cluster whose name contains ``place`` (case-insensitive).
+_STATE_SUFFIX = re.compile(r",\s*[A-Z]{2}$")
 
-    An edition that lists ranks 1..k without a name containing the place puts it below k
-    (rank > k); an edition listing ranks with gaps says nothing about an absent name.
+
+def name_parts(cluster: str) -> tuple[str, ...]:
+    """The places a published cluster is named after, casefolded: the name split on ``–``
+    (en dash), each part without a state suffix (``, CA``): ``San Jose, CA–San Francisco,
+    CA`` → ``('san jose', 'san francisco')``."""
+    parts = (_STATE_SUFFIX.sub("", p.strip()) for p in cluster.split("–"))
+    return tuple(" ".join(p.casefold().split()) for p in parts if p.strip())
+
+
+def _matches(name: str, place: str, published_name: str | None) -> bool:
+    """``published_name`` given: the printed name itself (case and spacing aside); else
+    ``place`` is one of the name's parts (whole parts: ``York`` is not ``New York City``)."""
+    if published_name:
+        return " ".join(name.casefold().split()) == " ".join(published_name.casefold().split())
+    return " ".join(place.casefold().split()) in name_parts(name)
+
+
+def published_rank(table: dict[str, list[tuple[int, str]]], place: str, edition: str | None,
+                   *, origin: str, published_name: str | None = None) -> Observation:
+    """The rank of the published cluster named after ``place`` (one of the name's parts,
+    :func:`name_parts`), or whose printed name is ``published_name`` when given.
+
+    A published table names clusters after their main places only (Dongguan lies in
+    ``Shenzhen–Hong Kong–Guangzhou``): a place no name mentions is undecided, never
+    "below the listed ranks".
     """
     obs = Observation("published", edition, source={**PUBLISHED_SOURCE, "file": origin})
     if edition is None:
@@ -96,10 +123,10 @@ def published_rank(table: dict[str, list[tuple[int, str]]], place: str, edition:
         obs.why = (f"edition {edition} is not in the published table (editions held: "
                    f"{', '.join(sorted(table))})")
         return obs
-    listed = sorted(table[edition])
-    hits = [(r, n) for r, n in listed if place.casefold() in n.casefold()]
+    what = f"named {published_name!r}" if published_name else f"named after {place}"
+    hits = [(r, n) for r, n in sorted(table[edition]) if _matches(n, place, published_name)]
     if len(hits) > 1:
-        obs.why = (f"{len(hits)} published clusters of {edition} name {place}: "
+        obs.why = (f"{len(hits)} published clusters of {edition} are {what}: "
                    + "; ".join(f"#{r} {n}" for r, n in hits))
         return obs
     if hits:
@@ -107,13 +134,9 @@ def published_rank(table: dict[str, list[tuple[int, str]]], place: str, edition:
         obs.interval = Interval.of(rank)
         obs.evidence = f"GII {edition}: #{rank} {name}"
         return obs
-    ranks = [r for r, _ in listed]
-    if ranks == list(range(1, len(ranks) + 1)):
-        obs.interval = Interval.of(len(ranks), ">")
-        obs.evidence = f"GII {edition}: no name with {place} among ranks 1-{len(ranks)}"
-        return obs
-    obs.why = (f"GII {edition}: the table lists only ranks {', '.join(map(str, ranks))} and "
-               f"none names {place}")
+    obs.why = (f"GII {edition}: no published cluster is {what}; the published table names "
+               "clusters after their main places only, so the place may lie in a listed "
+               "cluster (give published_name: the cluster's printed name)")
     return obs
 
 
@@ -128,7 +151,11 @@ def run_metrics(manifest: dict[str, Any] | None) -> set[str] | None:
 
 
 def run_edition(manifest: dict[str, Any] | None) -> str | None:
-    """The edition a run was ranked as (``editions`` writes the note ``edition <name>``)."""
+    """The edition a run was ranked as: the manifest's ``edition``, or its note
+    ``edition <name>`` (written by ``stclusters editions``); None when it names none."""
+    named = (manifest or {}).get("edition")
+    if isinstance(named, (str, int)) and not isinstance(named, bool) and str(named).strip():
+        return str(named).strip()
     for note in (manifest or {}).get("notes") or []:
         if isinstance(note, str) and note.startswith("edition "):
             return note[len("edition "):].strip()
@@ -159,7 +186,10 @@ def run_rank(run_dir: str | Path, place: str, lat: float, lon: float, *, basis: 
     The cluster is that of the nearest point within the run's footprint radius
     (manifest ``parameters.footprint_eps_km``, km) that lies in an S&T cluster (its ``stc``
     is a row of ``clusters``; noise points carry ``stc = -1``); its rank is that cluster's
-    rank among all clusters (``clusters.rank``), or, if the run has none, rank > top N.
+    rank among all the run's clusters (``clusters.rank``, beyond the top N too).
+
+    With ``metrics``, the run must say which metrics scored it (manifest ``score_weights``)
+    and score exactly those; otherwise the observation is undecided.
     """
     con, manifest, label = open_run(run_dir, need=("ranking", "clusters", "points"))
     try:
@@ -167,7 +197,11 @@ def run_rank(run_dir: str | Path, place: str, lat: float, lon: float, *, basis: 
                           source={"publisher": "stclusters run", "title": str(run_dir),
                                   "url": ""})
         scored = run_metrics(manifest)
-        if metrics is not None and scored is not None and scored != set(metrics):
+        if metrics is not None and scored is None:
+            obs.why = (f"{run_dir}: the manifest does not say which metrics scored the run "
+                       f"(no score_weights); the claim is about {', '.join(sorted(metrics))}")
+            return obs
+        if metrics is not None and scored != set(metrics):
             obs.why = (f"{run_dir} scores {', '.join(sorted(scored))}; the claim is about "
                        f"{', '.join(sorted(metrics))}")
             return obs
@@ -183,20 +217,15 @@ def run_rank(run_dir: str | Path, place: str, lat: float, lon: float, *, basis: 
                                            or (None,) * 5)
         where = f"{run_dir}" + (f" (edition {edition})" if edition else "")
         if not n_near:
-            obs.why = f"{where} has no records within {eps_km:g} km of {place}"
+            obs.why = f"{where} has no records within {number(eps_km)} km of {place}"
         elif stc is None:
             obs.no_cluster = True
-            obs.evidence = (f"{where}: {n_near} points within {eps_km:g} km of {place}, none "
-                            "in an S&T cluster")
-        elif rank is None:
-            top_n = int(params.get("top_n") or 0)
-            obs.interval = Interval.of(top_n, ">")
-            obs.evidence = (f"{where}: {place} in cluster {cluster_id} ({name}), not in the "
-                            f"top {top_n}")
+            obs.evidence = (f"{where}: {number(n_near)} points within {number(eps_km)} km "
+                            f"of {place}, none in an S&T cluster")
         else:
             obs.interval = Interval.of(int(rank))
             obs.evidence = (f"{where}: #{int(rank)} {name} ({cluster_id}; nearest clustered "
-                            f"point {km:.1f} km from {place})")
+                            f"point {number(km, digits=1)} km from {place})")
         return obs
     finally:
         con.close()

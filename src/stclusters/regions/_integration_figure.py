@@ -9,6 +9,12 @@ import pyarrow as pa
 
 #: Gap between two units' arcs, degrees.
 _GAP_DEG = 2.0
+#: Radius of the labels' anchor circle and the least vertical distance between two labels
+#: on one side of the circle (axes data units; a two-line label at 6.5 pt is ≈ 0.16).
+_LABEL_RADIUS = 1.18
+_LABEL_GAP = 0.2
+#: Labels stay inside ±this height (the panel's y limits are ±1.6).
+_LABEL_LIMIT = 1.5
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39")
 
@@ -51,6 +57,49 @@ def _chord(ax, a0: float, a1: float, b0: float, b1: float, color: str, radius: f
                            lw=0.3))
 
 
+def _spread(wanted_y: list[float], *, gap: float, limit: float) -> list[float]:
+    """Heights at least ``gap`` apart, each as near its wanted height as the order allows
+    (``wanted_y`` sorted from the top down), inside ``±limit`` (more labels than fit are
+    spaced evenly over the whole height instead)."""
+    if len(wanted_y) > 1:
+        gap = min(gap, 2 * limit / (len(wanted_y) - 1))
+    placed: list[float] = []
+    for y in wanted_y:  # down: push each label below the one above it
+        placed.append(min(y, limit) if not placed else min(y, placed[-1] - gap))
+    for i in range(len(placed) - 1, -1, -1):  # up: lift those pushed below the floor
+        floor = -limit if i == len(placed) - 1 else placed[i + 1] + gap
+        placed[i] = max(placed[i], floor)
+    return placed
+
+
+def label_positions(mid_angles_deg: list[float], *, gap: float = _LABEL_GAP,
+                    limit: float = _LABEL_LIMIT) -> list[tuple[float, float]]:
+    """Anchors of the arcs' labels: beside each arc's middle, nudged up or down on their
+    side of the circle (right, left) so that no two are closer than ``gap`` in height.
+
+    Parameters
+    ----------
+    mid_angles_deg : list of float
+        The middle of each arc, degrees (counter-clockwise from the right).
+
+    Returns
+    -------
+    list of (x, y)
+        One anchor per arc, in the order given; text goes left-aligned right of the
+        centre and right-aligned left of it.
+    """
+    wanted = [_point(a, _LABEL_RADIUS) for a in mid_angles_deg]
+    out: list[tuple[float, float]] = [(0.0, 0.0)] * len(wanted)
+    for right in (True, False):
+        side = sorted((i for i, (x, _) in enumerate(wanted) if (x >= 0) == right),
+                      key=lambda i: (-wanted[i][1], i))
+        heights = _spread([wanted[i][1] for i in side], gap=gap, limit=limit)
+        sign = 1.0 if right else -1.0
+        for i, y in zip(side, heights):
+            out[i] = (sign * (math.sqrt(max(_LABEL_RADIUS**2 - y * y, 0.0)) + 0.02), y)
+    return out
+
+
 def _panel(ax, units: list[str], m: np.ndarray, *, title: str, integer: bool) -> None:  # noqa: ANN001
     from matplotlib.patches import Wedge  # noqa: PLC0415
 
@@ -68,6 +117,7 @@ def _panel(ax, units: list[str], m: np.ndarray, *, title: str, integer: bool) ->
     span = 360.0 - _GAP_DEG * len(keep)
     scale = span / totals[keep].sum()
     start: dict[int, float] = {}
+    mids: list[float] = []
     angle = 90.0
     for i in keep:  # clockwise from the top, in the units' order
         start[i] = angle
@@ -75,12 +125,9 @@ def _panel(ax, units: list[str], m: np.ndarray, *, title: str, integer: bool) ->
         color = _COLORS[i % len(_COLORS)]
         ax.add_patch(Wedge((0, 0), 1.08, end, angle, width=0.08, facecolor=color,
                            edgecolor="white", lw=0.5))
-        mid = (angle + end) / 2
-        x, y = _point(mid, 1.14)
-        text = f"{units[i]}\n{totals[i]:,.0f}" if integer else f"{units[i]}\n{totals[i]:,.2f}"
-        ax.text(x, y, text, fontsize=6.5, ha="left" if x >= 0 else "right",
-                va="bottom" if y >= 0 else "top", rotation=0)
+        mids.append((angle + end) / 2)
         angle = end - _GAP_DEG
+    _labels(ax, [units[i] for i in keep], totals[keep], mids, integer=integer)
     cursor = dict(start)
     slots: dict[tuple[int, int], tuple[float, float]] = {}
     for i in keep:
@@ -94,6 +141,21 @@ def _panel(ax, units: list[str], m: np.ndarray, *, title: str, integer: bool) ->
             b0, b1 = slots[(j, i)]
             big = i if totals[i] >= totals[j] else j
             _chord(ax, a0, a1, b0, b1, _COLORS[big % len(_COLORS)], 1.0)
+
+
+def _labels(ax, names: list[str], totals: np.ndarray, mids: list[float], *,  # noqa: ANN001
+            integer: bool) -> None:
+    """Each arc's name and total beside it, nudged apart (:func:`label_positions`), with a
+    leader line to its arc where a label was moved."""
+    from stclusters.regions._format import number  # noqa: PLC0415
+
+    for name, total, mid, (x, y) in zip(names, totals, mids, label_positions(mids)):
+        wx, wy = _point(mid, _LABEL_RADIUS)
+        if math.hypot(x - wx, y - wy) > 0.03:
+            ax.plot([_point(mid, 1.09)[0], x], [_point(mid, 1.09)[1], y], color="#999999",
+                    lw=0.4)
+        ax.text(x, y, f"{name}\n{number(total, digits=0 if integer else 2)}", fontsize=6.5,
+                ha="left" if x >= 0 else "right", va="center", rotation=0)
 
 
 def chord_figure(matrix: pa.Table, *, title: str, data_label: str | None, years: str | None,
@@ -118,7 +180,7 @@ def chord_figure(matrix: pa.Table, *, title: str, data_label: str | None, years:
     fig.suptitle(head + (f", {years}" if years else ""), fontsize=11)
     fig.text(0.5, 0.02, f"{rule}. Arc: a unit's collaboration with the other units. "
              "Only the run's used contributions count.\n" + credits,
-             ha="center", fontsize=6.5, color="#444444")
+             ha="center", fontsize=6.5, color="#444444", wrap=True)
     if data_label:
         fig.text(0.5, 0.5, data_label, ha="center", va="center", fontsize=60, color="red",
                  alpha=0.12, rotation=30, weight="bold")

@@ -14,8 +14,7 @@ import pyarrow as pa
 
 from stclusters.errors import ParameterError
 from stclusters.regions._located import add_region_contributions
-from stclusters.regions.definitions import Region, assign_members
-from stclusters.store import fetch_arrow
+from stclusters.regions.definitions import Region
 
 #: The table every unit builder fills.
 UNITS_TABLE = "_integration_units"
@@ -87,30 +86,41 @@ def _labels(region: Region, prefix: str, whole: bool) -> dict[str, str]:
     return {m: (prefix if whole else f"{prefix}{m}") for m in region.member_names}
 
 
-def _check_disjoint(con: duckdb.DuckDBPyConnection, items: list[tuple[str, Region, bool]],
-                    geocoder: Any) -> None:
-    """One location in two units would count its weight twice: refuse, naming both."""
-    keys = fetch_arrow(con, """
-        SELECT DISTINCT lat, lon, country, precision, geoname_id
-        FROM contributions WHERE status = 'used' ORDER BY ALL""")
-    owner: list[str | None] = [None] * keys.num_rows
-    for prefix, region, whole in items:
-        labels = _labels(region, prefix, whole)
-        for i, m in enumerate(assign_members(region, keys, geocoder=geocoder).to_pylist()):
-            if m is None:
-                continue
-            if owner[i] is not None and owner[i] != labels[m]:
-                raise ParameterError(
-                    f"units overlap: a location ({keys.column('lat')[i].as_py()}, "
-                    f"{keys.column('lon')[i].as_py()}) is in {owner[i]!r} and {labels[m]!r}",
-                    hint="give regions that share no place (e.g. GBA and a region elsewhere)")
-            owner[i] = labels[m]
+#: Each placed location of a multi-region matrix and the unit it is in (overlap check).
+_OWNERS_TABLE = "_integration_owners"
+
+
+def _record_owners(con: duckdb.DuckDBPyConnection, placed: str) -> None:
+    """Add the placed locations' units (from ``_integration_labels``) to the owners."""
+    con.execute(f"""
+        INSERT INTO {_OWNERS_TABLE}
+        SELECT DISTINCT r.lat, r.lon, l.unit
+        FROM {placed} r JOIN _integration_labels l ON l.member = r.member""")
+
+
+def _check_disjoint(con: duckdb.DuckDBPyConnection) -> None:
+    """One location in two units would count its weight twice: refuse, naming both.
+
+    Reads the owners recorded from each region's placement (:func:`placed_contributions`),
+    so no region is placed a second time for the check.
+    """
+    clash = con.execute(f"""
+        SELECT lat, lon, min(unit), max(unit) FROM {_OWNERS_TABLE}
+        GROUP BY lat, lon HAVING count(DISTINCT unit) > 1
+        ORDER BY lat, lon LIMIT 1""").fetchall()
+    if clash:
+        lat, lon, first, second = clash[0]
+        raise ParameterError(
+            f"units overlap: a location ({lat}, {lon}) is in {first!r} and {second!r}",
+            hint="give regions that share no place (e.g. GBA and a region elsewhere)")
 
 
 def _region_units(con: duckdb.DuckDBPyConnection, items: list[tuple[str, Region, bool]], *,
                   geocoder: Any) -> tuple[str, ...]:
-    if len(items) > 1:
-        _check_disjoint(con, items, geocoder)
+    several = len(items) > 1
+    if several:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_OWNERS_TABLE} (lat DOUBLE, lon DOUBLE, "
+                    "unit VARCHAR)")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {UNITS_TABLE} (source VARCHAR, doc_id VARCHAR, "
                 "year INTEGER, unit VARCHAR, fx HUGEINT)")
     order: list[str] = []
@@ -127,8 +137,12 @@ def _region_units(con: duckdb.DuckDBPyConnection, items: list[tuple[str, Region,
                 SELECT r.source, r.doc_id, min(r.year), l.unit, sum(r.weight_fx)
                 FROM {placed} r JOIN _integration_labels l ON l.member = r.member
                 GROUP BY r.source, r.doc_id, l.unit""")
+            if several:
+                _record_owners(con, placed)
         finally:
             con.unregister("_integration_labels")
+    if several:
+        _check_disjoint(con)
     return tuple(order)
 
 

@@ -12,7 +12,7 @@ from stclusters.store import fetch_arrow
 
 #: Columns of ``region_contributions``.
 COLUMNS = ("doc_id", "source", "year", "contributor_seq", "country", "member", "weight",
-           "weight_fx", "address_seq")
+           "weight_fx", "address_seq", "lat", "lon")
 
 
 def add_region_contributions(con: duckdb.DuckDBPyConnection, region: Region, *,
@@ -22,7 +22,8 @@ def add_region_contributions(con: duckdb.DuckDBPyConnection, region: Region, *,
     One row per contribution the run used (``status = 'used'``: in its metric's window, at
     a precision that clusters), with ``member`` the region member it falls in (NULL
     outside every counted member) and the run's fractional ``weight`` (and its exact
-    fixed-point ``weight_fx``, see :mod:`stclusters.contributions`). Each distinct location
+    fixed-point ``weight_fx``, see :mod:`stclusters.contributions`), and its ``lat, lon``
+    (to join ``points`` without re-joining ``contributions``). Each distinct location
     is placed once (:meth:`Region.assign`), not each row.
     """
     keys = fetch_arrow(con, """
@@ -35,7 +36,7 @@ def add_region_contributions(con: duckdb.DuckDBPyConnection, region: Region, *,
         con.execute("""
         CREATE OR REPLACE TEMP TABLE region_contributions AS
         SELECT c.doc_id, c.source, c.year, c.contributor_seq, c.country, p.member,
-               c.weight, c.weight_fx, c.address_seq
+               c.weight, c.weight_fx, c.address_seq, c.lat, c.lon
         FROM contributions c JOIN _region_placed p
           ON p.lat = c.lat AND p.lon = c.lon
          AND p.country IS NOT DISTINCT FROM c.country

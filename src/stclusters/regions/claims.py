@@ -26,7 +26,9 @@ import pyarrow as pa
 from stclusters.errors import ParameterError
 from stclusters.regions import _claims_rank as rank_data
 from stclusters.regions._claims_logic import (NOT_HELD, OPS, UNDECIDED, VERDICTS,
-                                              Interval, combine_all, combine_sources, decide)
+                                              Interval, combine_all, combine_sources, decide,
+                                              rounding_half_unit, written_half_unit)
+from stclusters.regions._format import is_province, number, unit_base
 
 __all__ = ["BASES", "CLAIM_COLUMNS", "Claim", "ClaimCheck", "ClaimResults", "DECIDING_FLAGS",
            "VERDICTS", "check_claims", "load_claims", "parse_claims", "SHIPPED_CLAIMS"]
@@ -44,7 +46,8 @@ DECIDING_FLAGS: tuple[str, ...] = ("official final", "revised", "provisional",
                                    "secondary-source", "computed")
 _COMMON_KEYS = {"id", "text", "source", "basis", "note"}
 _INDICATOR_KEYS = {"indicator", "region", "year", "op", "value", "unit"}
-_RANK_KEYS = {"cluster_containing", "country", "rank", "editions", "metrics"}
+_RANK_KEYS = {"cluster_containing", "country", "rank", "editions", "metrics",
+              "published_name"}
 _OP_TEXT = {"<": "<", "<=": "≤", "=": "=", ">=": "≥", ">": ">"}
 _TOP_KEYS = {"claims", "title", "note"}
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -81,6 +84,7 @@ class Claim:
     country: str | None = None
     editions: tuple[str, ...] = ()
     metrics: tuple[str, ...] | None = None
+    published_name: str | None = None
 
     def statement(self) -> str:
         """The checkable form, e.g. ``PRD-9 rd_expenditure 2021 > 3,600 CNY 100 million``."""
@@ -92,8 +96,9 @@ class Claim:
         eds = f" in edition{'s' if len(self.editions) > 1 else ''} {', '.join(self.editions)}" \
             if self.editions else ""
         with_m = f" with metrics {', '.join(self.metrics)}" if self.metrics else ""
-        return (f"the cluster containing {self.place} ranks {op + ' ' if op != '=' else ''}"
-                f"{Interval.of(self.value).text()}{eds}{with_m}")
+        printed = f" (published as {self.published_name})" if self.published_name else ""
+        return (f"the cluster containing {self.place}{printed} ranks "
+                f"{op + ' ' if op != '=' else ''}{Interval.of(self.value).text()}{eds}{with_m}")
 
 
 # ------------------------------------------------------------------ reading a claim file
@@ -262,9 +267,14 @@ def _rank_fields(item: dict[str, Any], found: list[str]) -> dict[str, Any]:
     country = item.get("country")
     if country is not None and not isinstance(country, str):
         found.append("country: an ISO-2 code or a country name")
+    printed = item.get("published_name")
+    if printed is not None and (not isinstance(printed, str) or not printed.strip()):
+        found.append("published_name: the cluster's name as the published table prints it")
+        printed = None
     return {"place": str(place or "").strip(), "country": country, "op": op, "value": value,
             "editions": tuple(str(e) for e in editions),
-            "metrics": tuple(sorted(set(metrics))) if metrics else None}
+            "metrics": tuple(sorted(set(metrics))) if metrics else None,
+            "published_name": printed.strip() if printed else None}
 
 
 # ------------------------------------------------------------------ results
@@ -315,12 +325,12 @@ class ClaimResults:
         """``claims.csv``/``.parquet`` (:data:`CLAIM_COLUMNS`) and ``claims.json`` (the same
         with each figure's details) in ``out_dir``; atomic, byte-identical for the same
         input. A folder holding other files is refused unless ``force``."""
-        from stclusters.analysis._output import prepare_dir, write_json, write_table  # noqa: PLC0415
+        from stclusters.analysis._output import write_outputs  # noqa: PLC0415
 
-        out = prepare_dir(out_dir, OUTPUT_FILES, force=force)
-        csv_path, pq_path = write_table(self.table, out, "claims")
-        json_path = write_json(self.to_dict(), out / "claims.json")
-        return {"claims.csv": csv_path, "claims.parquet": pq_path, "claims.json": json_path}
+        paths = write_outputs(out_dir, {"claims": self.table}, self.to_dict(),
+                              stem_json="claims", label=self.inputs.get("data_label"),
+                              force=force)
+        return {p.name: p for p in paths}
 
 
 def _row(c: ClaimCheck) -> dict[str, Any]:
@@ -342,7 +352,8 @@ def _row(c: ClaimCheck) -> dict[str, Any]:
 def check_claims(claims: list[Claim] | str | Path, *, indicators: Any = None,
                  run: str | Path | None = None, editions: str | Path | None = None,
                  published: str | Path | None | bool = True,
-                 geocoder: Any = None) -> ClaimResults:
+                 geocoder: Any = None, run_edition: str | int | None = None,
+                 computed: bool = True) -> ClaimResults:
     """Judge every claim against the data given.
 
     Parameters
@@ -350,9 +361,11 @@ def check_claims(claims: list[Claim] | str | Path, *, indicators: Any = None,
     claims : list of Claim, or a claim file path, or a shipped set name (``"gba"``)
     indicators : pyarrow.Table or sequence of paths, optional, keyword-only
         The indicator table (:func:`stclusters.regions.indicators.read_indicators` columns);
-        paths are user indicator files read with the shipped rows. Default: the shipped rows.
+        paths are user indicator files (CSV or Parquet) read with the shipped rows. Default:
+        the shipped rows.
     run : path, optional, keyword-only
-        A run folder (``stclusters rank --out``) for rank claims.
+        A run folder (``stclusters rank --out``) for rank claims and, with ``computed``, the
+        indicators counted from its records.
     editions : path, optional, keyword-only
         An editions folder (``stclusters editions --out``): one run folder per edition.
     published : path or bool, keyword-only
@@ -360,6 +373,11 @@ def check_claims(claims: list[Claim] | str | Path, *, indicators: Any = None,
         ``False``/``None``: none.
     geocoder : stclusters.geocode.Geocoder, optional, keyword-only
         Places the rank claims' place (loaded when a run or editions are given).
+    run_edition : str or int, optional, keyword-only
+        The edition ``run`` is (when its manifest names none).
+    computed : bool, keyword-only
+        With ``run``: add the indicators computed from its records (flag ``computed``,
+        :func:`stclusters.regions.indicators.computed_indicators`, every shipped region).
 
     Returns
     -------
@@ -378,15 +396,23 @@ def check_claims(claims: list[Claim] | str | Path, *, indicators: Any = None,
         from stclusters.geocode import Geocoder  # noqa: PLC0415
 
         geocoder = Geocoder.load()
-    ctx = _Context(rows, run, eds, pub, pub_path.name if pub_path else None, geocoder)
+    run_label = None
+    if run is not None and computed and any(c.kind == "indicator" for c in claims):
+        extra, run_label = _computed_rows(run, geocoder)
+        rows += extra
+    ctx = _Context(rows, run, eds, pub, pub_path.name if pub_path else None, geocoder,
+                   str(run_edition).strip() if run_edition is not None else None)
     checks = [_check_indicator(c, rows) if c.kind == "indicator" else _check_rank(c, ctx)
               for c in claims]
     inputs = {"indicators": "given table" if isinstance(indicators, pa.Table) else
               ["shipped", *map(str, indicators or ())],
               "run": str(run) if run is not None else None,
+              "run_edition": ctx.run_edition,
               "editions": str(editions) if editions is not None else None,
               "published": str(published) if isinstance(published, (str, Path)) else
-              (pub_path.name if pub_path else None)}
+              (pub_path.name if pub_path else None),
+              "data_label": run_label or next((c.data_label for c in checks if c.data_label),
+                                              None)}
     return ClaimResults(checks, inputs)
 
 
@@ -398,6 +424,28 @@ def _indicator_table(indicators: Any) -> pa.Table:
     return read_indicators(paths=tuple(indicators or ()), shipped=True)
 
 
+def _computed_rows(run: str | Path, geocoder: Any) -> tuple[list[dict[str, Any]], str | None]:
+    """The indicators counted from ``run``'s records for every shipped region (members,
+    the region, its groups), each row carrying the run's data label; and that label."""
+    from stclusters._run_folder import open_run  # noqa: PLC0415
+    from stclusters.regions._located import add_region_contributions  # noqa: PLC0415
+    from stclusters.regions.definitions import load_region, shipped_regions  # noqa: PLC0415
+    from stclusters.regions.indicators import computed_indicators  # noqa: PLC0415
+
+    con, _manifest, label = open_run(run, need=("contributions", "points", "clusters"))
+    try:
+        regions = [load_region(k) for k in sorted(shipped_regions())]
+        rows = []
+        for region in (r for r in regions if not r.include):  # whole regions, not groups
+            add_region_contributions(con, region, geocoder=geocoder)
+            table = computed_indicators(con, region, placed=True,
+                                        origin=f"computed from run {Path(run).name}")
+            rows += [{**r, "data_label": label} for r in table.to_pylist()]
+    finally:
+        con.close()
+    return rows, label
+
+
 @dataclass
 class _Context:
     rows: list[dict[str, Any]]
@@ -406,13 +454,36 @@ class _Context:
     published: dict[str, list[tuple[int, str]]] | None
     published_name: str | None
     geocoder: Any
+    run_edition: str | None = None
 
 
 # ------------------------------------------------------------------ indicator claims
 
+def _unit_factor(row_unit: Any, claim_unit: str | None) -> float | None:
+    """What a row's value is multiplied by to be in the claim's unit: ``CNY billion`` to
+    ``CNY 100 million`` is 10 (:func:`~stclusters.regions._format.unit_base`); 1.0 when the
+    claim names no unit; None for another base unit (another currency, another count).
+    Units compare without case, spacing or a parenthesised gloss."""
+    if not claim_unit:
+        return 1.0
+    row_base, row_scale = unit_base(_unit_text(row_unit))
+    claim_base, claim_scale = unit_base(_unit_text(claim_unit))
+    if _norm_unit(row_base) != _norm_unit(claim_base):
+        return None
+    return row_scale / claim_scale
+
+
+def _unit_text(unit: Any) -> str:
+    """A unit as :func:`unit_base` reads it: spacing collapsed, a leading currency code in
+    capitals and the rest in lower case (``cny 100 Million`` → ``CNY 100 million``)."""
+    text = " ".join(str(unit or "").split())
+    m = re.match(r"^([A-Za-z]{3})\b(.*)$", text)
+    return m.group(1).upper() + m.group(2).lower() if m else text
+
+
 def _norm_unit(unit: Any) -> str:
-    """``CNY 100 million (亿元)`` and ``cny 100 million`` compare equal: the parenthesis is a
-    gloss, case and spacing are not meaning."""
+    """``% of GDP (R&D)`` and ``% of gdp`` compare equal: the parenthesis is a gloss, case
+    and spacing are not meaning."""
     return " ".join(str(unit or "").split("(")[0].casefold().split())
 
 
@@ -421,27 +492,41 @@ def _norm_url(url: Any) -> str:
     return re.sub(r"^https?://(www\.)?", "", text).rstrip("/")
 
 
-def _is_province(region: Any) -> bool:
-    return "province" in str(region or "").casefold()
+def _figure(r: dict[str, Any], factor: float = 1.0) -> Interval:
+    """The values a row allows, in the claim's unit (``factor``): its bound, and ± half its
+    rounding unit when its note says it is rounded (:func:`rounding_half_unit`)."""
+    value = float(r["value"])
+    half = rounding_half_unit(r.get("note"), value)
+    return Interval.of(value * factor, r.get("bound") or None).widened(half * factor)
 
 
-def _figure(r: dict[str, Any]) -> Interval:
-    return Interval.of(float(r["value"]), r.get("bound") or None)
+def _figure_text(r: dict[str, Any]) -> str:
+    """``> 3,600``, or ``23,000 (rounded: 22,500..23,500)`` for a rounded figure."""
+    value = float(r["value"])
+    text = number(value, bound=r.get("bound") or None)
+    if rounding_half_unit(r.get("note"), value):
+        text += f" (rounded: {_figure(r).text()})"
+    return text
 
 
 def _item(r: dict[str, Any], *, verdict: str, why: str = "") -> dict[str, Any]:
     return {"basis": "indicators", "region": r["region"], "year": r["year"],
             "indicator": r["indicator"], "value": float(r["value"]), "bound": r.get("bound"),
+            "rounding_half_unit": rounding_half_unit(r.get("note"), float(r["value"])),
             "unit": r.get("unit"), "flag": r.get("flag"), "publisher": r.get("source_publisher"),
             "title": r.get("source_title"), "url": r.get("source_url"),
             "origin": r.get("origin"), "verdict": verdict, "why": why}
 
 
-def _evidence_line(r: dict[str, Any]) -> str:
+def _evidence_line(r: dict[str, Any], claim_unit: str | None) -> str:
     where = " — ".join(x for x in (r.get("source_publisher"), r.get("source_title"),
                                     r.get("source_url")) if x)
-    return (f"{r['region']} {r['indicator']} {r['year']}: {_figure(r).text()} "
-            f"{r.get('unit') or ''} [{r.get('flag') or 'no flag'}] ({where})")
+    factor = _unit_factor(r.get("unit"), claim_unit)
+    converted = (f" (= {_figure(r, factor).text()} {claim_unit})"
+                 if factor not in (None, 1.0) else "")
+    label = f"{r['data_label']} " if r.get("data_label") else ""
+    return (f"{label}{r['region']} {r['indicator']} {r['year']}: {_figure_text(r)} "
+            f"{r.get('unit') or ''}{converted} [{r.get('flag') or 'no flag'}] ({where})")
 
 
 def _same_statement(claim: Claim, r: dict[str, Any]) -> bool:
@@ -459,9 +544,9 @@ def _same_statement(claim: Claim, r: dict[str, Any]) -> bool:
 def _why_not(claim: Claim, r: dict[str, Any]) -> str | None:
     """Every reason this figure may not decide the claim (``None``: it may)."""
     reasons = []
-    if claim.unit and _norm_unit(r.get("unit")) != _norm_unit(claim.unit):
-        reasons.append(f"the figure is in {r.get('unit')}, the claim in {claim.unit}: no "
-                       "conversion is made")
+    if _unit_factor(r.get("unit"), claim.unit) is None:
+        reasons.append(f"the figure is in {r.get('unit')}, the claim in {claim.unit}: "
+                       "another unit, no conversion is made")
     if _same_statement(claim, r):
         reasons.append("the figure is the claim's own statement (same source), which cannot "
                        "corroborate itself")
@@ -477,28 +562,38 @@ def _why_not(claim: Claim, r: dict[str, Any]) -> str | None:
 def _other_years(claim: Claim, same: list[dict[str, Any]]) -> str:
     """The claim's figure in other years, with flag and publisher (shown, never used)."""
     others = sorted((r for r in same if r["year"] != claim.year), key=lambda r: r["year"])
-    return ", ".join(f"{r['year']}: {_figure(r).text()} [{r.get('flag')}, "
+    return ", ".join(f"{r['year']}: {_figure_text(r)} [{r.get('flag')}, "
                      f"{r.get('source_publisher')}]" for r in others)
+
+
+def _judge_row(claim: Claim, r: dict[str, Any]) -> str:
+    """What the row gives taken as it stands (its unit converted when it can be)."""
+    factor = _unit_factor(r.get("unit"), claim.unit) or 1.0
+    return decide(_figure(r, factor), claim.op, claim.value,
+                  half_unit=written_half_unit(claim.value))
 
 
 def _check_indicator(claim: Claim, rows: list[dict[str, Any]]) -> ClaimCheck:
     same = [r for r in rows if str(r["region"]).casefold() == claim.region.casefold()
-            and r["indicator"] == claim.indicator]
+            and r["indicator"] == claim.indicator and r.get("value") is not None]
     this_year = sorted((r for r in same if r["year"] == claim.year),
                        key=lambda r: (str(r.get("origin")), str(r.get("source_url"))))
     if not this_year:
         return ClaimCheck(claim, UNDECIDED, (), "", _why_missing(claim, rows, same), [])
     items, lines, whys = [], [], []
     for r in this_year:
-        lines.append(_evidence_line(r))
-        would = decide(_figure(r), claim.op, claim.value)
+        lines.append(_evidence_line(r, claim.unit))
+        would = _judge_row(claim, r)
         reason = _why_not(claim, r)
         if reason:
             whys.append(f"{reason} (taken as it stands it would give: {would})")
             items.append(_item(r, verdict=UNDECIDED, why=reason))
         elif would == UNDECIDED:
-            why = (f"the bound {_figure(r).text()} does not settle "
-                   f"{claim.op} {Interval.of(claim.value).text()}")
+            factor = _unit_factor(r.get("unit"), claim.unit)
+            shown = (_figure_text(r) if factor == 1.0 else
+                     f"{_figure(r, factor).text()} {claim.unit}")
+            why = (f"{shown} does not settle "
+                   f"{_OP_TEXT[claim.op]} {Interval.of(claim.value).text()}")
             whys.append(why)
             items.append(_item(r, verdict=UNDECIDED, why=why))
         else:
@@ -509,21 +604,24 @@ def _check_indicator(claim: Claim, rows: list[dict[str, Any]]) -> ClaimCheck:
             f"{i['origin'] or 'table'} gives {i['verdict']}" for i in items)]
     elif verdict == UNDECIDED and (others := _other_years(claim, same)):
         whys.append(f"other years, not used for {claim.year}: {others}")
+    label = next((r["data_label"] for r, i in zip(this_year, items)
+                  if r.get("data_label") and i["verdict"] != UNDECIDED), None)
     return ClaimCheck(claim, verdict, ("indicators",) if verdict != UNDECIDED else (),
-                      " | ".join(lines), "" if verdict != UNDECIDED else "; ".join(whys), items)
+                      " | ".join(lines), "" if verdict != UNDECIDED else "; ".join(whys), items,
+                      label)
 
 
 def _why_missing(claim: Claim, rows: list[dict[str, Any]], same: list[dict[str, Any]]) -> str:
     """Why no figure decides: the region or year is missing; a provincial figure is named
     but never substituted for a city or city-group claim."""
     if same:
-        held = ", ".join(f"{r['year']}: {_figure(r).text()} [{r.get('flag')}]"
+        held = ", ".join(f"{r['year']}: {_figure_text(r)} [{r.get('flag')}]"
                          for r in sorted(same, key=lambda r: r["year"]))
         why = f"no {claim.indicator} figure for {claim.region} in {claim.year} (held: {held})"
     else:
         why = f"no {claim.indicator} figure for {claim.region} in any year"
-    if not _is_province(claim.region):
-        prov = sorted({r["region"] for r in rows if _is_province(r["region"])
+    if not is_province(claim.region):
+        prov = sorted({r["region"] for r in rows if is_province(r["region"])
                        and r["indicator"] == claim.indicator and r["year"] == claim.year})
         if prov:
             why += (f"; {', '.join(prov)} has one for {claim.year}, a provincial figure, "
@@ -588,7 +686,9 @@ def _observe(claim: Claim, ctx: _Context, basis: str,
     editions = list(claim.editions) or [None]
     if basis == "published":
         obs = [rank_data.published_rank(ctx.published, claim.place, e,
-                                         origin=ctx.published_name) for e in editions]
+                                         origin=ctx.published_name,
+                                         published_name=claim.published_name)
+               for e in editions]
         if claim.metrics:
             for o in obs:
                 if o.interval is not None:
@@ -599,7 +699,7 @@ def _observe(claim: Claim, ctx: _Context, basis: str,
         return [rank_data.Observation(basis, e, why=located) for e in editions]
     lat, lon = located
     if basis == "run":
-        return [_observe_run(claim, ctx.run, lat, lon)]
+        return [_observe_run(claim, ctx.run, lat, lon, ctx.run_edition)]
     out = []
     for e in editions:
         folder = ctx.editions.get(e) if e is not None else None
@@ -614,24 +714,31 @@ def _observe(claim: Claim, ctx: _Context, basis: str,
     return out
 
 
-def _observe_run(claim: Claim, run: str | Path, lat: float, lon: float
-                 ) -> rank_data.Observation:
-    """A single run is one ranking: it decides a claim about one edition (or none), and only
-    as that edition when its manifest names one."""
+def _observe_run(claim: Claim, run: str | Path, lat: float, lon: float,
+                 run_edition: str | None) -> rank_data.Observation:
+    """A single run is one ranking: it decides a claim about no edition, or about one
+    edition when the run is known to be that edition (its manifest's ``edition`` or
+    ``edition <name>`` note, else ``run_edition`` as the user says)."""
+    from stclusters._run_folder import read_manifest  # noqa: PLC0415
+
     if len(claim.editions) > 1:
         return rank_data.Observation("run", None, why=(
             f"a run is one ranking, the claim is about {len(claim.editions)} editions "
             "(give an editions folder)"))
     edition = claim.editions[0] if claim.editions else None
-    from stclusters._run_folder import open_run  # noqa: PLC0415
-
-    con, manifest, _ = open_run(run)
-    con.close()
-    own = rank_data.run_edition(manifest)
-    if edition is not None and own is not None and own != edition:
+    own = own_named = rank_data.run_edition(read_manifest(run))
+    if own is not None and run_edition is not None and own != run_edition:
+        return rank_data.Observation("run", edition, why=(
+            f"{run} is edition {own} (its manifest), not {run_edition} as given"))
+    own = own if own is not None else run_edition
+    if edition is not None and own is None:
+        return rank_data.Observation("run", edition, why=(
+            f"{run} names no edition: say which edition it is (--run-edition) to judge a "
+            f"claim about edition {edition}"))
+    if edition is not None and own != edition:
         return rank_data.Observation("run", edition, why=f"{run} is edition {own}, not {edition}")
     obs = rank_data.run_rank(run, claim.place, lat, lon, basis="run", edition=edition,
                              metrics=claim.metrics)
-    if edition is not None and own is None and obs.evidence:
-        obs.evidence += f"; the run names no edition, taken as {edition}"
+    if edition is not None and own_named is None and obs.evidence:
+        obs.evidence += f"; edition {edition} as the user says (--run-edition)"
     return obs

@@ -20,8 +20,6 @@ members (:func:`stclusters.regions._aggregate.aggregate`).
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -35,17 +33,18 @@ import pyarrow.compute as pc
 from stclusters.contributions import fx_to_weight
 from stclusters.errors import InputFormatError
 from stclusters.regions._aggregate import (  # noqa: F401 - part of this module's API
-    FLAG_ORDER, _base, aggregate, read_rates,
+    FLAG_ORDER, aggregate, read_rates,
 )
+from stclusters.regions._format import csv_rows, unit_base
 from stclusters.regions._located import add_region_contributions
-from stclusters.regions.definitions import Region
+from stclusters.regions.definitions import _DATA, Region
 from stclusters.store import fetch_arrow
 
-__all__ = ["SCHEMA", "CITY_CLUSTERS_SCHEMA", "FLAGS", "BOUNDS", "CREDITS", "read_indicators",
-           "read_population", "bound_from_note", "computed_indicators", "city_clusters",
-           "aggregate", "read_rates", "rows_of_region"]
+__all__ = ["SCHEMA", "CITY_CLUSTERS_SCHEMA", "FLAGS", "BOUNDS", "CREDITS", "CREDITS_TEXT",
+           "read_indicators", "read_population", "bound_from_note", "computed_indicators",
+           "city_clusters", "aggregate", "aggregate_groups", "read_rates", "rows_of_region",
+           "label_computed"]
 
-_DATA = Path(__file__).parent / "data"
 SHIPPED_INDICATORS = _DATA / "gba_innovation_indicators.csv"
 SHIPPED_POPULATION = _DATA / "gba_11_cities_population_gdp_employment_1999_2024.csv"
 
@@ -66,18 +65,29 @@ BOUNDS = (">", ">=", "<", "<=")
 #: Columns a user's indicator CSV must have (the shipped file's); ``bound`` may be added.
 CSV_COLUMNS = ("region", "year", "indicator", "value", "unit", "flag", "source_publisher",
                "source_title", "source_url", "note")
+#: Columns of ``region --out`` files that a file may also have: ``origin`` (replaced by the
+#: file and line read) and ``data_label`` (a labelled row is refused: it is not real data).
+#: Any other column is refused (a misspelt ``bound`` must not be dropped in silence).
+OUTPUT_COLUMNS = ("bound", "origin", "data_label")
 _REQUIRED_TEXT = ("region", "indicator", "unit", "source_publisher")
 _INDICATOR_NAME = re.compile(r"^[a-z][a-z0-9_]{0,79}$")
 _YEARS = (1900, 2100)
 
+#: The credits of every regions command (``region``, ``integration``, ``check``), one line
+#: each; :data:`CREDITS_TEXT` is the same as one paragraph.
 CREDITS = (
     "GBA city statistics: Statistics Bureau of Guangdong Province; Census and Statistics "
     "Department, Hong Kong SAR; Statistics and Census Service, Macao SAR.",
-    "Innovation indicators: each row's own publisher (column source_publisher).",
+    "Indicator figures: each row's own publisher (column source_publisher).",
     "Places: GeoNames (geonames.org), CC BY 4.0.",
+    "Counts: the run's used contributions (stclusters).",
+    "Published ranks: WIPO, Global Innovation Index.",
 )
+CREDITS_TEXT = " ".join(CREDITS)
 
 COMPUTED_PUBLISHER = "stclusters (this run)"
+#: ``origin`` of the rows :func:`region_table` computes from a run (then the folder's name).
+COMPUTED_ORIGIN = "computed from run "
 
 # ------------------------------------------------------------------ bounds from notes
 
@@ -163,12 +173,17 @@ def _parse_row(row: dict[str, str], line: int, origin: str, has_bound: bool,
         _problem(problems, line, "year", f"not an integer ({clean['year']!r:.20})")
     value = None
     try:
-        value = float(clean["value"])
-        if not math.isfinite(value):
-            _problem(problems, line, "value", f"not a finite number ({clean['value']!r:.20})")
+        # An empty value is a figure that cannot be had (an aggregate with a member
+        # missing, a growth without a previous year): allowed when the note says why.
+        if clean["value"] or not clean["note"]:
+            value = float(clean["value"])
+            if not math.isfinite(value):
+                _problem(problems, line, "value", f"not a finite number "
+                         f"({clean['value']!r:.20})")
     except ValueError:
         _problem(problems, line, "value", f"not a number ({clean['value']!r:.20}; plain "
-                 "digits, '.' for decimals, no thousands separators)")
+                 "digits, '.' for decimals, no thousands separators; empty only with a "
+                 "note saying why)")
     flag = clean["flag"].lower()
     if flag not in FLAGS:
         _problem(problems, line, "flag", f"{clean['flag']!r:.30} is not one of "
@@ -177,10 +192,12 @@ def _parse_row(row: dict[str, str], line: int, origin: str, has_bound: bool,
     if has_bound and bound is not None and bound not in BOUNDS:
         _problem(problems, line, "bound", f"{bound!r:.10} is not empty or one of "
                  + " ".join(BOUNDS))
+    elif bound is not None and value is None:
+        _problem(problems, line, "bound", "a bound without a value")
     if len(problems) > before:
         return None
     if not has_bound:
-        bound = bound_from_note(clean["note"], value)
+        bound = bound_from_note(clean["note"], value) if value is not None else None
     return {"region": clean["region"], "year": year, "indicator": clean["indicator"],
             "value": value, "unit": clean["unit"], "flag": flag, "bound": bound,
             "source_publisher": clean["source_publisher"],
@@ -189,49 +206,67 @@ def _parse_row(row: dict[str, str], line: int, origin: str, has_bound: bool,
             "origin": f"{origin}:{line}"}
 
 
-def _csv_rows(path: Path, origin: str) -> tuple[list[str], Iterable[tuple[int, dict]]]:
-    """The header and ``(line, row)`` pairs of a UTF-8 CSV file (a BOM is allowed)."""
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            text = fh.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputFormatError(origin, "an indicator CSV (UTF-8)", str(exc).splitlines()[0],
-                               hint="give a UTF-8 CSV file with the columns of "
-                                    "gba_innovation_indicators.csv") from exc
-    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
-    try:
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        reader.fieldnames = header
-        rows = []
-        # Line of a row = the physical line where it starts (fields may span lines).
-        start = reader.line_num + 1
-        for row in reader:
-            rows.append((start, row))
-            start = reader.line_num + 1
-    except csv.Error as exc:
-        raise InputFormatError(origin, "an indicator CSV", f"line {reader.line_num}: {exc}",
-                               hint="quote fields that hold commas") from exc
-    return header, rows
+_HINT = "give a UTF-8 CSV file with the columns of gba_innovation_indicators.csv"
 
 
-def _read_csv_file(path: Path, origin: str) -> list[dict[str, Any]]:
-    """Every row of one indicator CSV; every problem of the file in one error."""
-    header, rows = _csv_rows(path, origin)
+def _csv_rows(path: Path, origin: str) -> tuple[list[str], list[tuple[int, dict]]]:
+    """The header and ``(line, row)`` pairs of an indicator CSV (:func:`csv_rows`)."""
+    return csv_rows(path, origin, "an indicator CSV", hint=_HINT)
+
+
+def _cell(value: Any) -> str | None:
+    """A Parquet cell as the text a CSV would hold (a float exactly, by ``repr``)."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _parquet_rows(path: Path, origin: str) -> tuple[list[str], list[tuple[int, dict]]]:
+    """The columns and ``(row number, row as text)`` pairs of an indicator Parquet file, so
+    that it goes through the checks of a CSV (row numbers from 1, shown as lines)."""
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputFormatError(origin, "an indicator Parquet file", str(exc).splitlines()[0],
+                               hint=_HINT) from exc
+    header = list(table.column_names)
+    return header, [(i, {k: _cell(v) for k, v in row.items()})
+                    for i, row in enumerate(table.to_pylist(), start=1)]
+
+
+def _check_header(header: list[str], origin: str) -> None:
     missing = [c for c in CSV_COLUMNS if c not in header]
-    unknown = [c for c in header if c not in CSV_COLUMNS and c != "bound"]
+    unknown = [c for c in header if c not in CSV_COLUMNS and c not in OUTPUT_COLUMNS]
     if missing or unknown or len(set(header)) != len(header):
         detail = "; ".join(filter(None, (
             missing and "missing columns " + ", ".join(missing),
             unknown and "unknown columns " + ", ".join(unknown),
             len(set(header)) != len(header) and "a column given twice")))
-        raise InputFormatError(origin, "an indicator CSV", detail,
-                               hint="columns: " + ",".join(CSV_COLUMNS) + " (and bound)")
+        raise InputFormatError(origin, "an indicator table", detail,
+                               hint="columns: " + ",".join(CSV_COLUMNS) + " (and bound; "
+                                    "origin and data_label of region --out are allowed)")
+
+
+def _read_csv_file(path: Path, origin: str) -> list[dict[str, Any]]:
+    """Every row of one indicator CSV or Parquet file (by its suffix ``.parquet``); every
+    problem of the file in one error."""
+    parquet = path.suffix.lower() == ".parquet"
+    header, rows = (_parquet_rows if parquet else _csv_rows)(path, origin)
+    _check_header(header, origin)
     problems: list[str] = []
     out: list[dict[str, Any]] = []
     seen: dict[tuple, int] = {}
     for line, row in rows:
         if None in row or any(v is None for v in row.values()):
             _problem(problems, line, "(row)", f"{len(header)} fields expected")
+            continue
+        if (row.get("data_label") or "").strip():
+            _problem(problems, line, "data_label", f"labelled {row['data_label'].strip()!r:.20}"
+                     ": not real data (remove the row)")
             continue
         parsed = _parse_row(row, line, origin, "bound" in header, problems)
         if parsed is None:
@@ -246,8 +281,9 @@ def _read_csv_file(path: Path, origin: str) -> list[dict[str, Any]]:
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more"
                                            if len(problems) > 5 else "")
-        raise InputFormatError(origin, "an indicator CSV", f"{len(problems)} bad row(s): "
-                               + shown, hint="fix the rows named (docs/regions.md#indicators)")
+        kind = "an indicator Parquet file" if parquet else "an indicator CSV"
+        raise InputFormatError(origin, kind, f"{len(problems)} bad row(s): " + shown,
+                               hint="fix the rows named (docs/regions.md#indicators)")
     return out
 
 
@@ -328,13 +364,26 @@ def _replace(rows: list[dict[str, Any]], new: list[dict[str, Any]]) -> None:
         key = (row["region"], row["year"], row["indicator"], row["unit"])
         if key in index:
             old = rows[index[key]]
-            said = (f"replaces {old['origin']} (value {old['value']:g}, flag {old['flag']}"
+            if _same_figure(old, row):  # read back from region --out: nothing replaced
+                continue
+            said = (f"replaces {old['origin']} (value {_plain(old['value'])}, flag {old['flag']}"
                     + (f", bound {old['bound']}" if old["bound"] else "") + ")")
             row = {**row, "note": f"{row['note']} [{said}]" if row["note"] else f"[{said}]"}
             rows[index[key]] = row
         else:
             index[key] = len(rows)
             rows.append(row)
+
+
+def _plain(value: float | None) -> str:
+    """A value as data text in a note: ``3600``, ``3658.2`` (no separators); ``none``."""
+    return "none" if value is None else f"{value:.15g}"
+
+
+def _same_figure(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """``new`` says what ``old`` says (every column but ``origin``): the earlier row, with
+    its origin, is kept (a table written by ``region --out`` read back changes nothing)."""
+    return all(old[k] == new[k] for k in SCHEMA.names if k != "origin")
 
 
 def to_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
@@ -346,14 +395,17 @@ def to_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
 
 def read_indicators(paths: Iterable[str | Path] = (), *, shipped: bool = True,
                     population: bool = True) -> pa.Table:
-    """The indicator table: the shipped figures, then users' CSV files, in order.
+    """The indicator table: the shipped figures, then users' files, in order.
 
     Parameters
     ----------
     paths : iterable of path
-        Users' indicator CSVs: the columns of ``gba_innovation_indicators.csv`` (see
-        :data:`CSV_COLUMNS`) and, optionally, ``bound``. Without a ``bound`` column the
-        bound is read from the note (:func:`bound_from_note`).
+        Users' indicator files, CSV or Parquet (by the suffix ``.parquet``): the columns
+        of ``gba_innovation_indicators.csv`` (see :data:`CSV_COLUMNS`) and, optionally,
+        ``bound``, ``origin`` and ``data_label`` (the columns of ``region --out``; the
+        origin read is the file and line; a labelled row is refused). Any other column is
+        refused. Without a ``bound`` column the bound is read from the note
+        (:func:`bound_from_note`). An empty value is allowed where the note says why.
     shipped : bool, keyword-only
         Start from the shipped GBA figures (``gba_innovation_indicators.csv``).
     population : bool, keyword-only
@@ -363,7 +415,8 @@ def read_indicators(paths: Iterable[str | Path] = (), *, shipped: bool = True,
     -------
     pyarrow.Table
         :data:`SCHEMA`. A later file's row for the same (region, year, indicator, unit)
-        replaces the earlier one, and its note says which row it replaced.
+        replaces the earlier one, and its note says which row it replaced; a row equal to
+        the earlier one in every column but ``origin`` leaves it as it was.
 
     Raises
     ------
@@ -430,11 +483,32 @@ def _units(region: Region) -> pa.Table:
 
 
 def _population_table(rows: pa.Table | None) -> pa.Table:
-    """``(region, year, persons)`` from the ``population`` rows (any unit of persons)."""
+    """``(region, year, persons)`` from the ``population`` rows (any unit of persons).
+
+    Raises
+    ------
+    ParameterError
+        A region's population of one year given in two units (``10k persons`` and
+        ``persons``): which one is meant is not ours to pick, and adding them would count
+        the residents twice.
+    """
+    from stclusters.errors import ParameterError  # noqa: PLC0415
+
     pop = rows if rows is not None else to_table(read_population())
     pop = pop.filter(pc.equal(pop.column("indicator"), "population")).to_pylist()
-    kept = [(r["region"], r["year"], r["value"] * _base(r["unit"])[1]) for r in pop
-            if r["value"] is not None and (_base(r["unit"]) or ("",))[0] == "persons"]
+    kept, where = [], {}
+    for r in pop:
+        base, scale = unit_base(r["unit"])
+        if r["value"] is None or base != "persons":
+            continue
+        key = (r["region"], r["year"])
+        if key in where:
+            raise ParameterError(
+                f"population of {key[0]} {key[1]} given twice ({where[key]}; {r['origin']} "
+                f"in {r['unit']}): per-capita figures need one", hint="keep one of the two "
+                "rows (a new vintage in the same unit replaces the old one)")
+        where[key] = f"{r['origin']} in {r['unit']}"
+        kept.append((r["region"], r["year"], r["value"] * scale))
     return pa.table({"region": pa.array([k[0] for k in kept], pa.string()),
                      "year": pa.array([k[1] for k in kept], pa.int32()),
                      "persons": pa.array([k[2] for k in kept], pa.float64())})
@@ -470,15 +544,18 @@ metrics AS (
                                               - 1) END AS growth_frac,
            CASE WHEN prev.docs > 0 THEN 100.0 * (g.docs / prev.docs - 1) END AS growth_whole,
            prev.year IS NOT NULL AS has_prev,
-           CASE WHEN p.missing IS NULL THEN 1e6 * {frac} / p.persons END AS pc_frac,
-           CASE WHEN p.missing IS NULL THEN 1e6 * g.docs / p.persons END AS pc_whole,
+           CASE WHEN p.missing IS NULL AND p.persons > 0
+                THEN 1e6 * {frac} / p.persons END AS pc_frac,
+           CASE WHEN p.missing IS NULL AND p.persons > 0
+                THEN 1e6 * g.docs / p.persons END AS pc_whole,
+           p.missing IS NULL AND NOT p.persons > 0 AS pop_zero,
            p.missing AS pop_missing
     FROM grid g
     LEFT JOIN grid prev ON prev.unit = g.unit AND prev.source = g.source
                        AND prev.year = g.year - 1
     LEFT JOIN pop p ON p.unit = g.unit AND p.year = g.year)
 SELECT unit, pos, source, year, frac, whole, share_frac, share_whole, growth_frac,
-       growth_whole, has_prev, pc_frac, pc_whole, pop_missing
+       growth_whole, has_prev, pc_frac, pc_whole, pop_missing, pop_zero
 FROM metrics ORDER BY pos, source, year
 """
 
@@ -510,6 +587,8 @@ def _metric_note(suffix: str, col: str, base: str, r: dict[str, Any]) -> str:
                        else f"; no records for {r['year'] - 1} in the run")
     if suffix.startswith("per_million") and r["pop_missing"]:
         return base + f"; population of {r['year']} missing for: {r['pop_missing']}"
+    if suffix.startswith("per_million") and r["pop_zero"]:
+        return base + f"; population of {r['year']} is not above 0: no figure"
     return base
 
 
@@ -535,7 +614,10 @@ def computed_indicators(con: duckdb.DuckDBPyConnection, region: Region, *,
     region : Region
         Units: each counted member, the region, and its groups within it.
     population : pyarrow.Table, optional, keyword-only
-        Indicator rows with ``population`` (10k persons); default the shipped GBA table.
+        Indicator rows with ``population`` (any unit of persons; other rows are ignored),
+        e.g. :func:`read_indicators` with users' files; default the shipped GBA table. A
+        region's population of one year in two units is refused (``ParameterError``); a
+        population of 0 gives no per-capita figure (null, the note says why).
     placed : bool, keyword-only
         ``region_contributions`` of this region is already in ``con``.
     origin : str, keyword-only
@@ -572,10 +654,7 @@ _CLUSTERS_SQL = """
 WITH w AS (
     SELECT rc.member, rc.source, k.cluster_id, k.rank, k.name, sum(rc.weight_fx) AS fx
     FROM region_contributions rc
-    JOIN contributions c ON c.source = rc.source AND c.doc_id = rc.doc_id
-     AND c.contributor_seq = rc.contributor_seq AND c.address_seq = rc.address_seq
-     AND c.status = 'used'
-    LEFT JOIN points p ON p.source = c.source AND p.lat = c.lat AND p.lon = c.lon
+    LEFT JOIN points p ON p.source = rc.source AND p.lat = rc.lat AND p.lon = rc.lon
     LEFT JOIN clusters k ON k.stc = p.stc
     WHERE rc.member IS NOT NULL
     GROUP BY ALL),
@@ -623,32 +702,70 @@ def city_clusters(con: duckdb.DuckDBPyConnection, region: Region, *,
 POPULATION_INDICATORS = tuple(ind for _, ind, _, _ in _POP_COLUMNS)
 
 
+def _groups_within(region: Region) -> list[tuple[str, tuple[str, ...]]]:
+    """``(name, members)`` of the region itself and of each group of it within its members
+    (once per name: ``PRD-9`` loaded alone is both)."""
+    names = set(region.member_names)
+    units = {region.id: tuple(region.member_names)}
+    for group, members in region.groups.items():
+        if set(members) <= names:
+            units.setdefault(group, tuple(members))
+    return [(g, ms) for g, ms in units.items() if len(ms) > 1]
+
+
+def aggregate_groups(table: pa.Table, region: Region, *, rates: pa.Table | None = None,
+                     currency: str | None = None) -> pa.Table:
+    """The region's and its groups' figures added up from their members' rows of
+    ``table`` (:func:`aggregate`, every indicator; a figure that cannot be had is a row with
+    a null value and the reason). Rows computed from a run are left out: a group's counts
+    come from the records, never from its members' sums."""
+    curated = table.filter(pc.invert(pc.starts_with(table.column("origin"), COMPUTED_ORIGIN)))
+    rows: list[dict[str, Any]] = []
+    for group, members in _groups_within(region):
+        rows += aggregate(curated, into=group, members=members, rates=rates,
+                          currency=currency).to_pylist()
+    return to_table(rows)
+
+
 def region_table(region: Region, *, files: Sequence[str | Path] = (),
                  years: Sequence[int] = (), indicators: Sequence[str] = (),
-                 run: str | Path | None = None,
+                 run: str | Path | None = None, aggregated: bool = False,
+                 rates: str | Path | None = None, currency: str | None = None,
                  ) -> tuple[pa.Table, pa.Table | None, str | None]:
     """``(indicator rows, city_clusters or None, the run's data label or None)`` of one
     region: the shipped and users' rows about it (:func:`rows_of_region`), and with ``run``
     (a run folder) the indicators computed from its records and each city's cluster.
 
-    ``years`` and ``indicators`` keep only those (empty: all).
+    ``years`` and ``indicators`` keep only those (empty: all). With ``aggregated``, the
+    region's and its groups' figures added up from their members' (:func:`aggregate_groups`,
+    origin ``aggregate(<group>)``), amounts converted into ``currency`` with the rate file
+    ``rates`` (:func:`read_rates`) when given.
 
     Raises
     ------
     ParameterError
-        An indicator asked for that no row has (the hint lists those that exist).
+        An indicator asked for that no row has (the hint lists those that exist);
+        ``currency`` without ``rates`` or ``rates`` without ``aggregated``.
     """
     from stclusters._run_folder import open_run  # noqa: PLC0415
     from stclusters.errors import ParameterError  # noqa: PLC0415
 
-    table = rows_of_region(read_indicators(files), region)
+    if (rates is not None or currency is not None) and not aggregated:
+        raise ParameterError("--rates and --currency convert aggregated amounts",
+                             hint="add --aggregate")
+    rate_table = read_rates(rates) if rates is not None else None
+    everything = read_indicators(files)
+    table = rows_of_region(everything, region)
+    if aggregated:
+        added = aggregate_groups(table, region, rates=rate_table, currency=currency)
+        table = to_table(table.to_pylist() + added.to_pylist())
     clusters, label = None, None
     if run is not None:
         con, _manifest, label = open_run(run, need=("contributions", "points", "clusters"))
         try:
             add_region_contributions(con, region)
-            computed = computed_indicators(con, region, placed=True,
-                                           origin=f"computed from run {Path(run).name}")
+            computed = computed_indicators(con, region, placed=True, population=everything,
+                                           origin=f"{COMPUTED_ORIGIN}{Path(run).name}")
             clusters = city_clusters(con, region, placed=True)
         finally:
             con.close()
@@ -664,3 +781,14 @@ def region_table(region: Region, *, files: Sequence[str | Path] = (),
     if years:
         table = table.filter(pc.is_in(table.column("year"), pa.array(list(years), pa.int32())))
     return table, clusters, label
+
+
+def label_computed(table: pa.Table, label: str | None) -> pa.Table:
+    """``table`` with a leading ``data_label`` column when the run is labelled (SYNTHETIC
+    …): the label on the rows computed from the run (origin :data:`COMPUTED_ORIGIN`), null
+    on the curated and users' rows, which are not the run's. Unchanged without a label."""
+    if not label:
+        return table
+    computed = [(o or "").startswith(COMPUTED_ORIGIN) for o in table.column("origin").to_pylist()]
+    return table.add_column(0, "data_label", pa.array(
+        [label if c else None for c in computed], pa.string()))

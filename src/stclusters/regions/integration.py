@@ -42,7 +42,7 @@ See ``docs/integration.md``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,9 +57,9 @@ from stclusters.regions._integration_units import (PLACED_TABLE, UNITS_TABLE, Un
 from stclusters.store import fetch_arrow
 from stclusters.regions.definitions import Region
 
-__all__ = ["COUNTINGS", "MAINLAND", "OTHER", "SHARES_SCHEMA", "Side", "collaboration_matrix",
-           "default_sides", "integration_figure", "integration_shares", "matrix_schema",
-           "resolve_side"]
+__all__ = ["COUNTINGS", "CREDITS", "MAINLAND", "OTHER", "SHARES_SCHEMA", "Side", "YearFilter",
+           "Years", "collaboration_matrix", "default_sides", "integration_figure",
+           "integration_shares", "matrix_schema", "resolve_side", "year_filter"]
 
 #: Counting rules, as written in the ``counting`` columns.
 COUNTINGS: tuple[str, ...] = ("whole", "fractional")
@@ -180,21 +180,129 @@ def default_sides(region: Region) -> tuple[tuple[str, str], ...]:
     return tuple(dict.fromkeys(pairs))
 
 
-def _years(years: int | tuple[int | None, int | None] | None) -> tuple[int | None, int | None]:
-    if years is None:
-        return None, None
-    if isinstance(years, int):
-        return years, years
-    first, last = years
+@dataclass(frozen=True)
+class YearFilter:
+    """The documents' years kept: ``first``..``last`` (inclusive, ``None`` open) and, when
+    years were listed one by one, only those (``only``, sorted)."""
+
+    first: int | None = None
+    last: int | None = None
+    only: tuple[int, ...] | None = None
+
+    def params(self) -> list[Any]:
+        """Bind values of :data:`_YEAR_SQL` (in order)."""
+        return [self.first, self.first, self.last, self.last, self.only is None,
+                list(self.only or ())]
+
+    def label(self) -> str | None:
+        """``2021``, ``2019–2021``, ``2019–``, ``2019, 2021–2022``; None for every year."""
+        if self.only is not None:
+            runs: list[list[int]] = []
+            for y in self.only:
+                if runs and y == runs[-1][-1] + 1:
+                    runs[-1].append(y)
+                else:
+                    runs.append([y])
+            return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}–{r[-1]}" for r in runs)
+        if self.first is None and self.last is None:
+            return None
+        if self.first == self.last:
+            return str(self.first)
+        ends = ("" if y is None else str(y) for y in (self.first, self.last))
+        return "–".join(ends)
+
+    def as_json(self) -> dict[str, Any] | None:
+        """``{"first", "last", "only"}``, or None for every year."""
+        if self == YearFilter():
+            return None
+        return {"first": self.first, "last": self.last,
+                "only": None if self.only is None else list(self.only)}
+
+
+#: What a ``years`` argument may be: a year, ``"FIRST-LAST"`` text, a ``(first, last)``
+#: tuple (``None`` ends open), a list/set of years (ints or ``YEAR``/``FIRST-LAST`` texts), or
+#: a :class:`YearFilter` already read.
+Years = int | str | tuple[int | None, int | None] | Iterable[int | str] | YearFilter | None
+
+
+#: The SQL condition of a :class:`YearFilter` on a ``year`` column (bind ``params()``).
+_YEAR_SQL = ("(? IS NULL OR year >= ?) AND (? IS NULL OR year <= ?) "
+             "AND (? OR list_contains(?::INTEGER[], year))")
+
+
+def _year_span(item: Any) -> tuple[int | None, int | None]:
+    """One year, ``FIRST-LAST`` text or a (first, last) pair → (first, last), checked."""
+    from stclusters.cli_options import parse_years  # noqa: PLC0415
+
+    if isinstance(item, bool) or not isinstance(item, int | str | tuple):
+        raise ParameterError(f"years {item!r}: not a year, a FIRST-LAST text or a pair",
+                             hint="e.g. 2021, '2019-2021', (2019, 2021) or [2019, 2021]")
+    if isinstance(item, int):
+        return item, item
+    if isinstance(item, str):
+        try:
+            first, last = parse_years(item)
+        except ValueError:
+            raise ParameterError(f"year {item!r}: expected YEAR or FIRST-LAST",
+                                 hint="e.g. --year 2021, --year 2019-2021, or --year 2019 "
+                                      "--year 2021") from None
+    else:
+        first, last = item
     if first is not None and last is not None and first > last:
         raise ParameterError(f"years {first}-{last}: the first year is after the last",
                              hint="give FIRST-LAST with FIRST <= LAST")
     return first, last
 
 
+def year_filter(years: Years) -> YearFilter:
+    """The one reading of a ``years`` argument (API and ``--year``, repeatable).
+
+    Parameters
+    ----------
+    years : int, str, (first, last), list or set of those, YearFilter, or None
+        ``2021``; ``"2019-2021"`` (also ``"2019-"``, ``"-2021"``); ``(2019, 2021)``
+        (``None`` ends open); a list or set of years or closed ``FIRST-LAST`` texts (the
+        repeated ``--year`` of ``region`` and ``integration``: those years only); None:
+        every year.
+
+    Returns
+    -------
+    YearFilter
+
+    Raises
+    ------
+    ParameterError
+        Text that is no year or range, a first year after the last, or an open range
+        among several.
+    """
+    if years is None:
+        return YearFilter()
+    if isinstance(years, YearFilter):
+        return years
+    if isinstance(years, int | str) or (isinstance(years, tuple) and len(years) == 2
+                                       and all(y is None or isinstance(y, int)
+                                               and not isinstance(y, bool) for y in years)):
+        first, last = _year_span(years)
+        return YearFilter(first, last)
+    items = list(years)
+    if not items:
+        return YearFilter()
+    if len(items) == 1:
+        return YearFilter(*_year_span(items[0]))
+    listed: set[int] = set()
+    for item in items:
+        first, last = _year_span(item)
+        if first is None or last is None:
+            raise ParameterError(f"years {item!r}: an open range among several years",
+                                 hint="give closed ranges (2019-2021) when repeating --year")
+        listed.update(range(first, last + 1))
+    only = tuple(sorted(listed))
+    return YearFilter(only[0], only[-1], only)
+
+
 def integration_shares(con: duckdb.DuckDBPyConnection, region: Region, *,
                        sides: Sequence[tuple[str, str]] | None = None,
-                       years: int | tuple[int | None, int | None] | None = None,
+                       years: Years = None,
                        geocoder: Any = None) -> pa.Table:
     """Shares of each focal side's documents made with a partner, per metric and year.
 
@@ -210,8 +318,8 @@ def integration_shares(con: duckdb.DuckDBPyConnection, region: Region, *,
     sides : sequence of (focal, partner), optional, keyword-only
         Names of members, groups or ISO-2 economies (:func:`resolve_side`); default
         :func:`default_sides`.
-    years : int or (first, last), optional, keyword-only
-        Documents' years to keep (inclusive; ``None`` ends are open). Default every year.
+    years : int, str, (first, last), or list of years, optional, keyword-only
+        Documents' years to keep (:func:`year_filter`). Default every year.
 
     Returns
     -------
@@ -225,7 +333,7 @@ def integration_shares(con: duckdb.DuckDBPyConnection, region: Region, *,
         if f.label == p.label:
             raise ParameterError(f"side {f.label!r} paired with itself",
                                  hint="a share needs two different sides")
-    first, last = _years(years)
+    kept = year_filter(years)
     placed_contributions(con, region, geocoder=geocoder)
     defs = {s.label: s for pair in resolved for s in pair}
     con.register("_integration_sides", pa.table({
@@ -240,7 +348,7 @@ def integration_shares(con: duckdb.DuckDBPyConnection, region: Region, *,
         "focal": pa.array([f.label for f, _ in resolved], pa.string()),
         "partner": pa.array([p.label for _, p in resolved], pa.string())}))
     try:
-        table = fetch_arrow(con, _SHARES_SQL, [first, first, last, last])
+        table = fetch_arrow(con, _SHARES_SQL, kept.params())
     finally:
         con.unregister("_integration_sides")
         con.unregister("_integration_pairs")
@@ -255,7 +363,7 @@ _SHARES_SQL = f"""
 WITH rc AS (
     SELECT rowid AS rid, source, doc_id, year, country, member, weight_fx
     FROM {PLACED_TABLE}
-    WHERE (? IS NULL OR year >= ?) AND (? IS NULL OR year <= ?)),
+    WHERE {_YEAR_SQL}),
 tagged AS (
     -- Two equi-joins, not one join on an OR: the contributions may be millions.
     SELECT rc.*, s.side FROM rc JOIN _integration_sides s ON s.member = rc.member
@@ -301,7 +409,7 @@ ORDER BY c.pos, c.source, c.year, c.k"""
 
 def collaboration_matrix(con: duckdb.DuckDBPyConnection, units: Units, *,
                          counting: str = "whole",
-                         years: int | tuple[int | None, int | None] | None = None,
+                         years: Years = None,
                          top: int | None = None, geocoder: Any = None) -> pa.Table:
     """Unit × unit collaboration, one matrix per metric (long form, both triangles).
 
@@ -316,8 +424,8 @@ def collaboration_matrix(con: duckdb.DuckDBPyConnection, units: Units, *,
     counting : {"whole", "fractional"}, keyword-only
         The rule (module docstring). ``whole`` fills ``n_docs`` (documents); ``fractional``
         fills ``weight`` (documents' fractional weight).
-    years : int or (first, last), optional, keyword-only
-        Documents' years to keep (inclusive). Default every year of the run.
+    years : int, str, (first, last), or list of years, optional, keyword-only
+        Documents' years to keep (:func:`year_filter`). Default every year of the run.
     top : int, optional, keyword-only
         With ``"clusters"``: the first ``top`` ranked clusters only.
 
@@ -330,13 +438,13 @@ def collaboration_matrix(con: duckdb.DuckDBPyConnection, units: Units, *,
     if counting not in COUNTINGS:
         raise ParameterError(f"counting {counting!r}: not one of {', '.join(COUNTINGS)}",
                              hint="--counting whole or --counting fractional")
-    first, last = _years(years)
+    kept = year_filter(years)
     labels = build_units(con, units, top=top, geocoder=geocoder)
     order = (*labels, OTHER)
     con.register("_integration_order", pa.table({
         "unit": pa.array(order, pa.string()), "pos": pa.array(range(len(order)), pa.int32())}))
     try:
-        table = fetch_arrow(con, _MATRIX_SQL, [first, first, last, last])
+        table = fetch_arrow(con, _MATRIX_SQL, kept.params())
     finally:
         con.unregister("_integration_order")
     value = "n_docs" if counting == "whole" else "weight"
@@ -352,7 +460,7 @@ _OTHER_SQL = literal(OTHER)
 _MATRIX_SQL = f"""
 WITH du AS (
     SELECT source, doc_id, unit, sum(fx) AS fx FROM {UNITS_TABLE}
-    WHERE (? IS NULL OR year >= ?) AND (? IS NULL OR year <= ?)
+    WHERE {_YEAR_SQL}
     GROUP BY source, doc_id, unit),
 tot AS (
     -- W(d): every used contribution of the documents touching a unit.

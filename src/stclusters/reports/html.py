@@ -5,7 +5,9 @@ The page holds everything it needs inline: the vendored script and style
 (``data/outlines/countries-110m.json`` or ``-50m``, TopoJSON, decoded in the page) and the run's data as
 one JSON payload. It loads nothing from the network: its Content-Security-Policy forbids every
 fetch and allows only the inline script whose sha256 it names. The same run gives the same
-bytes. See ``docs/report.md``.
+bytes. With a region (``--region GBA``) the page has a region tab: indicators with their
+sources, the run's computed indicators, integration figures and claims (``reports/_region``).
+See ``docs/report.md``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 import math
 from importlib import resources
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import duckdb
@@ -53,7 +56,8 @@ _HINT = "give the --out folder of a finished `stclusters rank` run"
 
 def write_report(run_dir: str | Path, out_html: str | Path | None = None, *,
                  top_n: int | None = None, max_points: int = MAX_POINTS,
-                 outlines: str = "110m") -> Path:
+                 outlines: str = "110m", region: Any = None, claims: Any = None,
+                 indicators: Sequence[str | Path] = ()) -> Path:
     """Write the run's report as one HTML file, atomically.
 
     Parameters
@@ -70,6 +74,14 @@ def write_report(run_dir: str | Path, out_html: str | Path | None = None, *,
     outlines : {"110m", "50m"}
         Natural Earth scale of the country outlines: 1:110 million (108 KB, the world
         view) or 1:50 million (756 KB, coasts that still fit when zoomed to one city).
+    region : str or Region, optional
+        Add a region page: ``GBA``, ``PRD-9``, ``HK-MO`` or a region file
+        (``file.yaml[#GROUP]``); see :func:`stclusters.reports._region.region_payload`.
+    claims : str, path, list of Claim or False, optional
+        With ``region``: the claims to check (a claim file or a shipped set, ``gba``);
+        default the shipped set of a shipped region; ``False`` none.
+    indicators : sequence of paths
+        With ``region``: users' indicator CSV files read after the shipped rows.
 
     Returns
     -------
@@ -91,7 +103,8 @@ def write_report(run_dir: str | Path, out_html: str | Path | None = None, *,
     if outlines not in OUTLINE_SCALES:
         raise ParameterError(f"--outlines {outlines}: must be one of "
                               f"{', '.join(OUTLINE_SCALES)}", hint="e.g. --outlines 50m")
-    page = render_html(build_payload(run_dir, top_n=top_n, max_points=max_points),
+    page = render_html(build_payload(run_dir, top_n=top_n, max_points=max_points,
+                                     region=region, claims=claims, indicators=indicators),
                        outlines=outlines)
     try:
         write_text(out, page)
@@ -101,12 +114,22 @@ def write_report(run_dir: str | Path, out_html: str | Path | None = None, *,
 
 
 def build_payload(run_dir: str | Path, *, top_n: int | None = None,
-                  max_points: int = MAX_POINTS) -> dict[str, Any]:
+                  max_points: int = MAX_POINTS, region: Any = None, claims: Any = None,
+                  indicators: Sequence[str | Path] = ()) -> dict[str, Any]:
     """The report's data (what the page's script reads): clusters with footprints, details
-    per cluster, points, manifest and attributions. Deterministic for a given run folder."""
+    per cluster, points, manifest and attributions, and with ``region`` the region page's
+    data (``region``; ``None`` without). Deterministic for a given run folder and inputs."""
     if top_n is not None and top_n < 1:
         raise ParameterError(f"--top {top_n}: must be at least 1", hint="e.g. --top 100")
+    if region is None and (claims not in (None, False) or indicators):
+        raise ParameterError("--claims and --indicators go with --region",
+                             hint="e.g. --region GBA --claims gba")
     run_dir = Path(run_dir)
+    region_data = None
+    if region is not None:  # first: a bad region or file fails before the map's work
+        from stclusters.reports._region import region_payload  # noqa: PLC0415
+
+        region_data = region_payload(run_dir, region, claims=claims, indicators=indicators)
     con, manifest, label = open_run(run_dir)
     try:
         metrics = _metrics(con)
@@ -130,7 +153,8 @@ def build_payload(run_dir: str | Path, *, top_n: int | None = None,
         "details": details,
         "points": points,
         "manifest": manifest,
-        "attribution": _attribution(manifest),
+        "attribution": _attribution(manifest, region_data),
+        "region": region_data,
     }
 
 
@@ -332,12 +356,14 @@ def _points(con: duckdb.DuckDBPyConnection, max_points: int) -> dict[str, Any]:
     return {"scale": COORD_SCALE, "xy": flat, "shown": len(rows), "total": int(total)}
 
 
-def _attribution(manifest: dict[str, Any]) -> list[str]:
+def _attribution(manifest: dict[str, Any], region: dict[str, Any] | None = None) -> list[str]:
     """The credits shown at the foot of the page: the manifest's (each source's own), then
-    GeoNames unless the manifest credits it already, then Natural Earth."""
+    GeoNames unless the manifest credits it already, the region page's (statistics offices,
+    indicator publishers, published ranks), then Natural Earth."""
     lines = [str(a) for a in manifest.get("attribution") or []]
     if not any("GeoNames" in a for a in lines):
         lines.append(GEONAMES_CREDIT)
+    lines += [c for c in (region or {}).get("credits", []) if "GeoNames" not in c]
     return [*lines, NATURAL_EARTH_CREDIT]
 
 
