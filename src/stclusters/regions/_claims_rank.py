@@ -15,10 +15,10 @@ from typing import Any
 from stclusters._run_folder import open_run
 from stclusters.errors import StclustersError
 from stclusters.params import EARTH_RADIUS_KM
+from stclusters.regions.definitions import _DATA
 from stclusters.regions._claims_logic import Interval
 from stclusters.regions._format import number
 
-_DATA = Path(__file__).parent / "data"
 #: The shipped copy of ``shared/data/reference/gii_top_ranks_by_edition.csv``.
 SHIPPED_PUBLISHED = _DATA / "gii_top_ranks_by_edition.csv"
 PUBLISHED_SOURCE = {"publisher": "World Intellectual Property Organization (WIPO)",

@@ -29,11 +29,12 @@ from stclusters.regions._claims_logic import (NOT_HELD, OPS, UNDECIDED, VERDICTS
                                               Interval, combine_all, combine_sources, decide,
                                               rounding_half_unit, written_half_unit)
 from stclusters.regions._format import is_province, number, unit_base
+from stclusters.regions.definitions import _DATA
+from stclusters.regions.indicators import CREDITS_TEXT
 
 __all__ = ["BASES", "CLAIM_COLUMNS", "Claim", "ClaimCheck", "ClaimResults", "DECIDING_FLAGS",
            "VERDICTS", "check_claims", "load_claims", "parse_claims", "SHIPPED_CLAIMS"]
 
-_DATA = Path(__file__).parent / "data"
 #: Shipped claim files by name (``stclusters check gba``).
 SHIPPED_CLAIMS: dict[str, Path] = {"gba": _DATA / "gba_claims.yaml"}
 #: Bodies of data a claim may be decided by.
@@ -53,10 +54,8 @@ _TOP_KEYS = {"claims", "title", "note"}
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 #: Output files of ``ClaimResults.write``.
 OUTPUT_FILES = ("claims.csv", "claims.parquet", "claims.json")
-CREDITS = ("Indicator figures: each row's own publisher (named in the evidence); GBA "
-           "statistics: Statistics Bureau of Guangdong Province; Census and Statistics "
-           "Department, Hong Kong SAR; Statistics and Census Service, Macao SAR. Places: "
-           "GeoNames (geonames.org), CC BY 4.0. Published ranks: WIPO, Global Innovation Index.")
+#: The credits shown with the verdicts (the same as every regions command's).
+CREDITS = CREDITS_TEXT
 
 
 @dataclass(frozen=True)
