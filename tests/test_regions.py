@@ -159,6 +159,27 @@ groups:
         assert part in msg, (part, msg)
 
 
+@pytest.mark.parametrize("body, expected", [
+    ("members: 5", "file.members: expected a list, got int"),
+    ("members: [{name: A, countries: [HK]}]\ngroups: [A]", "groups: a mapping"),
+    ("members: [{name: A, countries: [HK]}]\ngroups: {G: []}", "groups.G: at least one member"),
+    ("members: [{name: A, polygons: 5}]", "members[0].polygons: expected a list, got int"),
+    ("members: [{name: A, anchors: 5}]", "members[0].anchors: expected a list, got int"),
+    ("members: [{name: A, geoname_ids: 5}]", "members[0].geoname_ids: expected a list"),
+    ("members: [{name: A, countries: [HK]}]\noutside_anchors: 5", "outside_anchors: expected"),
+    ("members: [{name: CN, polygons: [[[0, 0], [1, 0], [1, 1]]]}]", "reads as an economy"),
+    ("members: [{name: A, countries: [HK]}]\ngroups: {HK: [A]}", "groups.HK: a group cannot"),
+    ("members:\n  - name: A\n   countries: [HK]", "line 4, column 4"),
+])
+def test_wrong_types_are_problems_not_crashes(tmp_path, body, expected):
+    """Every shape of wrong file is one ParameterError naming the place (YAML errors with
+    their line and column), never a TypeError from inside the parser."""
+    path = _write(tmp_path / "x.yaml", "id: X\n" + body + "\n")
+    with pytest.raises(ParameterError) as info:
+        load_region(path)
+    assert expected in str(info.value), str(info.value)
+
+
 def test_unknown_region_and_bad_anchor(tmp_path, geocoder):
     with pytest.raises(ParameterError, match="unknown region 'Atlantis'.*"):
         load_region("Atlantis")

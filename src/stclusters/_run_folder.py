@@ -32,6 +32,11 @@ def open_run(run_dir: str | Path, *, need: tuple[str, ...] = ("ranking", "cluste
     path = Path(run_dir) / "workspace.duckdb"
     if not path.is_file():
         raise StclustersError(f"{run_dir}: not a run folder (no workspace.duckdb)", hint=_HINT)
+    # A run writes its manifest last: without one, the folder is a run that stopped.
+    manifest = read_manifest(run_dir)
+    if manifest is None:
+        raise StclustersError(f"{run_dir}: not a finished run (no manifest.json)",
+                              hint="the run stopped before it finished: rank again")
     con = duckdb.connect(":memory:")
     try:
         try:
@@ -47,6 +52,7 @@ def open_run(run_dir: str | Path, *, need: tuple[str, ...] = ("ranking", "cluste
         if missing:
             raise StclustersError(f"{path}: not a ranking's workspace (no table "
                                   f"{', '.join(sorted(missing))})", hint=_HINT)
+        _check_columns(con, need)
         label = (con.execute("SELECT min(data_label) FROM run.data_label").fetchall()[0][0]
                  if "data_label" in present else None)
         for name in sorted(present):
@@ -55,7 +61,31 @@ def open_run(run_dir: str | Path, *, need: tuple[str, ...] = ("ranking", "cluste
     except BaseException:
         con.close()
         raise
-    return con, read_manifest(run_dir), label
+    return con, manifest, label
+
+
+#: Columns later stages read from a run's tables: a workspace written by an older version
+#: without them is refused in one line rather than failing inside a query.
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "contributions": ("doc_id", "source", "year", "contributor_seq", "address_seq", "lat",
+                      "lon", "country", "precision", "geoname_id", "status", "weight",
+                      "weight_fx"),
+    "points": ("source", "lat", "lon", "weight", "weight_fx", "stc"),
+    "clusters": ("rank", "cluster_id", "name", "economy", "stc"),
+    "ranking": ("rank", "cluster_id", "name", "economy"),
+}
+
+
+def _check_columns(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...]) -> None:
+    for table in tables:
+        have = {r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_catalog = 'run' "
+            "AND table_schema = 'main' AND table_name = ?", [table]).fetchall()}
+        lacking = [c for c in REQUIRED_COLUMNS.get(table, ()) if c not in have]
+        if lacking:
+            raise StclustersError(
+                f"run table {table} lacks column(s) {', '.join(lacking)}: written by an "
+                "older version of stclusters", hint="rank the inputs again with this version")
 
 
 def read_manifest(run_dir: str | Path) -> dict[str, Any] | None:

@@ -29,6 +29,7 @@ Shipped: ``GBA`` (Guangdong–Hong Kong–Macao Greater Bay Area, 11 cities) and
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ _DATA = Path(__file__).parent / "data"
 #: Precisions at which anchors (rule 4) decide a city; coarser rows have no city.
 CITY_PRECISIONS: tuple[str, ...] = ("point", "postcode", "city", "admin2")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._()-]{0,63}$")
+# Integration sides name economies by ISO-2 code: a member or group cannot look like one.
+_ECONOMY_CODE = re.compile(r"^[A-Z]{2}$")
 
 
 @dataclass(frozen=True)
@@ -194,12 +197,24 @@ def _read_yaml(path: Path) -> Any:
         with open(path, encoding="utf-8") as fh:
             return yaml.safe_load(fh)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ParameterError(f"{path}: cannot read the region file: "
-                             f"{str(exc).splitlines()[0]}",
+        raise ParameterError(f"{path}: cannot read the region file: {yaml_problem(exc)}",
                              hint="a region file is UTF-8 YAML (docs/regions.md)") from exc
 
 
+def yaml_problem(exc: BaseException) -> str:
+    """One line for a YAML (or I/O) error, with the line and column where the parser
+    stopped (PyYAML's marks count from 0)."""
+    mark = getattr(exc, "problem_mark", None)
+    what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is None:
+        return what
+    return f"line {mark.line + 1}, column {mark.column + 1}: {what}"
+
+
 def _anchor_list(value: Any, where: str, problems: list[str]) -> tuple[tuple[int, str], ...]:
+    if value is not None and not isinstance(value, list):
+        problems.append(f"{where}: expected a list of [geonameid, name]")
+        return ()
     out = []
     for i, item in enumerate(value or []):
         if (isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], int)
@@ -235,15 +250,29 @@ def _strings(value: Any, where: str, problems: list[str]) -> tuple[str, ...]:
     return tuple(str(v) for v in value)
 
 
+def _listed(item: dict, key: str, where: str, problems: list[str]) -> list:
+    """``item[key]`` as a list (absent: empty); anything else is a problem."""
+    value = item.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        problems.append(f"{where}.{key}: expected a list, got {type(value).__name__}")
+        return []
+    return value
+
+
 def _parse_member(item: Any, i: int, problems: list[str]) -> Member | None:
     where = f"members[{i}]"
     if not isinstance(item, dict) or not isinstance(item.get("name"), str):
         problems.append(f"{where}: a member is a mapping with a 'name'")
         return None
+    if _ECONOMY_CODE.match(item["name"].strip()):
+        problems.append(f"{where}: the name {item['name']!r} reads as an economy's ISO-2 "
+                        "code (CN, HK…): give the member a longer name")
     unknown = set(item) - {"name", "economy", "geoname_ids", "countries", "polygons", "anchors"}
     if unknown:
         problems.append(f"{where} ({item['name']}): unknown keys {sorted(unknown)}")
-    ids = item.get("geoname_ids") or []
+    ids = _listed(item, "geoname_ids", where, problems)
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in ids):
         problems.append(f"{where} ({item['name']}): geoname_ids must be integers")
         ids = []
@@ -252,8 +281,9 @@ def _parse_member(item: Any, i: int, problems: list[str]) -> Member | None:
         geoname_ids=tuple(int(v) for v in ids),
         countries=tuple(c.upper() for c in _strings(item.get("countries"), where, problems)),
         polygons=tuple(_ring(p, f"{where}.polygons[{j}]", problems)
-                       for j, p in enumerate(item.get("polygons") or [])),
-        anchors=_anchor_list(item.get("anchors"), f"{where}.anchors", problems))
+                       for j, p in enumerate(_listed(item, "polygons", where, problems))),
+        anchors=_anchor_list(_listed(item, "anchors", where, problems), f"{where}.anchors",
+                             problems))
     if not (member.geoname_ids or member.countries or member.polygons or member.anchors):
         problems.append(f"{where} ({member.name}): no rule (geoname_ids, countries, polygons "
                         "or anchors)")
@@ -270,20 +300,29 @@ def _parse(data: Any, origin: str) -> Region:
     if not isinstance(rid, str) or not _ID.match(rid):
         problems.append("id: a short name (letters, digits, space, . _ ( ) -)")
         rid = str(rid)
-    members = [m for i, item in enumerate(data.get("members") or [])
+    members = [m for i, item in enumerate(_listed(data, "members", "file", problems))
                if (m := _parse_member(item, i, problems)) is not None]
     if not members:
         problems.append("members: at least one member")
     names = [m.name for m in members]
-    dup = sorted({n for n in names if names.count(n) > 1})
+    dup = sorted(n for n, k in Counter(names).items() if k > 1)
     if dup:
         problems.append(f"members: names given twice: {dup}")
     groups: dict[str, tuple[str, ...]] = {}
-    for g, listed in (data.get("groups") or {}).items():
+    raw_groups = data.get("groups") or {}
+    if not isinstance(raw_groups, dict):
+        problems.append("groups: a mapping of group name → list of member names")
+        raw_groups = {}
+    for g, listed in raw_groups.items():
         listed = _strings(listed, f"groups.{g}", problems)
         missing = [n for n in listed if n not in names]
         if missing:
             problems.append(f"groups.{g}: not members: {missing}")
+        if not listed:
+            problems.append(f"groups.{g}: at least one member")
+        if str(g) in names or _ECONOMY_CODE.match(str(g)):
+            problems.append(f"groups.{g}: a group cannot take a member's name or an "
+                            "economy's ISO-2 code")
         groups[str(g)] = listed
     domain = None
     if data.get("anchor_domain") is not None:
