@@ -218,3 +218,34 @@ def test_assignment_is_row_wise(gba, geocoder, rows, rnd):
     again = gba.assign(np.asarray(lat)[order], np.asarray(lon)[order],
                        country=[cc[i] for i in order], geocoder=geocoder)
     assert again.tolist() == base[order].tolist()
+
+
+def test_unfinished_and_old_run_folders_are_refused(tmp_path):
+    """A run folder without its manifest (a run that stopped) and one whose tables lack the
+    columns the region commands read (an older version) are refused in one line."""
+    import shutil
+
+    import duckdb
+
+    from stclusters._run_folder import open_run
+    from stclusters.errors import StclustersError
+
+    table = pa.table({"doc_id": ["a", "b", "c"], "source": ["patent"] * 3, "year": [2020] * 3,
+                      "lat": [22.54, 22.55, 22.30], "lon": [114.05, 114.06, 114.17],
+                      "country": ["CN", "CN", "HK"]})
+    pacsv.write_csv(table, tmp_path / "t.csv")
+    params = stclusters.RankParams().with_source("patent", min_weight=1.0)
+    run = tmp_path / "run"
+    stclusters.rank([tmp_path / "t.csv"], params=params).write(run)
+    con, manifest, _ = open_run(run, need=("contributions", "points", "clusters"))
+    con.close()
+    assert manifest["parameters"]
+    old = tmp_path / "old"
+    shutil.copytree(run, old)
+    with duckdb.connect(str(old / "workspace.duckdb")) as db:
+        db.execute("ALTER TABLE contributions DROP COLUMN weight_fx")
+    with pytest.raises(StclustersError, match="contributions lacks column.*weight_fx.*older"):
+        open_run(old, need=("contributions",))
+    (run / "manifest.json").unlink()
+    with pytest.raises(StclustersError, match="not a finished run"):
+        open_run(run)
