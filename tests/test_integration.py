@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import random
 from collections import Counter, defaultdict
 from fractions import Fraction
@@ -653,3 +654,113 @@ def test_figure_of_the_clusters_matrix(generated, tmp_path):
         plt.close(fig)
     assert all(p.stat().st_size > 1000 for p in paths)
     assert "#1 " in (tmp_path / "clusters.svg").read_text(encoding="utf-8")
+
+
+# ----------------------------------------------------------------- review round 3 (I3)
+
+def test_the_same_region_twice_in_a_matrix_is_refused(generated, tmp_path):
+    _, res, run = generated
+    with pytest.raises(ParameterError, match="region 'GBA' given twice"):
+        collaboration_matrix(res.con, [GBA, GBA], counting="fractional")
+    other = tmp_path / "gba_copy.yaml"  # another file with the id GBA
+    other.write_text(NORTH_YAML.replace("id: NORTH", "id: GBA"), encoding="utf-8")
+    with pytest.raises(ParameterError, match="region 'GBA' given twice"):
+        collaboration_matrix(res.con, [GBA, load_region(other)])
+    runner = CliRunner()
+    for extra in (["--matrix", "GBA", "--matrix", "GBA"],
+                  ["--matrix", "GBA", "--matrix", str(other)]):
+        r = runner.invoke(app, ["integration", "GBA", "--run", str(run), *extra])
+        assert r.exit_code == 2 and "given twice" in r.output, r.output
+
+
+def test_top_without_clusters_and_years_without_records(generated, tmp_path):
+    _, res, run = generated
+    with pytest.raises(ParameterError, match="only with the units 'clusters'"):
+        collaboration_matrix(res.con, GBA, top=3)
+    runner = CliRunner()
+    r = runner.invoke(app, ["integration", "GBA", "--run", str(run), "--top", "3"])
+    assert r.exit_code == 2 and "--matrix clusters" in r.output, r.output
+    r = runner.invoke(app, ["integration", "GBA", "--run", str(run), "--year", "1800-1900",
+                            "--json"])
+    assert r.exit_code == 0, r.output
+    note = "no document of the run touches the matrix's units in 1800–1900"
+    assert note in r.stderr
+    printed = json.loads(r.stdout)
+    assert printed["matrix_years"] == [] and note in printed["notes"][0]
+    from stclusters.regions.integration import matrix_years
+
+    collaboration_matrix(res.con, GBA)
+    have = matrix_years(res.con)
+    assert have and f"are of {have[0]}–{have[-1]})" in printed["notes"][0]  # the run's years
+    r = runner.invoke(app, ["integration", "GBA", "--run", str(run), "--json"])
+    assert json.loads(r.stdout)["notes"] == [] and "Note:" not in r.stderr
+
+
+def test_the_figure_names_its_years_and_keeps_quiet_about_cjk_glyphs(generated, tmp_path):
+    import warnings
+
+    _, _, run = generated
+    cjk = tmp_path / "cjk.yaml"
+    cjk.write_text(GBA_CJK_YAML, encoding="utf-8")
+    runner = CliRunner()
+    out = tmp_path / "fig"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = runner.invoke(app, ["integration", str(cjk), "--run", str(run), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert not [w for w in caught if "missing from" in str(w.message)]
+    assert "Glyph" not in r.stderr
+    svg = (out / "integration.svg").read_text(encoding="utf-8")
+    assert re.search(r"港深: collaboration, 20\d\d–20\d\d<", svg)  # CJK; the years counted
+    r = runner.invoke(app, ["integration", "GBA", "--run", str(run), "--year", "2018",
+                            "--out", str(tmp_path / "y")])
+    assert "collaboration, 2018" in (tmp_path / "y" / "integration.svg").read_text("utf-8")
+
+
+def test_the_figure_font_list_falls_back_to_an_installed_cjk_font(monkeypatch):
+    from matplotlib import font_manager
+
+    from stclusters.regions import _integration_figure as fig
+
+    fake = font_manager.FontEntry(name="Noto Sans CJK SC")
+    monkeypatch.setattr(font_manager.fontManager, "ttflist",
+                        [*font_manager.fontManager.ttflist, fake])
+    families = fig.font_families()
+    assert families[0] != "Noto Sans CJK SC" and "Noto Sans CJK SC" in families
+
+
+def test_integration_json_does_not_depend_on_how_the_run_path_is_typed(generated, tmp_path,
+                                                                       monkeypatch):
+    _, _, run = generated
+    monkeypatch.chdir(run.parent)
+    runner = CliRunner()
+    for arg, out in ((run.name, "a"), (str(run.resolve()) + "/", "b")):
+        r = runner.invoke(app, ["integration", "GBA", "--run", arg, "--out",
+                                str(tmp_path / out)])
+        assert r.exit_code == 0, r.output
+    for name in ("integration.json", "integration_shares.csv", "integration.svg"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert json.loads((tmp_path / "a" / "integration.json").read_text("utf-8"))["run"] == str(
+        run.resolve())
+
+
+def test_a_share_of_every_document_is_exactly_100(generated):
+    _, res, _ = generated
+    rows = integration_shares(res.con, GBA).to_pylist()
+    full = [r for r in rows if r["n_docs"] == r["n_docs_with_partner"]
+            and r["counting"] == "whole"]
+    assert all(r["share_pct"] == 100.0 for r in full)
+    assert all(r["share_pct"] is None or 0 <= r["share_pct"] <= 100 for r in rows)
+
+
+#: The GBA's two outside members under their Chinese names, and Shenzhen (polygons).
+GBA_CJK_YAML = """id: CJK
+name: 港深
+members:
+  - name: 香港
+    economy: HK
+    polygons: [[[113.8, 22.15], [114.45, 22.15], [114.45, 22.56], [113.8, 22.56]]]
+  - name: 深圳
+    economy: CN
+    polygons: [[[113.75, 22.57], [114.6, 22.57], [114.6, 22.9], [113.75, 22.9]]]
+"""

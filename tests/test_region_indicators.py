@@ -829,3 +829,117 @@ def test_region_aggregate_adds_groups_from_members_with_cited_rates(tmp_path):
     assert plain["GBA"]["value"] is None and "units differ" in plain["GBA"]["note"]
     r = runner.invoke(app, ["region", "GBA", "--currency", "CNY"])
     assert r.exit_code == 2 and "--aggregate" in r.output
+
+
+# ------------------------------------------------------------------ review round 3 (I3)
+
+def test_negative_counts_amounts_and_populations_are_refused_naming_file_line_field(tmp_path):
+    path = tmp_path / "neg.csv"
+    path.write_text(HEADER + "\nShenzhen,2021,population,-1768,10k persons,official final,P,T,,"
+                    "\nShenzhen,2021,rd_expenditure,-5,CNY 100 million (亿元),official final,"
+                    "P,T,,\nShenzhen,2021,patent_growth_fractional,-3.5,% vs previous year,"
+                    "official final,P,T,,\n", encoding="utf-8")
+    with pytest.raises(InputFormatError) as exc:
+        ind.read_indicators([path], shipped=False)
+    text = str(exc.value)
+    assert str(path) in text and "2 bad row(s)" in text and "\n" not in text
+    assert "line 2, field value: '-1768' is negative" in text
+    assert "line 3, field value: '-5' is negative" in text
+    path.write_text(HEADER + "\nShenzhen,2021,patent_growth_fractional,-3.5,% vs previous year,"
+                    "official final,P,T,,\n", encoding="utf-8")  # a fall is a figure
+    assert ind.read_indicators([path], shipped=False).column("value").to_pylist() == [-3.5]
+    r = runner.invoke(app, ["region", "GBA", "--indicators", str(tmp_path / "missing.csv")])
+    assert r.exit_code == 2
+
+
+def test_aggregate_never_adds_a_negative_part_nor_divides_by_a_population_not_above_0():
+    got = _agg([_row("A", "population", -50, "10k persons"),
+                _row("B", "population", 100, "10k persons"),
+                _row("A", "invention_patents_in_force", 10, "patents"),
+                _row("B", "invention_patents_in_force", 10, "patents")])
+    row = got[("population", 2021)]
+    assert row["value"] is None and "negative figure for: A" in row["note"]
+    per = _agg([_row("A", "population", 0, "10k persons"),
+                _row("B", "population", 100, "10k persons"),
+                _row("A", "invention_patents_in_force", 10, "patents"),
+                _row("B", "invention_patents_in_force", 10, "patents")],
+               indicators=["invention_patents_in_force_per_10k_pop"])
+    row = per[("invention_patents_in_force_per_10k_pop", 2021)]
+    assert row["value"] is None and "population not above 0 for: A" in row["note"]
+
+
+@pytest.mark.parametrize("unit", ["percent", "Percent of national", "pct", "per cent",
+                                  "percentage points", "%"])
+def test_units_in_percent_are_percentages_never_summed(unit):
+    from stclusters.regions._aggregate import kind_of
+
+    assert kind_of("rd_share_of_national", unit) == "percentage"
+    rows = [_row(m, "rd_share_of_national", v, unit) for m, v in (("A", 3), ("B", 4))]
+    with pytest.raises(ParameterError, match="never summed"):
+        _agg(rows, indicators=["rd_share_of_national"])
+    row = _agg(rows)[("rd_share_of_national", 2021)]
+    assert row["value"] is None and "never summed" in row["note"]
+    assert kind_of("percentile_rank", "rank") == "sum"  # a word starting 'percent…' elsewhere
+
+
+def test_a_group_gets_no_per_capita_figure_when_a_members_population_is_not_above_0(
+        generated_run, tmp_path):
+    zero = _population_file(tmp_path, "Shenzhen,2021,population,0,10k persons,"
+                            "official final,Me,Mine,,\n")
+    table, _, _ = ind.region_table(load_region("GBA"), files=[zero], run=generated_run[3],
+                                   years=[2021], indicators=["patent_per_million_fractional"])
+    got = {r["region"]: r for r in table.to_pylist()}
+    for unit in ("Shenzhen", "GBA", "PRD-9"):  # the groups holding Shenzhen: no figure
+        assert got[unit]["value"] is None, unit
+        assert "not above 0 for: Shenzhen" in got[unit]["note"], unit
+    assert got["HK-MO"]["value"] is not None  # a group without Shenzhen keeps its figure
+
+
+def test_shares_are_computed_from_the_exact_integers():
+    import duckdb
+
+    from stclusters.regions._format import pct_sql
+
+    con = duckdb.connect()
+    fx = 877329965204690300  # 100.0 * x / x in floating point is 100.00000000000001
+    assert con.execute("SELECT 100.0 * CAST(? AS DOUBLE) / CAST(? AS DOUBLE)",
+                       [fx, fx]).fetchone()[0] != 100.0
+    sql = f"SELECT {pct_sql('a', 'b')} FROM (SELECT CAST(? AS HUGEINT) a, CAST(? AS HUGEINT) b)"
+    assert con.execute(sql, [fx, fx]).fetchone()[0] == 100.0
+    assert con.execute(sql, [1, 3]).fetchone()[0] == 100 / 3
+    assert con.execute(sql, [0, 0]).fetchone()[0] is None
+
+
+def test_city_cluster_share_is_exactly_100_when_the_city_is_all_in_its_cluster(generated_run):
+    clusters = generated_run[2].to_pylist()
+    full = [r for r in clusters if r["weight"] is not None and r["weight"] == r["member_weight"]]
+    assert full and all(r["share_pct"] == 100.0 for r in full)
+    assert all(r["share_pct"] is None or 0 <= r["share_pct"] <= 100 for r in clusters)
+
+
+def test_region_out_removes_its_own_earlier_city_clusters(generated_run, tmp_path):
+    out = tmp_path / "r1"
+    assert runner.invoke(app, ["region", "GBA", "--run", str(generated_run[3]), "--out",
+                               str(out)]).exit_code == 0
+    assert (out / "city_clusters.csv").exists()
+    r = runner.invoke(app, ["region", "GBA", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == ["indicators.csv", "indicators.parquet",
+                                                     "region.json"]
+    assert json.loads((out / "region.json").read_text(encoding="utf-8"))["run"] is None
+
+
+def test_region_outputs_do_not_depend_on_how_the_run_path_is_typed(generated_run, tmp_path,
+                                                                    monkeypatch):
+    run_dir = generated_run[3]
+    monkeypatch.chdir(run_dir.parent)
+    for args, out in (([run_dir.name], "pA"), ([str(run_dir.resolve()) + "/"], "pB"),
+                      ([f"../{run_dir.parent.name}/{run_dir.name}"], "pC")):
+        r = runner.invoke(app, ["region", "GBA", "--run", *args, "--out", str(tmp_path / out)])
+        assert r.exit_code == 0, r.output
+    for name in ("region.json", "indicators.csv", "indicators.parquet", "city_clusters.csv"):
+        first = (tmp_path / "pA" / name).read_bytes()
+        assert first == (tmp_path / "pB" / name).read_bytes() == (
+            tmp_path / "pC" / name).read_bytes(), name
+    summary = json.loads((tmp_path / "pA" / "region.json").read_text(encoding="utf-8"))
+    assert summary["run"] == str(run_dir.resolve())

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from stclusters.cli import _Command, _fail, _signals_unwind, console
+from stclusters.cli import _Command, _fail, _signals_unwind, console, err
 from stclusters.errors import ParameterError
 from stclusters.regions._format import number
 
@@ -35,7 +35,7 @@ def run_integration(run: Path, region_name: str, *, years: YearFilter, counting:
     from stclusters._run_folder import open_run  # noqa: PLC0415
     from stclusters.regions import load_region  # noqa: PLC0415
     from stclusters.regions.integration import (collaboration_matrix,  # noqa: PLC0415
-                                                integration_shares)
+                                                integration_shares, matrix_years)
 
     region = load_region(region_name)
     if matrix and any(m.casefold() == "clusters" for m in matrix) and len(matrix) > 1:
@@ -49,9 +49,28 @@ def run_integration(run: Path, region_name: str, *, years: YearFilter, counting:
     try:
         shares = integration_shares(con, region, years=years)
         mat = collaboration_matrix(con, units, counting=counting, years=years, top=top)
+        counted = matrix_years(con, years)
+        run_years = matrix_years(con, None)
     finally:
         con.close()
-    return {"region": region, "shares": shares, "matrix": mat, "label": label}
+    return {"region": region, "shares": shares, "matrix": mat, "label": label,
+            "matrix_years": counted, "notes": _notes(years, counted, run_years)}
+
+
+def _notes(years: YearFilter, counted: tuple[int, ...], run_years: tuple[int, ...],
+           ) -> list[str]:
+    """Why a matrix is all zeros: no document of the run touching its units in the years
+    asked for (the years it has are named)."""
+    from stclusters.regions.integration import YearFilter  # noqa: PLC0415
+
+    if counted:
+        return []
+    asked = years.label()
+    have = (YearFilter(run_years[0], run_years[-1], run_years).label() if run_years
+            else None)
+    return [f"no document of the run touches the matrix's units"
+            + (f" in {asked}" if asked else "") + ": every cell is 0"
+            + (f" (the run's documents in these units are of {have})" if have else "")]
 
 
 def _shares_table(shares, *, counting: str) -> Table:  # noqa: ANN001 - pa.Table
@@ -108,8 +127,10 @@ def _summary(result: dict[str, Any], *, counting: str, years: YearFilter,
 
     region = result["region"]
     return {
-        "data_label": result["label"], "region": region.id, "run": str(run),
+        "data_label": result["label"], "region": region.id,
+        "run": str(Path(run).resolve()),  # as rank records it: not as it was typed
         "years": years.as_json(), "matrix_counting": counting,
+        "matrix_years": list(result["matrix_years"]), "notes": result["notes"],
         "rules": {
             "scope": "the run's used contributions only (status 'used': its windows and "
                      "precision), with the run's fractional weights",
@@ -128,12 +149,26 @@ def _summary(result: dict[str, Any], *, counting: str, years: YearFilter,
     }
 
 
+def _figure_years(years: YearFilter, result: dict[str, Any]) -> str:
+    """The years the figure covers: those asked for, else those of the documents counted
+    (``2017–2021``); ``no documents`` when the matrix counted none."""
+    from stclusters.regions.integration import YearFilter  # noqa: PLC0415
+
+    counted = result["matrix_years"]
+    if years.label():
+        return years.label() if counted else f"{years.label()} (no documents)"
+    if not counted:
+        return "no documents"
+    return YearFilter(counted[0], counted[-1], counted).label()
+
+
 def _write(out: Path, result: dict[str, Any], summary: dict[str, Any], *, force: bool,
            years: YearFilter) -> list[Path]:
     """Tables and JSON (:func:`stclusters.analysis._output.write_outputs`), then the figure."""
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     from stclusters.analysis import _output  # noqa: PLC0415
+    from stclusters.regions._integration_figure import missing_glyphs_quiet  # noqa: PLC0415
     from stclusters.regions.integration import integration_figure  # noqa: PLC0415
 
     label = result["label"]
@@ -142,9 +177,10 @@ def _write(out: Path, result: dict[str, Any], summary: dict[str, Any], *, force:
         summary, stem_json="integration", label=label, force=force,
         own_names=FIGURE_NAMES)
     fig = integration_figure(result["matrix"], title=f"{result['region'].name}: collaboration",
-                             data_label=label, years=years.label())
+                             data_label=label, years=_figure_years(years, result))
     try:
-        paths += _output.save_figure(fig, Path(out), "integration")
+        with missing_glyphs_quiet():
+            paths += _output.save_figure(fig, Path(out), "integration")
     finally:
         plt.close(fig)
     return paths
@@ -202,6 +238,9 @@ def integration_cmd(
                                      hint="--counting whole or --counting fractional")
             if top is not None and top < 1:
                 raise ParameterError(f"--top must be >= 1, got {top}", hint="e.g. --top 20")
+            if top is not None and not (matrix and matrix[0].casefold() == "clusters"):
+                raise ParameterError("--top N ranks clusters: it needs --matrix clusters",
+                                     hint="add --matrix clusters, or drop --top")
             years = year_filter(year)
             if out is not None:
                 from stclusters.analysis import _output  # noqa: PLC0415
@@ -214,6 +253,8 @@ def integration_cmd(
                      if out is not None else [])
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - every error becomes one line
         _fail(exc, out=out)
+    for note in result["notes"]:  # on stderr: --json keeps stdout for the JSON
+        err.print(Text(f"Note: {note}.", style="yellow"))
     if as_json:
         sys.stdout.write(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
         return
@@ -237,5 +278,5 @@ def integration_cmd(
 def register(app: typer.Typer) -> None:
     """Add ``integration`` to ``app``."""
     app.command("integration", cls=_Command, epilog="Exit codes: 0 ok; 1 internal error; 2 an "
-                "unknown region, bad option values, or a folder that is not a finished "
-                "run.")(integration_cmd)
+                "unknown region, bad option values (--top without --matrix clusters, a "
+                "region twice in --matrix), or a folder that is not a finished run.")(integration_cmd)

@@ -193,10 +193,12 @@ def _run(region_arg: str, *, years: list[int], names: list[str], files: list[Pat
     summary = {"region": region.id, "name": region.name,
                "members": list(region.member_names), "groups": dict(region.groups),
                "filters": {"years": sorted(years), "indicators": sorted(names)},
-               "indicator_files": [str(p) for p in files],
-               "run": str(run) if run is not None else None, "data_label": label,
-               "aggregate": bool(combine.get("aggregated")),
-               "rates": str(combine["rates"]) if combine.get("rates") else None,
+               # Resolved, as rank records its inputs: the same files give the same JSON
+               # however their paths were typed.
+               "indicator_files": [str(Path(p).resolve()) for p in files],
+               "run": str(Path(run).resolve()) if run is not None else None,
+               "data_label": label, "aggregate": bool(combine.get("aggregated")),
+               "rates": str(Path(combine["rates"]).resolve()) if combine.get("rates") else None,
                "currency": combine.get("currency"),
                "rows": table.num_rows, "credits": list(CREDITS)}
     # Only the rows computed from a labelled run carry its label; city_clusters is wholly

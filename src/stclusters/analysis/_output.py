@@ -79,7 +79,10 @@ def write_outputs(out: str | Path, tables: dict[str, pa.Table], summary: dict[st
     force : bool, keyword-only
         Write into a folder that holds other files.
     own_names : iterable of str, keyword-only
-        Further file names this command writes on other occasions (replaced, not refused).
+        Further file names this command writes on other occasions (``city_clusters.*`` of
+        ``region --run``, a figure). Those this call does not write are removed, so no file
+        of an earlier run of the command is left beside the new ones (as ``rank`` does); a
+        caller writing one of them after this call writes it anew.
 
     Returns
     -------
@@ -89,7 +92,12 @@ def write_outputs(out: str | Path, tables: dict[str, pa.Table], summary: dict[st
     from stclusters.reports._tables import labelled  # noqa: PLC0415
 
     own = [f"{stem}.{ext}" for stem in tables for ext in ("csv", "parquet")]
-    folder = prepare_dir(out, [*own, f"{stem_json}.json", *own_names], force=force)
+    own_names = list(own_names)
+    mine = {*own, f"{stem_json}.json"}
+    folder = prepare_dir(out, [*mine, *own_names], force=force)
+    for name in own_names:
+        if name not in mine:
+            (folder / name).unlink(missing_ok=True)
     paths: list[Path] = []
     for stem, table in tables.items():
         if "data_label" not in table.column_names:

@@ -45,6 +45,9 @@ RATIOS: dict[str, tuple[str, str, float]] = {
 _COMPUTED_PER_MILLION = re.compile(r"^(?P<src>.+)_per_million_fractional$")
 _NOT_ADDITIVE = re.compile(r"_whole_count$")
 _PERCENT = re.compile(r"_(world_share|growth)_")
+#: A percentage by its unit: ``%``, ``% of GDP``, ``percent``, ``pct``, ``per cent``,
+#: ``percentage points`` (any case).
+_PERCENT_UNIT = re.compile(r"\s*(%|percent(age)?s?\b|pct\b|per\s+cent\b)", re.IGNORECASE)
 
 _BOUND_DIR = {">": (1, True), ">=": (1, False), "<": (-1, True), "<=": (-1, False)}
 #: An intensity by its name: ``per`` as a word of the name (``rd_per_capita``,
@@ -62,7 +65,7 @@ def kind_of(indicator: str, unit: str) -> str:
         return "ratio"
     if _NOT_ADDITIVE.search(indicator):
         return "whole"
-    if unit.startswith("%") or _PERCENT.search(indicator):
+    if _PERCENT_UNIT.match(unit or "") or _PERCENT.search(indicator):
         return "percentage"
     if re.search(r"\bper\b", unit) or _PER_WORD.search(indicator):
         return "intensity"
@@ -286,6 +289,8 @@ def _aggregate_sum(by_key, members, into, year, indicator, target, rates) -> dic
         why = "no figure for: " + ", ".join(missing)
     elif doubled:
         why = "more than one unit for: " + ", ".join(doubled)
+    elif any(p["value"] < 0 for p in parts):
+        why = "negative figure for: " + ", ".join(p["region"] for p in parts if p["value"] < 0)
     base_of_unit = unit_base(unit)[0]
     same_unit = not why and len({p["unit"] for p in parts}) == 1 and (
         target is None or not is_currency(base_of_unit) or base_of_unit == target)
@@ -322,6 +327,13 @@ def _aggregate_ratio(by_key, members, into, year, indicator, target, rates,
                 rows.append(found[0])
             else:  # none, or the same figure in two units: which one to add is not ours
                 (doubled if found else missing).append(m)
+        # A part below 0 (or a denominator not above 0) is no figure: the group gets none.
+        invalid = [r["region"] for r in rows
+                   if r["value"] < 0 or (side == den_name and not r["value"] > 0)]
+        if invalid:
+            problems.append(f"{side} not {'above' if side == den_name else 'at least'} 0 "
+                            "for: " + ", ".join(invalid))
+            continue
         if missing or doubled:
             problems += [f"no {side} for: " + ", ".join(missing)] if missing else []
             problems += ([f"more than one unit of {side} for: " + ", ".join(doubled)]

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from stclusters.errors import InputFormatError
 
-__all__ = ["number", "is_province", "unit_base", "is_currency", "csv_rows", "MISSING"]
+__all__ = ["number", "is_province", "unit_base", "is_currency", "csv_rows", "pct_sql",
+           "MISSING"]
 
 #: What :func:`number` shows for a figure that cannot be had (None, NaN).
 MISSING = "—"
@@ -81,6 +82,20 @@ def number(value: float | None, *, bound: str | None = None, digits: int | None 
 
 
 _PROVINCE = re.compile(r"\(province\)|\sprovince$|省$", re.IGNORECASE)
+
+
+def pct_sql(part: str, whole: str) -> str:
+    """SQL of ``100 · part / whole`` for two exact integer expressions (fixed-point weights,
+    document counts), NULL where ``whole`` is 0.
+
+    The integer part of the percentage is computed exactly (``100 · part // whole``) and only
+    the remainder goes through a floating-point division, so a part equal to the whole is
+    exactly ``100.0`` (never ``100.00000000000001``) and equal inputs give equal shares.
+    """
+    num = f"(CAST({part} AS HUGEINT) * 100)"
+    den = f"CAST({whole} AS HUGEINT)"
+    return (f"(CASE WHEN {den} <> 0 THEN CAST({num} // {den} AS DOUBLE) "
+            f"+ CAST({num} % {den} AS DOUBLE) / CAST({den} AS DOUBLE) END)")
 
 
 def is_province(region_name: str) -> bool:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import warnings
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -17,6 +20,37 @@ _LABEL_GAP = 0.2
 _LABEL_LIMIT = 1.5
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39")
+
+
+#: Fonts with CJK glyphs tried after the default one, in order (the first installed ones
+#: are used: matplotlib falls back glyph by glyph along the family list).
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans SC", "Source Han Sans SC",
+             "Source Han Sans CN", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei",
+             "Droid Sans Fallback", "AR PL UMing CN", "SimHei", "Microsoft YaHei",
+             "PingFang SC", "Hiragino Sans GB", "Arial Unicode MS")
+#: The matplotlib warning of a glyph no font of the list has (``Glyph 28145 (\N{CJK …})
+#: missing from font(s) DejaVu Sans``).
+_MISSING_GLYPH = r"Glyph \d+ .*missing from"
+
+
+def font_families() -> list[str]:
+    """The figure's font list: matplotlib's default sans-serif font, then the installed
+    fonts of :data:`CJK_FONTS` (none installed: the default alone)."""
+    from matplotlib import font_manager, rcParams  # noqa: PLC0415
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    first = [f for f in rcParams["font.sans-serif"] if f in installed][:1] or ["DejaVu Sans"]
+    return first + [f for f in CJK_FONTS if f in installed and f not in first]
+
+
+@contextlib.contextmanager
+def missing_glyphs_quiet() -> Iterator[None]:
+    """Drawing (``savefig``) without matplotlib's missing-glyph warnings: a member name no
+    installed font can show (CJK without a CJK font) is drawn as boxes, not warned about
+    on stderr. Other warnings pass."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_MISSING_GLYPH, category=UserWarning)
+        yield
 
 
 def _square(matrix: pa.Table, source: str) -> tuple[list[str], np.ndarray]:
@@ -168,6 +202,15 @@ def chord_figure(matrix: pa.Table, *, title: str, data_label: str | None, years:
 
     sources = list(dict.fromkeys(matrix.column("source").to_pylist())) or ["(no metric)"]
     counting = (matrix.column("counting")[0].as_py() if matrix.num_rows else "whole")
+    # Texts take the font list when made: CJK names fall back to an installed CJK font.
+    with matplotlib.rc_context({"font.family": font_families()}):
+        return _draw(plt, matrix, sources, counting, title=title, data_label=data_label,
+                     years=years, credits=credits)
+
+
+def _draw(plt, matrix: pa.Table, sources: list[str], counting: str, *, title: str,  # noqa: ANN001
+          data_label: str | None, years: str | None, credits: str):  # noqa: ANN202
+    """The figure of :func:`chord_figure` (under its font list)."""
     fig, axes = plt.subplots(1, len(sources), figsize=(6.6 * len(sources), 6.4), squeeze=False)
     for ax, source in zip(axes[0], sources):
         units, m = _square(matrix, source)

@@ -58,10 +58,15 @@ def build_units(con: duckdb.DuckDBPyConnection, units: Units, *, top: int | None
     Raises
     ------
     ParameterError
-        Units that overlap (one location in two units), an empty list, an unknown keyword.
+        Units that overlap (one location in two units), the same region twice, an empty
+        list, an unknown keyword, ``top`` without ``"clusters"``.
     """
+    is_clusters = isinstance(units, str) and units.casefold() == "clusters"
+    if top is not None and not is_clusters:
+        raise ParameterError(f"top={top}: the first N ranked clusters, only with the units "
+                             "'clusters'", hint="add --matrix clusters, or drop --top")
     if isinstance(units, str):
-        if units.casefold() != "clusters":
+        if not is_clusters:
             raise ParameterError(f"unknown units {units!r}",
                                  hint="give a region, regions, a mapping label → region, "
                                       "or 'clusters'")
@@ -75,10 +80,30 @@ def build_units(con: duckdb.DuckDBPyConnection, units: Units, *, top: int | None
         if len(regs) == 1:
             return _region_units(con, [("", regs[0], False)], geocoder=geocoder)
         items = [(f"{reg.id}:", reg, False) for reg in regs]
+    _check_distinct_ids([reg for _, reg, _ in items])
     if not items:
         raise ParameterError("no units: give at least one region",
                              hint="e.g. collaboration_matrix(con, load_region('GBA'))")
     return _region_units(con, items, geocoder=geocoder)
+
+
+def _check_distinct_ids(regions: Sequence[Region]) -> None:
+    """The same region twice (or two files with one ``id``) would fill its units twice and
+    its labels would not clash: refuse, naming the id.
+
+    Raises
+    ------
+    ParameterError
+        Two of ``regions`` share an ``id``.
+    """
+    seen: set[str] = set()
+    for reg in regions:
+        if reg.id in seen:
+            raise ParameterError(f"matrix units: region {reg.id!r} given twice (the same "
+                                 "region, or two region files with that id)",
+                                 hint="give each region once (--matrix GBA --matrix OTHER); "
+                                      "give two files different ids")
+        seen.add(reg.id)
 
 
 def _labels(region: Region, prefix: str, whole: bool) -> dict[str, str]:

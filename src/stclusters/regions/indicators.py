@@ -33,9 +33,9 @@ import pyarrow.compute as pc
 from stclusters.contributions import fx_to_weight
 from stclusters.errors import InputFormatError
 from stclusters.regions._aggregate import (  # noqa: F401 - part of this module's API
-    FLAG_ORDER, aggregate, read_rates,
+    FLAG_ORDER, aggregate, kind_of, read_rates,
 )
-from stclusters.regions._format import csv_rows, unit_base
+from stclusters.regions._format import csv_rows, pct_sql, unit_base
 from stclusters.regions._located import add_region_contributions
 from stclusters.regions.definitions import _DATA, Region
 from stclusters.store import fetch_arrow
@@ -184,6 +184,10 @@ def _parse_row(row: dict[str, str], line: int, origin: str, has_bound: bool,
         _problem(problems, line, "value", f"not a number ({clean['value']!r:.20}; plain "
                  "digits, '.' for decimals, no thousands separators; empty only with a "
                  "note saying why)")
+    if value is not None and value < 0 and clean["indicator"] and \
+            kind_of(clean["indicator"], clean["unit"]) in ("sum", "whole"):
+        _problem(problems, line, "value", f"{clean['value']!r:.20} is negative (a count, an "
+                 "amount or a population is never below 0)")
     flag = clean["flag"].lower()
     if flag not in FLAGS:
         _problem(problems, line, "flag", f"{clean['flag']!r:.30} is not one of "
@@ -531,7 +535,10 @@ pop AS (  -- population (persons) of a unit: every member's figure of that year,
     SELECT u.unit, y.year,
            sum(p.persons) AS persons,
            string_agg(CASE WHEN p.persons IS NULL THEN u.member END, ', '
-                      ORDER BY u.member) AS missing
+                      ORDER BY u.member) AS missing,
+           -- a member's population not above 0 voids the unit's per-capita figure
+           string_agg(CASE WHEN NOT p.persons > 0 THEN u.member END, ', '
+                      ORDER BY u.member) AS not_positive
     FROM _ind_units u CROSS JOIN (SELECT DISTINCT year FROM world) y
     LEFT JOIN _ind_pop p ON p.region = u.member AND p.year = y.year
     GROUP BY ALL),
@@ -544,11 +551,11 @@ metrics AS (
                                               - 1) END AS growth_frac,
            CASE WHEN prev.docs > 0 THEN 100.0 * (g.docs / prev.docs - 1) END AS growth_whole,
            prev.year IS NOT NULL AS has_prev,
-           CASE WHEN p.missing IS NULL AND p.persons > 0
+           CASE WHEN p.missing IS NULL AND p.not_positive IS NULL
                 THEN 1e6 * {frac} / p.persons END AS pc_frac,
-           CASE WHEN p.missing IS NULL AND p.persons > 0
+           CASE WHEN p.missing IS NULL AND p.not_positive IS NULL
                 THEN 1e6 * g.docs / p.persons END AS pc_whole,
-           p.missing IS NULL AND NOT p.persons > 0 AS pop_zero,
+           CASE WHEN p.missing IS NULL THEN p.not_positive END AS pop_zero,
            p.missing AS pop_missing
     FROM grid g
     LEFT JOIN grid prev ON prev.unit = g.unit AND prev.source = g.source
@@ -588,7 +595,8 @@ def _metric_note(suffix: str, col: str, base: str, r: dict[str, Any]) -> str:
     if suffix.startswith("per_million") and r["pop_missing"]:
         return base + f"; population of {r['year']} missing for: {r['pop_missing']}"
     if suffix.startswith("per_million") and r["pop_zero"]:
-        return base + f"; population of {r['year']} is not above 0: no figure"
+        return base + (f"; population of {r['year']} is not above 0 for: {r['pop_zero']}: "
+                       "no figure")
     return base
 
 
@@ -666,7 +674,7 @@ best AS (
     FROM w WHERE cluster_id IS NOT NULL)
 SELECT t.member, t.source, b.cluster_id, b.rank, b.name,
        {best} AS weight, {tot} AS member_weight,
-       100.0 * CAST(b.fx AS DOUBLE) / CAST(t.fx AS DOUBLE) AS share_pct
+       {share} AS share_pct
 FROM tot t JOIN _ind_units u ON u.member = t.member AND u.unit = t.member
 LEFT JOIN best b ON b.member = t.member AND b.source = t.source AND b.k = 1
 ORDER BY u.pos, t.source
@@ -690,7 +698,8 @@ def city_clusters(con: duckdb.DuckDBPyConnection, region: Region, *,
     con.register("_ind_units", _units(region))
     try:
         res = fetch_arrow(con, _CLUSTERS_SQL.format(best=fx_to_weight("b.fx"),
-                                                     tot=fx_to_weight("t.fx")))
+                                                     tot=fx_to_weight("t.fx"),
+                                                     share=pct_sql("b.fx", "t.fx")))
     finally:
         con.unregister("_ind_units")
     return res.cast(CITY_CLUSTERS_SCHEMA)
@@ -765,7 +774,7 @@ def region_table(region: Region, *, files: Sequence[str | Path] = (),
         try:
             add_region_contributions(con, region)
             computed = computed_indicators(con, region, placed=True, population=everything,
-                                           origin=f"{COMPUTED_ORIGIN}{Path(run).name}")
+                                           origin=f"{COMPUTED_ORIGIN}{Path(run).resolve().name}")
             clusters = city_clusters(con, region, placed=True)
         finally:
             con.close()

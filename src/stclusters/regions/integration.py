@@ -52,6 +52,7 @@ import pyarrow as pa
 from stclusters._sql import literal
 from stclusters.contributions import fx_to_weight
 from stclusters.errors import ParameterError
+from stclusters.regions._format import pct_sql
 from stclusters.regions._integration_units import (PLACED_TABLE, UNITS_TABLE, Units,
                                                    build_units, placed_contributions)
 from stclusters.store import fetch_arrow
@@ -59,7 +60,8 @@ from stclusters.regions.definitions import Region
 
 __all__ = ["COUNTINGS", "CREDITS", "MAINLAND", "OTHER", "SHARES_SCHEMA", "Side", "YearFilter",
            "Years", "collaboration_matrix", "default_sides", "integration_figure",
-           "integration_shares", "matrix_schema", "resolve_side", "year_filter"]
+           "integration_shares", "matrix_schema", "matrix_years", "resolve_side",
+           "year_filter"]
 
 #: Counting rules, as written in the ``counting`` columns.
 COUNTINGS: tuple[str, ...] = ("whole", "fractional")
@@ -400,9 +402,8 @@ SELECT p.focal, p.partner, c.source, c.year, c.counting, c.n_docs,
        c.n_with AS n_docs_with_partner,
        {fx_to_weight('c.fx')} AS weight, {fx_to_weight('c.fx_with')} AS weight_with_partner,
        CASE c.counting
-         WHEN 'whole' THEN 100.0 * c.n_with / c.n_docs
-         ELSE CASE WHEN c.fx > 0 THEN 100.0 * CAST(c.fx_with AS DOUBLE) / CAST(c.fx AS DOUBLE)
-              END END AS share_pct
+         WHEN 'whole' THEN {pct_sql('c.n_with', 'c.n_docs')}
+         ELSE CASE WHEN c.fx > 0 THEN {pct_sql('c.fx_with', 'c.fx')} END END AS share_pct
 FROM counted c JOIN _integration_pairs p ON p.pos = c.pos
 ORDER BY c.pos, c.source, c.year, c.k"""
 
@@ -427,7 +428,8 @@ def collaboration_matrix(con: duckdb.DuckDBPyConnection, units: Units, *,
     years : int, str, (first, last), or list of years, optional, keyword-only
         Documents' years to keep (:func:`year_filter`). Default every year of the run.
     top : int, optional, keyword-only
-        With ``"clusters"``: the first ``top`` ranked clusters only.
+        With ``"clusters"``: the first ``top`` ranked clusters only (refused with other
+        units).
 
     Returns
     -------
@@ -453,6 +455,16 @@ def collaboration_matrix(con: duckdb.DuckDBPyConnection, units: Units, *,
                      "counting": pa.array([counting] * n, pa.string()),
                      "a": table.column("a"), "b": table.column("b"),
                      value: table.column(value)}).cast(matrix_schema(counting))
+
+
+def matrix_years(con: duckdb.DuckDBPyConnection, years: Years = None) -> tuple[int, ...]:
+    """The years of the documents the last :func:`collaboration_matrix` on ``con`` counted
+    (those touching a unit, within ``years``), sorted; empty when it counted none (every
+    cell 0). Names the years a figure covers when no ``years`` were asked for."""
+    kept = year_filter(years)
+    rows = con.execute(f"SELECT DISTINCT year FROM {UNITS_TABLE} WHERE {_YEAR_SQL} "
+                       "ORDER BY year", kept.params()).fetchall()
+    return tuple(int(r[0]) for r in rows if r[0] is not None)
 
 
 _OTHER_SQL = literal(OTHER)
