@@ -24,6 +24,8 @@ banner='/* stclusters report bundle (frontend/build.sh); includes d3-geo, d3-arr
 node_modules/.bin/esbuild src/main.js --bundle --minify --format=iife --target=es2019 \
   --legal-comments=none --charset=utf8 --banner:js="$banner" --outfile="$assets/report.js"
 node_modules/.bin/esbuild src/report.css --minify --charset=utf8 --outfile="$assets/report.css"
+# The live explorer (stclusters serve): explorer.js and, from its CSS import, explorer.css.
+node_modules/.bin/esbuild src/explorer.js --bundle --minify --format=iife --target=es2019 --legal-comments=none --charset=utf8 --banner:js="${banner/report/explorer}" --outdir=../src/stclusters/serve/assets
 {
   for pkg in d3-geo d3-array topojson-client; do
     version=$(node -p "require('./node_modules/$pkg/package.json').version")

@@ -782,7 +782,7 @@ def version() -> None:
 _COMMAND_MODULES: tuple[str, ...] = (
     "stclusters._cli_editions", "stclusters._cli_profile", "stclusters._cli_calibrate",
     "stclusters._cli_region", "stclusters._cli_integration", "stclusters._cli_check",
-    "stclusters._cli_report", "stclusters._cli_figure",
+    "stclusters._cli_report", "stclusters._cli_figure", "stclusters._cli_serve",
 )
 
 

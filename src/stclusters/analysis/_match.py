@@ -267,7 +267,8 @@ def _growth_pct(a: int, base: list[int], source: str, old: _Clusters, new: _Clus
     return (new.weight[source].get(a, 0.0) / before - 1.0) * 100.0
 
 
-def match(old: Side, new: Side, *, top_n: int | None = None) -> Matched:
+def match(old: Side, new: Side, *, top_n: int | None = None,
+          pair_sums: list[tuple[int, int, str, Decimal]] | None = None) -> Matched:
     """Match ``new``'s clusters to ``old``'s by footprint overlap (rule: module docstring).
 
     Parameters
@@ -277,6 +278,10 @@ def match(old: Side, new: Side, *, top_n: int | None = None) -> Matched:
     top_n : int, optional
         The published top N of both rankings (for ``entered`` and exits); by default each
         ranking's own ``top_n``.
+    pair_sums : list, optional
+        ``(a, b, source, Σ weight_fx)`` of the new points by (new cluster, old footprint),
+        sorted, when the caller has them already (the explorer maps its points onto the old
+        footprints once, for every setting); by default computed here.
 
     Returns
     -------
@@ -289,7 +294,8 @@ def match(old: Side, new: Side, *, top_n: int | None = None) -> Matched:
     sources = new.sources
     o = _Clusters.of(old, sorted(set(sources) | set(old.sources)))
     n = _Clusters.of(new, sources)
-    overlap, total = _shares(_pair_sums(new, old), new.world_totals)
+    sums = pair_sums if pair_sums is not None else _pair_sums(new, old)
+    overlap, total = _shares(sums, new.world_totals)
     pred, succ = _links(overlap, o, n)
     heirs_of: dict[int, list[int]] = {}
     for b, a in sorted(succ.items()):
