@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -659,3 +660,116 @@ def test_check_reads_a_parquet_indicator_file(tmp_path):
     claim = next(c for c in json.loads(result.output)["claims"]
                  if c["id"] == "prd9-rd-expenditure-2021")
     assert claim["verdict"] == "held" and "parquet row" in claim["evidence"]
+
+
+# ------------------------------------------------------------------ round 3 (attack findings)
+
+def test_a_claim_value_must_be_finite(tmp_path):
+    """#6: `.inf` and `.nan` are refused when the file is read (exit 2), never a crash."""
+    for value in (float("inf"), float("-inf"), float("nan")):
+        with pytest.raises(ParameterError, match="claim c: value: a finite number"):
+            _claim("<", value)
+    path = tmp_path / "inf.yaml"
+    path.write_text("- {id: inf, text: t, source: {publisher: X}, indicator: rd_expenditure,\n"
+                    "   region: PRD-9, year: 2021, op: '<', value: .inf}\n", encoding="utf-8")
+    result = runner.invoke(app, ["check", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "claim inf: value: a finite number" in " ".join(result.output.split())
+
+
+def test_claim_years_are_those_of_the_indicator_files():
+    """#18: 1900–2100, as indicator CSVs."""
+    for year in (0, 1899, 2101, 99999):
+        with pytest.raises(ParameterError, match=f"claim c: year: {year} outside 1900–2100"):
+            _claim(">", 1, year=year)
+    assert _claim(">", 1, year=1900)[0].year == 1900
+    assert _claim(">", 1, year=2100)[0].year == 2100
+
+
+def test_duplicate_ids_in_a_large_claim_file():
+    """#17: 5,000 claims parse, and a duplicate id among them is named (ids are counted once
+    with a Counter, not list.count per id; speed itself is not asserted here)."""
+    items = [{"id": f"c{i}", "text": "t", "source": {"publisher": "X"},
+              "indicator": "rd_expenditure", "region": "Shenzhen", "year": 2000 + i % 50,
+              "op": ">", "value": i} for i in range(5_000)]
+    assert [c.id for c in parse_claims(items)] == [f"c{i}" for i in range(5_000)]
+    with pytest.raises(ParameterError, match="id: given twice: c1$|id: given twice: c1;"):
+        parse_claims(items + items[1:2])
+
+
+def test_region_names_match_exactly_as_region_and_row_replacement_do():
+    """#5: a row of `prd-9` is not PRD-9's; a claim naming a region no row has lists the
+    regions that have that indicator."""
+    rows = [_row(region="prd-9", value=3500.0), _row(region="Shenzhen", value=1682.0),
+            _row(region="Guangzhou", indicator="other", value=1.0)]
+    check = _verdict(rows, _claim(">", 3600))
+    assert check.verdict == "not enough data"
+    assert "no rd_expenditure figure for PRD-9 in any year" in check.why
+    assert "regions with rd_expenditure: Shenzhen, prd-9" in check.why
+    lower = _verdict(rows, _claim(">", 1000, region="shenzhen"))
+    assert lower.verdict == "not enough data" and "Shenzhen, prd-9" in lower.why
+    assert _verdict(rows, _claim(">", 1000, region="Shenzhen")).verdict == "held"
+
+
+def test_a_claim_without_a_unit_is_not_decided_by_figures_in_several_units():
+    """#4: no unit in the claim and rows in CNY and HKD: not enough data, "units differ";
+    rows in one currency at two scales are compared in one unit."""
+    rows = [_row(region="Shenzhen", value=1682.0),
+            _row(region="Shenzhen", value=200000.0, unit="HKD million", url="https://hk.x/")]
+    check = _verdict(rows, _claim(">", 1000, region="Shenzhen", unit=None))
+    assert check.verdict == "not enough data" and "units differ" in check.why
+    assert "CNY 100 million (亿元)" in check.why and "HKD million" in check.why
+    # one unit: decided as before
+    assert _verdict(rows[:1], _claim(">", 1000, region="Shenzhen", unit=None)).verdict == "held"
+    # one currency, two scales: the claim is read in the figures' most common unit
+    scaled = rows[:1] + [_row(region="Shenzhen", value=168.2, unit="CNY billion",
+                              url="https://other.x/"),
+                         _row(region="Shenzhen", value=1682.0, url="https://third.x/")]
+    held = _verdict(scaled, _claim(">", 1000, region="Shenzhen", unit=None))
+    assert held.verdict == "held", held.why
+    assert "(= 1,682 CNY 100 million (亿元))" in held.evidence
+    assert _verdict(scaled, _claim("<", 1000, region="Shenzhen", unit=None)
+                    ).verdict == "not held"
+
+
+def test_a_published_rank_with_a_country_needs_the_published_name():
+    """#3: the published table names no economies: `country: GB` cannot pick Cambridge (UK)
+    out of Boston–Cambridge; with published_name it decides."""
+    def verdict(**kw):
+        return check_claims(_rank_claim("Cambridge", 7, [2018], **kw),
+                            indicators=pa.Table.from_pylist([_row()]), published=True).checks[0]
+
+    gb = verdict(country="GB")
+    assert gb.verdict == "not enough data", gb.evidence
+    assert "country" in gb.why and "published_name" in gb.why
+    assert verdict().verdict == "held"  # no country: the name part decides, as before
+    rows = read_published()["2018"]
+    name = next(n for _, n in rows if "Cambridge" in n and "Boston" in n)
+    named = verdict(country="US", published_name=name)
+    assert named.verdict == "held" and f"#7 {name}" in named.evidence
+
+
+def test_check_outputs_do_not_depend_on_how_the_run_path_is_typed(eds_dir, tmp_path,
+                                                                  monkeypatch):
+    """#16: the run (and the other inputs) are named by their resolved paths."""
+    rank, _ = _expected_rank(eds_dir / "2019")
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "- {id: r, text: t, source: {publisher: X}, cluster_containing: Shenzhen,\n"
+        f"   country: CN, rank: {rank}}}\n"
+        "- {id: i, text: t, source: {publisher: X}, indicator: patent_whole_count,\n"
+        "   region: Shenzhen, year: 2019, op: '>=', value: 0}\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    rel = os.path.relpath(eds_dir / "2019", tmp_path)
+    outs = []
+    for i, run in enumerate((str(rel), str(eds_dir / "2019"), str(eds_dir) + "/./2019/")):
+        out = tmp_path / f"o{i}"
+        result = runner.invoke(app, ["check", str(path), "--run", run, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        outs.append(out)
+    for name in ("claims.csv", "claims.parquet", "claims.json"):
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
+        assert (outs[0] / name).read_bytes() == (outs[2] / name).read_bytes(), name
+    data = json.loads((outs[0] / "claims.json").read_text(encoding="utf-8"))
+    assert data["inputs"]["run"] == str((eds_dir / "2019").resolve())
+    assert str((eds_dir / "2019").resolve()) in data["claims"][0]["evidence"]

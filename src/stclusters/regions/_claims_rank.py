@@ -107,13 +107,16 @@ def _matches(name: str, place: str, published_name: str | None) -> bool:
 
 
 def published_rank(table: dict[str, list[tuple[int, str]]], place: str, edition: str | None,
-                   *, origin: str, published_name: str | None = None) -> Observation:
+                   *, origin: str, published_name: str | None = None,
+                   country: str | None = None) -> Observation:
     """The rank of the published cluster named after ``place`` (one of the name's parts,
     :func:`name_parts`), or whose printed name is ``published_name`` when given.
 
     A published table names clusters after their main places only (Dongguan lies in
     ``Shenzhen–Hong Kong–Guangzhou``): a place no name mentions is undecided, never
-    "below the listed ranks".
+    "below the listed ranks". It names no economies either: a claim that gives a
+    ``country`` (Cambridge, GB) is undecided unless ``published_name`` says which cluster it
+    means (``Boston–Cambridge`` is not in GB).
     """
     obs = Observation("published", edition, source={**PUBLISHED_SOURCE, "file": origin})
     if edition is None:
@@ -122,6 +125,11 @@ def published_rank(table: dict[str, list[tuple[int, str]]], place: str, edition:
     if edition not in table:
         obs.why = (f"edition {edition} is not in the published table (editions held: "
                    f"{', '.join(sorted(table))})")
+        return obs
+    if country and not published_name:
+        obs.why = (f"the published table names no economies, so it cannot tell which "
+                   f"{place} is the one of the claim's country {country} (give "
+                   "published_name: the cluster's printed name)")
         return obs
     what = f"named {published_name!r}" if published_name else f"named after {place}"
     hits = [(r, n) for r, n in sorted(table[edition]) if _matches(n, place, published_name)]
