@@ -19,11 +19,27 @@ import pytest
 _FIGURES: list[str] = []
 
 
-@pytest.fixture(scope="session")
-def figures() -> list[str]:
+class _Figures:
+    """``figures.append(line)``: the line goes into the test's report, which travels from a
+    pytest-xdist worker to the controller that prints the summary."""
+
+    def __init__(self, node) -> None:
+        self._node = node
+
+    def append(self, line: str) -> None:
+        self._node.user_properties.append(("measured_figure", line))
+
+
+@pytest.fixture
+def figures(request) -> _Figures:
     """Lines a test wants in the run's summary (measured figures such as the geocoder's
     accuracy), shown even under ``pytest -q``, which hides ``print``."""
-    return _FIGURES
+    return _Figures(request.node)
+
+
+def pytest_runtest_logreport(report) -> None:
+    if report.when == "call":
+        _FIGURES.extend(v for k, v in report.user_properties if k == "measured_figure")
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

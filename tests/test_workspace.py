@@ -179,7 +179,7 @@ def test_a_workspace_in_use_by_another_ingest_is_refused(tmp_path, tables):
     try:
         result = runner.invoke(app, ["ingest", str(tables[1]), "--workspace", str(ws)])
         assert result.exit_code == 2
-        assert "in use by another process" in result.output
+        assert "in use by another process" in " ".join(result.output.split())
     finally:
         ready.unlink()
         proc.communicate(timeout=60)
