@@ -7,6 +7,8 @@ hostile names stay text, and the console stays clean. Screenshots go to
 
 from __future__ import annotations
 
+import contextlib
+
 import re
 from pathlib import Path
 
@@ -40,18 +42,27 @@ def report(run_dir) -> Path:
     return report_html.write_report(run_dir)
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
+@contextlib.contextmanager
+def chromium(profile: Path):
+    """Debian's Chromium driven by Playwright (never `playwright install`), as root in a
+    container: a fresh profile, no sandbox, nothing phoning home, no service workers."""
     assert Path(CHROMIUM).is_file(), (
         f"{CHROMIUM} is missing: the browser tests drive Debian's chromium "
         "(apt-get install chromium; .ci/run installs it)")
-    profile = tmp_path_factory.mktemp("chromium-profile")
     with sync_playwright() as pw:
         ctx = pw.chromium.launch_persistent_context(
             str(profile), executable_path=CHROMIUM, args=ARGS, headless=True,
             viewport=VIEWPORT, service_workers="block")
+        try:
+            yield ctx
+        finally:
+            ctx.close()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    with chromium(tmp_path_factory.mktemp("chromium-profile")) as ctx:
         yield ctx
-        ctx.close()
 
 
 class Opened:

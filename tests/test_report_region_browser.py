@@ -10,12 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
 
 from stclusters.regions._format import number
 from stclusters.regions.claims import check_claims
 from stclusters.reports._region import decode_table
-from test_report_browser import ARGS, ARTIFACTS, CHROMIUM, VIEWPORT, Opened
+from test_report_browser import ARTIFACTS, Opened, chromium
 from test_report_region import make_region_report, page_payload
 
 
@@ -31,17 +30,11 @@ def region(written) -> dict:
 
 @pytest.fixture(scope="module")
 def opened(written, tmp_path_factory):
-    assert Path(CHROMIUM).is_file(), f"{CHROMIUM} is missing (apt-get install chromium)"
-    profile = tmp_path_factory.mktemp("chromium-region")
-    with sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, args=ARGS, headless=True,
-            viewport=VIEWPORT, service_workers="block")
+    with chromium(tmp_path_factory.mktemp("chromium-region")) as ctx:
         o = Opened(ctx, written[1])
         o.page.click("button.tab[data-tab='region']")
         o.page.wait_for_selector("section.region-page .region-claims")
         yield o
-        ctx.close()
 
 
 def test_region_tab_shows_claims_with_the_verdict_counts_of_check_claims(opened, written):

@@ -7,15 +7,13 @@ go to ``tests/artifacts/`` (git-ignored)."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
 
 import stclusters
 from stclusters import synthetic
 from stclusters.serve.app import start_server
-from test_report_browser import ARGS, ARTIFACTS, CHROMIUM, VIEWPORT
+from test_report_browser import ARTIFACTS, chromium
 from test_serve import TOP_N, make_serve_run
 
 STATUS = re.compile(r"^re-clustered in [\d,]+ ms: (\d+) merged, (\d+) split, (\d+) entered, "
@@ -35,12 +33,7 @@ def served(tmp_path_factory):
 @pytest.fixture(scope="module")
 def page(served, tmp_path_factory):
     server, _, _ = served
-    assert Path(CHROMIUM).is_file(), f"{CHROMIUM} is missing (apt-get install chromium)"
-    profile = tmp_path_factory.mktemp("chromium-explorer")
-    with sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, args=ARGS, headless=True,
-            viewport=VIEWPORT, service_workers="block")
+    with chromium(tmp_path_factory.mktemp("chromium-explorer")) as ctx:
         pg = ctx.new_page()
         pg.errors, pg.foreign = [], []
         pg.on("console", lambda m: m.type in ("error", "warning") and pg.errors.append(m.text))
@@ -52,7 +45,6 @@ def page(served, tmp_path_factory):
         pg.goto(server.url)
         pg.wait_for_selector("body[data-ready]", timeout=15_000)
         yield pg
-        ctx.close()
 
 
 def _engine_count(located, server, query: dict[str, str]) -> int:
