@@ -249,3 +249,16 @@ def test_unfinished_and_old_run_folders_are_refused(tmp_path):
     (run / "manifest.json").unlink()
     with pytest.raises(StclustersError, match="not a finished run"):
         open_run(run)
+
+
+def test_an_editions_folder_is_named_as_such(tmp_path):
+    from stclusters._run_folder import open_run
+    from stclusters.errors import StclustersError
+
+    (tmp_path / "2024").mkdir()
+    (tmp_path / "2024" / "manifest.json").write_text("{}")
+    (tmp_path / "editions.json").write_text("{}")
+    (tmp_path / "workspace.duckdb").write_bytes(b"")
+    with pytest.raises(StclustersError, match="an editions folder, not one run") as info:
+        open_run(tmp_path)
+    assert str(tmp_path / "2024") in info.value.hint

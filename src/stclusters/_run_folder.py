@@ -30,6 +30,13 @@ def open_run(run_dir: str | Path, *, need: tuple[str, ...] = ("ranking", "cluste
         tables in ``need``.
     """
     path = Path(run_dir) / "workspace.duckdb"
+    if (Path(run_dir) / "editions.json").is_file():
+        editions = sorted(p.name for p in Path(run_dir).iterdir()
+                          if (p / "manifest.json").is_file())
+        raise StclustersError(
+            f"{run_dir}: an editions folder, not one run",
+            hint="give one edition's run folder" + (
+                f", e.g. {Path(run_dir) / editions[-1]}" if editions else ""))
     if not path.is_file():
         raise StclustersError(f"{run_dir}: not a run folder (no workspace.duckdb)", hint=_HINT)
     # A run writes its manifest last: without one, the folder is a run that stopped.
