@@ -4,7 +4,8 @@
 #       countries as TopoJSON (public domain), redistributed by world-atlas 2.0.2 (ISC).
 #   src/stclusters/reports/assets/report.js, report.css       the offline report's bundle
 #       (frontend/src; d3-geo and topojson-client inside, ISC), minified, no source map;
-#       THIRD_PARTY.txt: the licences of the bundled packages.
+#       THIRD_PARTY.txt: the licences of the bundled packages and of world-atlas (every
+#       report inlines it as an HTML comment, stclusters.reports.html.render_html).
 # Needs Node.js and npm with the npm registry; runtime and CI use only the outputs.
 # Deterministic: the same lock file and sources give byte-identical outputs.
 set -euo pipefail
@@ -33,5 +34,9 @@ node_modules/.bin/esbuild src/explorer.js --bundle --minify --format=iife --targ
     cat "node_modules/$pkg/LICENSE"
     printf '\n'
   done
+  # The country outlines inlined in each report (Natural Earth, public domain).
+  version=$(node -p "require('./node_modules/world-atlas/package.json').version")
+  printf '== world-atlas %s (country outlines; Natural Earth data, public domain) ==\n' "$version"
+  cat node_modules/world-atlas/LICENSE
 } > "$assets/THIRD_PARTY.txt"
 ls -l "$assets"

@@ -192,7 +192,9 @@ def test_attribution_and_no_banner_on_real_data(sample):
         root = _svg(run / "figures" / f"{stem}.svg")
         text = _texts(root)
         for credit in ("GeoNames (geonames.org), CC BY 4.0", "World Urbanization Prospects",
-                       "Natural Earth (public domain)", "OpenAlex (CC0)",
+                       "Natural Earth 4.1.0 admin-0 countries (public domain), via "
+                       "world-atlas 2.0.2 (ISC)",
+                       "OpenAlex (CC0)",
                        "USPTO patent grant full text (public domain)"):
             assert credit in text, (stem, credit)
         assert "synthetic-banner" not in _by_id(root)
@@ -408,3 +410,17 @@ def test_names_are_drawn_as_given(labelled, tmp_path):
         F.save_figure(draw(data, top=2, extent="top") if draw is F.footprint_map
                       else draw(data, top=2), tmp_path, "f", formats=("svg",))
         assert "Price $5$ & <Co>_x^2" in _texts(_svg(tmp_path / "f.svg"))
+
+
+def test_a_weight_zero_metric_never_dominates():
+    """Weight × share decides, and a metric of weight 0 never dominates, even when every
+    other part of the score is 0 (the report's data.js applies the same rule)."""
+    data = F.RunFigureData(clusters=[], metrics=("patent", "publication"),
+                           score_weights={"patent": 0.0, "publication": 1.0}, footprints={},
+                           eps_km=None, data_label=None, manifest={}, run_name="")
+    assert data.dominant({"patent_share_pct": 5.0, "publication_share_pct": 0.0}) == 1
+    assert data.dominant({"patent_share_pct": 5.0, "publication_share_pct": 0.1}) == 1
+    assert F.score_weights({"parameters": {"source_weights": {"patent": 2}},
+                            "score_weights": {"publication": 0.5}},
+                           ["patent", "publication", "x"]) == {
+        "patent": 2.0, "publication": 0.5, "x": 1.0}

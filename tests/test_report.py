@@ -228,3 +228,51 @@ def test_cli(report_run, tmp_path):
     assert res.exit_code == 2 and "--outlines 10m" in res.output
     res = runner.invoke(app, ["report", "--help"])
     assert res.exit_code == 0 and "Example: stclusters report" in res.output
+
+
+def test_payload_has_the_figures_metric_order_and_weights(payload, report_run):
+    """The report's colours follow the figures' rule: the metrics in the figures' colour
+    order and the run's score weights, as ``figures.load_run_data`` reads them."""
+    from stclusters.reports import figures  # noqa: PLC0415
+
+    data = figures.load_run_data(report_run)
+    assert payload["metrics"] == list(data.metrics)
+    assert payload["score_weights"] == data.score_weights == {"patent": 1.0, "publication": 1.0}
+
+
+def test_page_keeps_only_base_names_of_input_paths(report_run, payload, page):
+    """No local folder leaves the machine: the manifest's input paths are base names."""
+    manifest = json.loads((report_run / "manifest.json").read_text(encoding="utf-8"))
+    local = [i["path"] for i in manifest["inputs"]]
+    assert all(Path(p).is_absolute() for p in local)
+    assert [i["path"] for i in payload["manifest"]["inputs"]] == [Path(p).name for p in local]
+    assert str(report_run.parent) not in page
+    assert str(report_run.parent).replace("/", "\\/") not in page
+    assert report_html.public_manifest({"a": ["C:\\data\\x.xml", "a / b", "/"]}) == {
+        "a": ["x.xml", "a / b", "/"]}
+
+
+def test_page_carries_the_third_party_licences(page):
+    """The ISC licences of the inlined d3-geo, d3-array, topojson-client and world-atlas
+    travel with the single-file page (in an HTML comment)."""
+    comment = page[page.rindex("<!--"):]
+    for line in ("== d3-geo ", "== d3-array ", "== topojson-client ", "== world-atlas ",
+                 "Copyright 2010-2026 Mike Bostock", "Copyright 2008-2012 Charles Karney",
+                 "Copyright 2012-2019 Michael Bostock", "Copyright 2013-2019 Michael Bostock"):
+        assert line in comment, line
+    assert comment.count("-->") == 1 and comment.endswith("-->\n</html>\n")
+
+
+def test_one_ring_encoding_and_one_outlines_credit(payload, report_run):
+    """``encode_ring`` (shared with ``stclusters serve``) drops repeats and the closing
+    vertex; the page credits the outlines with the figures' own words."""
+    from stclusters.reports import figures  # noqa: PLC0415
+
+    ring = [[0.0, 0.0], [0.0001, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]]
+    assert report_html.encode_ring(ring) == [0, 0, 1000, 0, 0, 1000]
+    assert report_html.encode_ring(ring, 10) == [0, 0, 10, 0, 0, 10]
+    assert report_html.encode_geometry({"type": "MultiPolygon", "coordinates": [[ring]]}) == [
+        [[0, 0, 1000, 0, 0, 1000]]]
+    credit = payload["attribution"][-1]
+    assert credit.startswith("Country outlines: Natural Earth 4.1.0")
+    assert credit in figures.attribution_text(figures.load_run_data(report_run))

@@ -299,3 +299,30 @@ def test_a_run_without_clusters_says_why(browser, run_dir, tmp_path):
     assert o.page.locator(".row-count").text_content() == "0 of 0 clusters"
     o.clean()
     o.page.close()
+
+
+@pytest.mark.parametrize("weights", [{"patent": 3.0, "publication": 1.0},
+                                     {"patent": 0.0, "publication": 1.0}])
+def test_footprint_colours_follow_the_figures_rule(browser, run_dir, ranking, tmp_path, weights):
+    """The report colours each footprint by the figures' dominant metric (weight × share, a
+    weight-0 metric never dominates) in the figures' Okabe–Ito palette."""
+    from stclusters.reports import figures  # noqa: PLC0415
+
+    payload = report_html.build_payload(run_dir)
+    payload["score_weights"] = weights
+    path = tmp_path / "weights.html"
+    path.write_text(report_html.render_html(payload), encoding="utf-8")
+    o = Opened(browser, path)
+    fills = dict(o.page.eval_on_selector_all(
+        "path.footprint", "ps => ps.map(p => [p.dataset.id, p.getAttribute('fill')])"))
+    data = figures.RunFigureData(clusters=ranking, metrics=tuple(payload["metrics"]),
+                                 score_weights=weights, footprints={}, eps_km=None,
+                                 data_label=None, manifest={}, run_name="")
+    expected = {r["cluster_id"]: figures.METRIC_COLOURS[data.dominant(r)] for r in ranking}
+    assert fills == expected
+    if weights["patent"] == 0:
+        assert set(fills.values()) == {figures.METRIC_COLOURS[1]}
+    else:
+        assert len(set(fills.values())) == 2  # the weights change the winner of some
+    o.clean()
+    o.page.close()

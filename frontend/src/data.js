@@ -1,8 +1,11 @@
 // The run's data as the page receives it (one JSON payload, see stclusters.reports.html):
 // decoding of the compact footprints and points, and the derived fields the views share.
 
-/** Metric colours, in the payload's metric order (patent, publication, then others). */
-export const METRIC_COLOURS = ["#1f6fb2", "#d9661f", "#2a9d5b", "#8e44ad", "#b8860b", "#c2185b"];
+/**
+ * Metric colours, in the payload's metric order (patent, publication, then the others by
+ * name): the Okabe–Ito palette of stclusters.reports.figures.METRIC_COLOURS.
+ */
+export const METRIC_COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#555555"];
 
 /** Decode one delta-encoded ring: [x0, y0, dx1, dy1, ...] in 1/scale degrees → [[lon, lat]]. */
 export function decodeRing(ints, scale) {
@@ -35,17 +38,41 @@ export function decodePoints(points) {
 }
 
 /**
- * The clusters ready for the views: footprints decoded (polygons of rings of [lon, lat]),
- * the dominant metric (largest share of its world total) and the score relative to the top.
+ * Index (in `metrics`) of a cluster's dominant metric: the largest part of its score,
+ * weight × share of the world total. A metric of weight 0 never dominates; a tie goes to
+ * the earlier metric (the rule of stclusters.reports.figures.RunFigureData.dominant).
+ * @param {Object} cluster  a payload cluster (its `share_pct`).
+ * @param {string[]} metrics  the metrics in colour order.
+ * @param {Object} weights  metric → weight in the score (a missing metric weighs 1).
+ * @returns {number} the metric's index (0 when no metric weighs more than 0).
  */
-export function prepareClusters(payload) {
+export function dominantMetric(cluster, metrics, weights) {
+  let best = -1;
+  let bestPart = -Infinity;
+  metrics.forEach((m, i) => {
+    const w = weights[m] === undefined || weights[m] === null ? 1 : weights[m];
+    const part = w * ((cluster.share_pct || {})[m] || 0);
+    if (w > 0 && part > bestPart) {
+      best = i;
+      bestPart = part;
+    }
+  });
+  return Math.max(best, 0);
+}
+
+/**
+ * The clusters ready for the views: footprints decoded (polygons of rings of [lon, lat]),
+ * the dominant metric (dominantMetric) and the score relative to the top.
+ * @param {Object} payload  {metrics, clusters, coord_scale, score_weights}.
+ * @param {Object} [weights]  metric → weight; default the payload's `score_weights` (the
+ *   explorer passes its current weights).
+ */
+export function prepareClusters(payload, weights) {
   const metrics = payload.metrics;
+  const w = weights || payload.score_weights || {};
   const maxScore = payload.clusters.reduce((m, c) => Math.max(m, c.score_pct || 0), 1e-12);
   return payload.clusters.map((c, idx) => {
-    let dominant = 0;
-    metrics.forEach((m, i) => {
-      if ((c.share_pct[m] || 0) > (c.share_pct[metrics[dominant]] || 0)) dominant = i;
-    });
+    const dominant = dominantMetric(c, metrics, w);
     const polygons = (c.footprint || []).map((poly) => poly.map((r) => decodeRing(r, payload.coord_scale)));
     return { ...c, idx, dominant, relScore: (c.score_pct || 0) / maxScore, polygons };
   });

@@ -25,7 +25,8 @@ import numpy as np
 RESOLUTIONS: tuple[str, ...] = ("110m", "50m")
 
 #: Credit line for maps drawn with these outlines.
-OUTLINES_CREDIT = "Country outlines: Natural Earth (public domain), via world-atlas"
+OUTLINES_CREDIT = ("Country outlines: Natural Earth 4.1.0 admin-0 countries (public domain), "
+                   "via world-atlas 2.0.2 (ISC)")
 
 
 @dataclass(frozen=True)

@@ -110,9 +110,12 @@ class RunFigureData:
                 for m in self.metrics]
 
     def dominant(self, row: dict[str, Any]) -> int:
-        """Index (in :attr:`metrics`) of the metric with the largest part of the score; a
-        tie goes to the earlier metric."""
-        return int(np.argmax(self.score_parts(row)))
+        """Index (in :attr:`metrics`) of the metric with the largest part of the score
+        (weight × share); a metric of weight 0 never dominates, and a tie goes to the
+        earlier metric (the report's ``data.js`` ``dominantMetric`` applies the same rule)."""
+        parts = [p if self.score_weights.get(m, 1.0) > 0 else -math.inf
+                 for m, p in zip(self.metrics, self.score_parts(row))]
+        return int(np.argmax(parts))
 
     @property
     def synthetic(self) -> bool:
@@ -124,6 +127,26 @@ def metric_order(names: Iterable[str]) -> tuple[str, ...]:
     fixed = ("patent", "publication")
     names = set(names)
     return tuple(m for m in fixed if m in names) + tuple(sorted(names - set(fixed)))
+
+
+def score_weights(manifest: dict[str, Any], metrics: Iterable[str]) -> dict[str, float]:
+    """Each metric's weight in the run's score, from its manifest.
+
+    Parameters
+    ----------
+    manifest : dict
+        The run's manifest: ``score_weights``, else ``parameters.source_weights``.
+    metrics : iterable of str
+        The run's metrics.
+
+    Returns
+    -------
+    dict
+        Metric → weight (dimensionless; 1.0 where the manifest names none).
+    """
+    weights = {**(manifest.get("parameters") or {}).get("source_weights", {}),
+               **(manifest.get("score_weights") or {})}
+    return {m: float(weights.get(m, 1.0)) for m in metrics}
 
 
 def load_run_data(source: Any) -> RunFigureData:  # noqa: ANN401 - a path or a RankResult
@@ -178,10 +201,8 @@ def _data(rows: list[dict[str, Any]], manifest: dict[str, Any],
           run_name: str) -> RunFigureData:
     metrics = metric_order(c[: -len("_share_pct")] for c in (rows[0] if rows else {})
                            if c.endswith("_share_pct"))
-    weights = {**(manifest.get("parameters") or {}).get("source_weights", {}),
-               **(manifest.get("score_weights") or {})}
     return RunFigureData(clusters=rows, metrics=metrics,
-                         score_weights={m: float(weights.get(m, 1.0)) for m in metrics},
+                         score_weights=score_weights(manifest, metrics),
                          footprints=geometries, eps_km=eps_km, data_label=label,
                          manifest=manifest, run_name=run_name)
 

@@ -18,7 +18,7 @@ import html
 import json
 import math
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,6 +31,8 @@ from stclusters._sql import identifier
 from stclusters.contributions import fx_to_weight
 from stclusters.errors import OutputWriteError, ParameterError, StclustersError
 from stclusters.reports._atomic import write_text
+from stclusters.reports._outlines import OUTLINES_CREDIT
+from stclusters.reports.figures import metric_order, score_weights
 
 #: Footprint and point coordinates are sent as delta-encoded integers of 1/COORD_SCALE degree
 #: (≈ 111 m at 1000): finer than a footprint's outline needs, and a few characters per
@@ -47,8 +49,8 @@ OUTLINE_SCALES = ("110m", "50m")
 #: Profile facets the panel shows (the economy split is computed from the contributions).
 _PROFILE_FACETS = ("applicant", "institution", "tech_field", "sci_field")
 
-NATURAL_EARTH_CREDIT = ("Country outlines: Natural Earth 4.1.0 admin-0 countries "
-                        "(naturalearthdata.com), public domain, via world-atlas 2.0.2 (ISC).")
+#: The outlines' credit, the figures' own (``reports._outlines.OUTLINES_CREDIT``).
+NATURAL_EARTH_CREDIT = OUTLINES_CREDIT + "."
 GEONAMES_CREDIT = "Place names: GeoNames (geonames.org), CC BY 4.0."
 
 _HINT = "give the --out folder of a finished `stclusters rank` run"
@@ -148,20 +150,47 @@ def build_payload(run_dir: str | Path, *, top_n: int | None = None,
         "title": f"stclusters report · {run_dir.resolve().name}",
         "label": label or manifest.get("data_label"),
         "metrics": metrics,
+        "score_weights": score_weights(manifest, metrics),
         "coord_scale": COORD_SCALE,
         "clusters": clusters,
         "details": details,
         "points": points,
-        "manifest": manifest,
+        "manifest": public_manifest(manifest),
         "attribution": _attribution(manifest, region_data),
         "region": region_data,
     }
 
 
 def _metrics(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Metrics of the ranking, in its column order (``<metric>_share_pct`` columns)."""
+    """Metrics of the ranking in the figures' colour order (``patent``, ``publication``,
+    the others by name), from its ``<metric>_share_pct`` columns."""
     cols = _columns(con, "ranking")
-    return [c[: -len("_share_pct")] for c in cols if c.endswith("_share_pct")]
+    return list(metric_order(c[: -len("_share_pct")] for c in cols if c.endswith("_share_pct")))
+
+
+def public_manifest(manifest: Any) -> Any:
+    """The manifest as the page shows it: every absolute path reduced to its base name.
+
+    Parameters
+    ----------
+    manifest : dict
+        The run's manifest (or any part of it).
+
+    Returns
+    -------
+    dict
+        A copy in which each string that is an absolute path (POSIX or Windows), such as
+        ``inputs[].path``, is its last component, so that no local folder leaves the machine.
+    """
+    if isinstance(manifest, dict):
+        return {k: public_manifest(v) for k, v in manifest.items()}
+    if isinstance(manifest, list):
+        return [public_manifest(v) for v in manifest]
+    if isinstance(manifest, str) and "\n" not in manifest and (
+            PurePosixPath(manifest).is_absolute() or PureWindowsPath(manifest).is_absolute()):
+        path = PureWindowsPath(manifest) if "\\" in manifest else PurePosixPath(manifest)
+        return path.name or manifest
+    return manifest
 
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
@@ -199,14 +228,28 @@ def _clusters(con: duckdb.DuckDBPyConnection, metrics: list[str],
     } for r in table]
 
 
-def _encode_ring(ring: list[list[float]]) -> list[int]:
-    """A ring as delta-encoded integers ``[x0, y0, dx1, dy1, …]`` in 1/COORD_SCALE degrees;
-    points equal after rounding and the closing repeat are dropped."""
+def encode_ring(ring: Sequence[Sequence[float]], scale: int = COORD_SCALE) -> list[int]:
+    """A ring as the pages send it (the report and ``stclusters serve``; decoded by
+    ``frontend/src/data.js`` ``decodeRing``).
+
+    Parameters
+    ----------
+    ring : sequence of [lon, lat, ...]
+        The ring's vertices, degrees (a closing repeat of the first is allowed).
+    scale : int
+        Units per degree (default :data:`COORD_SCALE`, ≈ 111 m a unit).
+
+    Returns
+    -------
+    list of int
+        ``[x0, y0, dx1, dy1, …]`` in 1/``scale`` degree; vertices equal after rounding to
+        the previous one and the closing repeat are dropped.
+    """
     out: list[int] = []
     px = py = 0
     first: tuple[int, int] | None = None
     for lon, lat, *_ in ring:
-        x, y = round(lon * COORD_SCALE), round(lat * COORD_SCALE)
+        x, y = round(lon * scale), round(lat * scale)
         if first is not None and (x, y) == (px, py):
             continue
         out += [x - px, y - py]
@@ -215,6 +258,31 @@ def _encode_ring(ring: list[list[float]]) -> list[int]:
     if len(out) > 2 and first == (px, py):
         del out[-2:]
     return out
+
+
+def encode_geometry(geom: dict[str, Any], scale: int = COORD_SCALE) -> list[list[list[int]]]:
+    """A GeoJSON Polygon or MultiPolygon as a list of polygons of :func:`encode_ring` rings.
+
+    Parameters
+    ----------
+    geom : dict
+        ``{"type": "Polygon" | "MultiPolygon", "coordinates": ...}``, degrees.
+    scale : int
+        Units per degree.
+
+    Returns
+    -------
+    list
+        Polygons, each a list of encoded rings (outer first).
+
+    Raises
+    ------
+    KeyError
+        Neither a Polygon nor a MultiPolygon.
+    """
+    polys = {"Polygon": lambda c: [c], "MultiPolygon": lambda c: c}[geom["type"]](
+        geom["coordinates"])
+    return [[encode_ring(ring, scale) for ring in poly] for poly in polys]
 
 
 def _attach_footprints(clusters: list[dict[str, Any]], path: Path) -> None:
@@ -228,11 +296,7 @@ def _attach_footprints(clusters: list[dict[str, Any]], path: Path) -> None:
     by_id: dict[str, list[list[list[int]]]] = {}
     for i, feat in enumerate(features):
         try:
-            geom = feat["geometry"] or {}
-            polys = {"Polygon": lambda c: [c], "MultiPolygon": lambda c: c}[geom["type"]](
-                geom["coordinates"])
-            by_id[feat["properties"]["cluster_id"]] = [
-                [_encode_ring(ring) for ring in poly] for poly in polys]
+            by_id[feat["properties"]["cluster_id"]] = encode_geometry(feat["geometry"] or {})
         except (KeyError, TypeError, ValueError) as exc:
             raise StclustersError(f"{path}: feature {i + 1}: no polygon footprint with a "
                                   f"cluster_id ({exc!r})", hint=_HINT) from exc
@@ -412,8 +476,17 @@ def render_html(payload: dict[str, Any], *, outlines: str = "110m") -> str:
         f"<script type=\"application/json\" id=\"stc-data\">{script_json(payload)}</script>\n"
         f"<script type=\"application/json\" id=\"stc-outlines\">{script_json(_outlines(outlines))}"
         "</script>\n"
-        f"<script>{js}</script>\n</body>\n</html>\n"
+        f"<script>{js}</script>\n</body>\n{_licence_comment()}</html>\n"
     )
 
 
-__all__ = ["build_payload", "render_html", "script_json", "write_report"]
+def _licence_comment() -> str:
+    """The licences of the inlined third-party code and outlines (d3-geo, d3-array,
+    topojson-client, world-atlas: ``assets/THIRD_PARTY.txt``) as one HTML comment, so that
+    they travel with the single-file page."""
+    text = _asset("THIRD_PARTY.txt").replace("--", "- -").strip()
+    return f"<!--\nThird-party licences of the code and data inlined in this page:\n\n{text}\n-->\n"
+
+
+__all__ = ["COORD_SCALE", "NATURAL_EARTH_CREDIT", "build_payload", "encode_geometry", "encode_ring",
+           "public_manifest", "render_html", "script_json", "write_report"]
