@@ -276,3 +276,17 @@ def test_one_ring_encoding_and_one_outlines_credit(payload, report_run):
     credit = payload["attribution"][-1]
     assert credit.startswith("Country outlines: Natural Earth 4.1.0")
     assert credit in figures.attribution_text(figures.load_run_data(report_run))
+
+
+def test_credits_name_each_source_with_its_licence(payload, report_run):
+    """The page credits the run's sources as the figures do (each with its licence or
+    terms), before GeoNames, the population source and Natural Earth."""
+    import json
+
+    from stclusters.reports.figures import source_credit
+
+    manifest = json.loads((report_run / "manifest.json").read_text())
+    credit = source_credit(manifest)
+    assert credit.startswith("Data: contribution tables ") and "publishers' terms" in credit
+    assert payload["attribution"][0] == credit
+    assert any("GeoNames" in line for line in payload["attribution"])

@@ -235,17 +235,24 @@ def _computed_footprints(con: Any, rows: list[dict[str, Any]],  # noqa: ANN401 -
 # --------------------------------------------------------------------------- credits
 
 
-def attribution_text(data: RunFigureData) -> str:
-    """The credit line(s) every figure carries: the run's sources with their licences, the
-    manifest's attributions (GeoNames, the population source) and Natural Earth."""
-    inputs = data.manifest.get("inputs") or []
+def source_credit(manifest: dict[str, Any]) -> str:
+    """``Data: …`` — the run's input sources with the licence their data is published under
+    (empty when the manifest names no input); the figures and the report both show it."""
+    inputs = manifest.get("inputs") or []
     kinds = sorted({i.get("kind", "") for i in inputs})
     sources = [_SOURCE_CREDITS[k] for k in kinds if k in _SOURCE_CREDITS]
-    tables = sorted({i.get("name", "") for i in inputs if i.get("kind") == "table"})
+    tables = sorted({Path(str(i.get("name") or i.get("path") or "")).name
+                     for i in inputs if i.get("kind") == "table"})
     if tables:
         sources.append("contribution tables " + ", ".join(tables[:3])
                        + (" …" if len(tables) > 3 else "") + " (their publishers' terms)")
-    parts = ["Data: " + "; ".join(dict.fromkeys(sources)) + "." if sources else ""]
+    return "Data: " + "; ".join(dict.fromkeys(sources)) + "." if sources else ""
+
+
+def attribution_text(data: RunFigureData) -> str:
+    """The credit line(s) every figure carries: the run's sources with their licences, the
+    manifest's attributions (GeoNames, the population source) and Natural Earth."""
+    parts = [source_credit(data.manifest)]
     parts += [str(a) for a in data.manifest.get("attribution") or []]
     parts.append(OUTLINES_CREDIT + ".")
     return " ".join(p for p in parts if p)

@@ -424,7 +424,10 @@ def _attribution(manifest: dict[str, Any], region: dict[str, Any] | None = None)
     """The credits shown at the foot of the page: the manifest's (each source's own), then
     GeoNames unless the manifest credits it already, the region page's (statistics offices,
     indicator publishers, published ranks), then Natural Earth."""
-    lines = [str(a) for a in manifest.get("attribution") or []]
+    from stclusters.reports.figures import source_credit  # noqa: PLC0415 - matplotlib
+
+    lines = [c for c in [source_credit(manifest)] if c]
+    lines += [str(a) for a in manifest.get("attribution") or []]
     if not any("GeoNames" in a for a in lines):
         lines.append(GEONAMES_CREDIT)
     lines += [c for c in (region or {}).get("credits", []) if "GeoNames" not in c]
