@@ -12,6 +12,7 @@ import contextlib
 import re
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 from playwright.sync_api import sync_playwright
@@ -326,3 +327,25 @@ def test_footprint_colours_follow_the_figures_rule(browser, run_dir, ranking, tm
         assert len(set(fills.values())) == 2  # the weights change the winner of some
     o.clean()
     o.page.close()
+
+
+def test_a_cluster_on_the_antimeridian_is_flown_to(browser, tmp_path):
+    """Fiji's points straddle ±180°: selecting the cluster zooms in on it (its box is taken
+    around its centre, unwrapped), not out to a box spanning the world."""
+    import stclusters
+
+    rows = [(f"f{i}", -17.0 + 0.01 * (i % 5), 179.98 if i % 2 else -179.98) for i in range(12)]
+    table = pa.table({"doc_id": [r[0] for r in rows], "source": ["patent"] * len(rows),
+                      "year": [2020] * len(rows), "lat": [r[1] for r in rows],
+                      "lon": [r[2] for r in rows], "country": ["FJ"] * len(rows)})
+    pacsv.write_csv(table, tmp_path / "fiji.csv")
+    params = stclusters.RankParams().with_source("patent", min_weight=1.0)
+    run = tmp_path / "fiji"
+    stclusters.rank([tmp_path / "fiji.csv"], params=params).write(run)
+    opened = Opened(browser, report_html.write_report(run))
+    before = float(opened.view().split(",")[0])
+    opened.page.click("table.ranking tbody tr")
+    opened.settle()
+    assert float(opened.view().split(",")[0]) > 20 * before
+    opened.clean()
+    opened.page.close()

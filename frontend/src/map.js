@@ -27,22 +27,32 @@ function ringPath(projection, ring) {
   return d ? d + "Z" : "";
 }
 
-/** Bounding box [x0, y0, x1, y1] of a cluster's footprint in base units. */
+/**
+ * Bounding box [x0, y0, x1, y1] of a cluster's footprint in base units, around its centre.
+ * Vertices are taken as offsets from the centre, unwrapped across ±180°, and scaled by the
+ * projection's local units per degree: a footprint on the antimeridian (Fiji, Chukotka) is
+ * one small box, not a box spanning the world.
+ */
 function bounds(projection, cluster) {
-  let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+  let a0 = Infinity, b0 = Infinity, a1 = -Infinity, b1 = -Infinity;
   for (const poly of cluster.polygons) {
     for (const p of poly[0] || []) {
-      const q = projection(p);
-      if (!q) continue;
-      x0 = Math.min(x0, q[0]); y0 = Math.min(y0, q[1]);
-      x1 = Math.max(x1, q[0]); y1 = Math.max(y1, q[1]);
+      let dl = p[0] - cluster.lon;
+      dl -= 360 * Math.round(dl / 360);
+      const db = p[1] - cluster.lat;
+      a0 = Math.min(a0, dl); a1 = Math.max(a1, dl);
+      b0 = Math.min(b0, db); b1 = Math.max(b1, db);
     }
   }
-  if (x0 === Infinity) {
-    const q = projection([cluster.lon, cluster.lat]);
-    return [q[0] - 0.5, q[1] - 0.5, q[0] + 0.5, q[1] + 0.5];
-  }
-  return [x0, y0, x1, y1];
+  const q = projection([cluster.lon, cluster.lat]);
+  if (a0 === Infinity) return [q[0] - 0.5, q[1] - 0.5, q[0] + 0.5, q[1] + 0.5];
+  // Units per degree at the centre, measured towards the inside of the map.
+  const e = 0.01;
+  const qx = projection([cluster.lon + (cluster.lon > 0 ? -e : e), cluster.lat]);
+  const qy = projection([cluster.lon, cluster.lat + (cluster.lat > 0 ? -e : e)]);
+  const kx = Math.hypot(qx[0] - q[0], qx[1] - q[1]) / e;
+  const ky = Math.hypot(qy[0] - q[0], qy[1] - q[1]) / e;
+  return [q[0] + a0 * kx, q[1] - b1 * ky, q[0] + a1 * kx, q[1] - b0 * ky];
 }
 
 /**
@@ -184,7 +194,11 @@ export function createMap(container, opts) {
       const cy = c0[1] + (c1[1] - c0[1]) * e;
       t = { k, x: size.w / 2 - cx * k, y: size.h / 2 - cy * k };
       if (u < 1) { preview(); anim = requestAnimationFrame(step); }
-      else { anim = null; draw(); svg.removeAttribute("data-animating"); }
+      else {
+        // End exactly on the target: the glide's arithmetic leaves -0.0000001 for 0.
+        t = { k: target.k, x: target.x, y: target.y };
+        anim = null; draw(); svg.removeAttribute("data-animating");
+      }
     };
     anim = requestAnimationFrame(step);
   }
