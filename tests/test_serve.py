@@ -24,18 +24,32 @@ import pytest
 import stclusters
 from stclusters import synthetic
 from stclusters.serve import app as serve_app
+from stclusters.serve import explorer as serve_app_explorer
 from stclusters.serve.app import MAX_BODY_BYTES, MAX_URL_BYTES, start_server
+from test_report import N_PER_SOURCE
 from test_report import TOP_N as report_top_n
-from test_report import make_report_run
 
 TOP_N = report_top_n
+#: The served run's own radius (km) and core threshold (% of the world total) per metric:
+#: different radii, thresholds that no slider position gives.
+RUN_EPS_KM = {"patent": 13.0, "publication": 9.0}
+RUN_SHARE_PCT = {"patent": 0.0237, "publication": 0.0311}
 
 
 def make_serve_run(base: Path) -> tuple[Path, Path]:
-    """The report tests' SYNTHETIC run folder and its input (built once per session and
-    shared with them and with the browser test)."""
-    run = make_report_run(base)
-    return base / "report_world.parquet", run
+    """The report tests' SYNTHETIC world ranked with a radius and threshold per metric
+    (:data:`RUN_EPS_KM`), and its input (built once per session and shared with the browser
+    test)."""
+    world, run = base / "report_world.parquet", base / "serve_run"
+    if (run / "manifest.json").is_file():
+        return world, run
+    if not world.is_file():
+        synthetic.write_synthetic_world(world, n_per_source=N_PER_SOURCE, seed=11)
+    params = stclusters.RankParams(top_n=TOP_N)
+    for m, eps in RUN_EPS_KM.items():
+        params = params.with_source(m, eps_km=eps, min_weight_share_pct=RUN_SHARE_PCT[m])
+    stclusters.rank([world], params=params, label=synthetic.SYNTHETIC_LABEL).write(run)
+    return world, run
 
 
 def _digests(folder: Path) -> dict[str, str]:
@@ -176,7 +190,8 @@ def test_run_api_is_the_runs_ranking(served):
 #: A radius; a radius, a threshold (a threshold sweep) and a weight; a metric left out; the
 #: first radius again with another weight (the clusters of the first, kept, re-scored).
 SETTINGS = ["eps_km=40", "eps_km=8&min_weight_patent=2.5&weight_publication=0.4",
-            "weight_patent=0&min_weight_publication=3", "eps_km=40&weight_publication=0.5"]
+            "weight_patent=0&min_weight_publication=3", "eps_km=40&weight_publication=0.5",
+            "eps_km_patent=20", ""]
 
 
 @pytest.fixture(scope="module")
@@ -245,6 +260,128 @@ def test_changes_are_counted_against_the_run(served):
     assert wide["counts"]["merged"] >= 1 and narrow["counts"]["split"] >= 1
 
 
+def test_a_run_with_a_radius_per_metric_is_reproduced(served):
+    server, _, run = served
+    ex = server.explorer
+    # The run's own radii, not one forced on every metric.
+    assert {m: ex.params_for({}).source(m).eps_km for m in ex.metrics} == RUN_EPS_KM
+    sl = ex.sliders()
+    assert {m: sl["eps_km"][m]["value"] for m in ex.metrics} == RUN_EPS_KM
+    # Moving one metric's radius leaves the other's as the run had it.
+    p = ex.params_for({"eps_km_publication": "5"})
+    assert (p.source("patent").eps_km, p.source("publication").eps_km) == (13.0, 5.0)
+    # The run's exact thresholds, as the page sends them for untouched controls (nothing):
+    # the run as ranked.
+    assert _cluster(server, "client=a")["counts"] == {"merged": 0, "split": 0, "entered": 0,
+                                                      "left": 0}
+
+
+def test_slider_ranges_hold_the_runs_values_and_are_accepted(served):
+    server, _, _ = served
+    ex = server.explorer
+    sl = ex.sliders()
+    specs = [(f"eps_km_{m}", sl["eps_km"][m]) for m in ex.metrics] + \
+        [(f"min_weight_{m}", sl["min_weight"][m]) for m in ex.metrics] + \
+        [(f"weight_{m}", sl["weight"][m]) for m in ex.metrics]
+    for key, spec in specs:
+        assert spec["min"] <= spec["value"] <= spec["max"], key
+        step = spec.get("step")
+        if isinstance(step, float):  # the run's value sits on a step
+            n = (spec["value"] - spec["min"]) / step
+            assert n == pytest.approx(round(n)), key
+        for end in (spec["min"], spec["max"]):  # both ends are accepted by the server
+            ex.params_for({key: repr(end)})
+    assert serve_app_explorer._step(13.3 - 0.5, 0.5) == "any"
+    assert serve_app_explorer._step(12.5, 0.5) == 0.5
+
+
+def test_run_api_sends_only_what_the_page_reads(served):
+    server, world, _ = served
+    status, body = _get(server, f"/{server.token}/api/run")
+    data = json.loads(body)
+    assert status == 200 and set(data) <= {*serve_app.RUN_KEYS, "explorer"}
+    assert "manifest" not in data and "parameters" not in data["explorer"]
+    assert str(world.parent).encode() not in body  # no local path of the run's inputs
+
+
+def test_unknown_methods_and_odd_requests_get_the_same_headers(served):
+    server, _, _ = served
+    t = server.token
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.request("TRACE", f"/{t}/api/run")
+        res = conn.getresponse()
+        res.read()
+    finally:
+        conn.close()
+    assert res.status == 405 and res.getheader("X-Frame-Options") == "DENY"
+    assert res.getheader("Content-Security-Policy")
+    # Transfer-Encoding is refused whatever the method.
+    assert _get(server, f"/{t}/api/run", headers={"Transfer-Encoding": "chunked"})[0] == 411
+    # HEAD never re-clusters.
+    computed = server.explorer.evaluator.evaluate
+    calls = []
+    server.explorer.evaluator.evaluate = lambda p: calls.append(p) or computed(p)
+    try:
+        assert _request(server, "HEAD", f"/{t}/api/cluster?eps_km=31")[0] == 405
+        assert _request(server, "HEAD", f"/{t}/api/run")[0] == 200
+    finally:
+        del server.explorer.evaluator.evaluate
+    assert calls == []
+    # Host: an IPv6 loopback with or without a port, never a name that only starts so.
+    for host, want in (("[::1]", 200), (f"[::1]:{server.port}", 200), ("localhost", 200),
+                       ("127.0.0.1.evil.example", 403), ("[::1", 403)):
+        assert _get(server, f"/{t}/api/run", headers={"Host": host})[0] == want, host
+
+
+def test_idle_connections_are_closed_and_capped(served):
+    server, _, _ = served
+    handler = server.httpd.RequestHandlerClass
+    handler.timeout = 0.5
+    taken = serve_app.MAX_CONNECTIONS - 3  # leave three slots free
+    for _ in range(taken):
+        assert server.httpd._slots.acquire(blocking=False)
+    socks = []
+    try:
+        socks = [socket.create_connection(("127.0.0.1", server.port), timeout=5)
+                 for _ in range(4)]
+        assert socks[3].recv(1) == b""  # over the cap: closed at once, unread
+        t0 = time.monotonic()
+        assert socks[0].recv(1) == b""  # silent: closed after the timeout
+        assert time.monotonic() - t0 < 3
+        time.sleep(0.3)
+        assert _get(server, f"/{server.token}/")[0] == 200  # the slots came back
+    finally:
+        for s in socks:
+            s.close()
+        handler.timeout = serve_app.IDLE_TIMEOUT_S
+        for _ in range(taken):
+            server.httpd._slots.release()
+
+
+def test_the_browser_is_sent_a_private_file_not_the_token(served, monkeypatch):
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from stclusters import _cli_serve  # noqa: PLC0415
+    from stclusters.cli import app  # noqa: PLC0415
+
+    _, _, run = served
+    opened = []
+
+    def fake_open(url):
+        path = Path(url.removeprefix("file://"))
+        opened.append((url, path.stat().st_mode & 0o777, path.read_text()))
+
+    monkeypatch.setattr(_cli_serve.webbrowser, "open", fake_open)
+    monkeypatch.setattr(_cli_serve.StopSignals, "wait", lambda self: "SIGTERM")
+    res = CliRunner().invoke(app, ["serve", str(run)])
+    assert res.exit_code == 0, res.output
+    token = res.output.split(" at ", 1)[1].split()[0].rstrip("/").rsplit("/", 1)[1]
+    (url, mode, text), = opened
+    assert url.startswith("file://") and token not in url and mode == 0o600
+    assert f"/{token}/" in text and not Path(url.removeprefix("file://")).exists()
+
+
 class _SlowExplorer:
     """Stands in for the explorer: each re-clustering waits for ``go``."""
 
@@ -263,6 +400,37 @@ class _SlowExplorer:
         self.go.wait(10)
         self.computed.append(params.source("patent").eps_km)
         return {"timing_ms": {}}
+
+
+def test_another_client_never_supersedes_and_a_known_setting_does_not_wait():
+    ex = _SlowExplorer()
+    compute = serve_app._Compute(ex)
+    ex.go.set()
+    compute({"eps_km": "9"})  # cached
+    ex.go.clear()
+    ex.started.clear()
+    out: dict[float, object] = {}
+
+    def ask(eps: float, client: str) -> None:
+        try:
+            out[eps] = compute({"eps_km": str(eps)}, client=client)
+        except serve_app.Superseded:
+            out[eps] = "superseded"
+
+    first = threading.Thread(target=ask, args=(10.0, "a"))
+    first.start()
+    assert ex.started.wait(5)
+    t0 = time.monotonic()
+    assert compute({"eps_km": "9"}, client="b")["cached"] is True  # no wait for the lock
+    assert time.monotonic() - t0 < 1
+    waiting = [threading.Thread(target=ask, args=a) for a in ((11.0, "b"), (12.0, "a"))]
+    for th in waiting:
+        th.start()
+        time.sleep(0.05)  # in this order
+    ex.go.set()
+    for th in (first, *waiting):
+        th.join(10)
+    assert sorted(ex.computed) == [9.0, 10.0, 11.0, 12.0] and out[11.0]["cached"] is False
 
 
 def test_a_waiting_request_gives_way_to_a_newer_one():

@@ -48,6 +48,7 @@ def page(served, tmp_path_factory):
 
 
 def _engine_count(located, server, query: dict[str, str]) -> int:
+    """The engine's cluster count under exactly the parameters the page sent."""
     res = located.rank(server.explorer.params_for(query), label=synthetic.SYNTHETIC_LABEL)
     return int(res.con.execute("SELECT count(*) FROM clusters").fetchone()[0])
 
@@ -67,15 +68,17 @@ def test_moving_sliders_reclusters_as_the_engine_does(served, page):
     assert page.locator(".banner.synthetic").text_content().startswith("SYNTHETIC")
     page.screenshot(path=str(ARTIFACTS / "serve-start.png"))
 
-    # The radius: a click on the slider's track, as a person would.
-    eps = page.locator("input[data-key='eps_km']")
+    # The patent radius: a click on the slider's track, as a person would. Only it is sent:
+    # the publication radius stays the run's own.
+    eps = page.locator("input[data-key='eps_km_patent']")
     box = eps.bounding_box()
     page.mouse.click(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2)
     _settled(page, 1)
     eps_km = eps.input_value()
-    assert float(eps_km) > ex.sliders()["eps_km"]["value"]
+    assert float(eps_km) > ex.sliders()["eps_km"]["patent"]["value"]
+    assert page.evaluate("() => window.stclustersExplorer.lastQuery") == {"eps_km_patent": eps_km}
     located = stclusters.read([world])
-    want = _engine_count(located, server, {"eps_km": eps_km})
+    want = _engine_count(located, server, {"eps_km_patent": eps_km})
     assert int(count.get_attribute("data-n")) == want != ex.side.clusters.num_rows
     assert count.text_content().startswith(f"{want:,} clusters found")
     assert page.locator("path.footprint").count() == min(TOP_N, want)
@@ -94,15 +97,45 @@ def test_moving_sliders_reclusters_as_the_engine_does(served, page):
     sent = page.evaluate("() => window.stclustersExplorer.timings.at(-1)")
     assert sent["seq"] == int(page.evaluate("() => document.body.dataset.seq"))
     values = page.evaluate("() => window.stclustersExplorer.lastQuery")
-    assert values["eps_km"] == eps_km and float(values["min_weight_patent"]) < \
+    assert set(values) == {"eps_km_patent", "min_weight_patent"}
+    assert values["eps_km_patent"] == eps_km and float(values["min_weight_patent"]) < \
         ex.sliders()["min_weight"]["patent"]["value"]
     assert threshold.replace(",", "") == f"{float(values['min_weight_patent']):.2f}"
-    want2 = _engine_count(located, server, {k: v for k, v in values.items()
-                                            if k in ("eps_km", "min_weight_patent")})
+    want2 = _engine_count(located, server, values)  # in full: what the page sent
     assert int(count.get_attribute("data-n")) == want2 != want
     # The table follows the map: one row per footprint, rank order.
     ranks = page.eval_on_selector_all("table.ranking tbody td[data-key='rank']",
                                       "ts => ts.map(t => Number(t.textContent))")
     assert ranks == list(range(1, min(TOP_N, want2) + 1))
     page.screenshot(path=str(ARTIFACTS / "serve-threshold.png"))
+
+    # Back to the run's setting: no parameter sent, the run's count and ranking exactly.
+    seq = page.evaluate("() => Number(document.body.dataset.seq)")
+    page.locator("button.reset").click()
+    _settled(page, seq + 1)
+    assert page.evaluate("() => window.stclustersExplorer.lastQuery") == {}
+    assert int(count.get_attribute("data-n")) == ex.side.clusters.num_rows
+    status = STATUS.match(page.locator(".status").text_content())
+    assert status and status.groups() == ("0", "0", "0", "0")
+    assert eps.input_value() == str(ex.sliders()["eps_km"]["patent"]["value"]).removesuffix(".0")
+    assert 0 in page.evaluate("() => window.stclustersExplorer.clusters().map(c => c.dominant)")
+
+    # A patent weight of 0: publication dominates every cluster (the weights in force).
+    seq = page.evaluate("() => Number(document.body.dataset.seq)")
+    page.locator("input[data-key='weight_patent']").focus()
+    page.keyboard.press("Home")
+    _settled(page, seq + 1)
+    assert page.evaluate("() => window.stclustersExplorer.lastQuery") == {"weight_patent": "0"}
+    assert set(page.evaluate(
+        "() => window.stclustersExplorer.clusters().map(c => c.dominant)")) == {1}
+
+    # A threshold moved and brought back sends the run's exact threshold, not its rounding.
+    seq = page.evaluate("() => Number(document.body.dataset.seq)")
+    page.locator("input[data-key='min_weight_publication']").focus()
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowLeft")
+    _settled(page, seq + 1)
+    sent = page.evaluate("() => window.stclustersExplorer.lastQuery")
+    assert float(sent["min_weight_publication"]) == \
+        ex.sliders()["min_weight"]["publication"]["value"]
     assert page.errors == [] and page.foreign == []

@@ -1,7 +1,9 @@
 // The live explorer (`stclusters serve`): the report's map and table over the server's API,
-// plus sliders (radius, core threshold per metric, metric weights). Each change, debounced,
-// asks the server to re-cluster; a newer change aborts the older request and a stale reply
-// is ignored, so the page never waits on an outdated setting.
+// plus sliders (radius, core threshold and weight per metric). Each change, debounced, asks
+// the server to re-cluster; a newer change aborts the older request and a stale reply is
+// ignored, so the page never waits on an outdated setting. Only the controls a person moved
+// are sent: an untouched control keeps the run's exact value (a slider position cannot hold
+// every value), and "back to the run's setting" sends no parameter at all.
 import "./explorer.css";
 import { prepareClusters, decodePoints, METRIC_COLOURS } from "./data.js";
 import { createMap } from "./map.js";
@@ -16,7 +18,7 @@ const LOG_STEPS = 1000; // positions of a log-scale slider
 
 /** A slider mapping its 0..LOG_STEPS position to a value on a log scale (or linear). */
 function scale(spec) {
-  if (!spec.log) return { toPos: (v) => v, toValue: (p) => Number(p), min: spec.min, max: spec.max, step: spec.step };
+  if (!spec.log) return { toPos: (v) => v, toValue: (p) => Number(p), min: spec.min, max: spec.max, step: spec.step ?? "any" };
   const a = Math.log(spec.min), b = Math.log(spec.max);
   return {
     toPos: (v) => Math.round(((Math.log(v) - a) / (b - a)) * LOG_STEPS),
@@ -32,11 +34,14 @@ function slider(key, label, spec, digits, onInput) {
   const row = el("label", { class: "slider" }, el("span", { class: "name", text: label }), input, out);
   const control = {
     key, row, input,
-    value: () => s.toValue(input.value),
-    set(v) { input.value = s.toPos(v); out.textContent = fmt(control.value(), digits); },
+    moved: false,
+    // Until moved, and back at its start position, the run's exact value (a log position
+    // rounds it).
+    value: () => (control.moved && Number(input.value) !== Number(s.toPos(spec.value)) ? s.toValue(input.value) : spec.value),
+    reset() { control.moved = false; input.value = s.toPos(spec.value); out.textContent = fmt(spec.value, digits); },
     initial: spec.value,
   };
-  input.addEventListener("input", (ev) => { out.textContent = fmt(control.value(), digits); onInput(ev); });
+  input.addEventListener("input", (ev) => { control.moved = true; out.textContent = fmt(control.value(), digits); onInput(ev); });
   return control;
 }
 
@@ -81,10 +86,10 @@ async function start() {
 
   const controls = [];
   const onInput = () => schedule();
-  controls.push(slider("eps_km", "Radius eps (km)", cfg.eps_km, 1, onInput));
+  for (const m of metrics) controls.push(slider(`eps_km_${m}`, `${metricLabel(m)}: radius eps (km)`, cfg.eps_km[m], 1, onInput));
   for (const m of metrics) controls.push(slider(`min_weight_${m}`, `${metricLabel(m)}: core threshold (count)`, cfg.min_weight[m], 2, onInput));
   for (const m of metrics) controls.push(slider(`weight_${m}`, `${metricLabel(m)}: weight in the score`, cfg.weight[m], 1, onInput));
-  const reset = el("button", { type: "button", class: "reset", text: "Back to the run's setting", onclick: () => { for (const c of controls) c.set(c.initial); schedule(); } });
+  const reset = el("button", { type: "button", class: "reset", text: "Back to the run's setting", onclick: () => { for (const c of controls) c.reset(); schedule(); } });
   const sliders = el("section", { class: "sliders" }, controls.map((c) => c.row), reset, status);
 
   const mapBox = el("div", { class: "map" });
@@ -110,8 +115,9 @@ async function start() {
     renderPick(panel, cluster, metrics);
     if (from !== "map") map.flyTo(cluster);
   }
-  function show(list, nClusters) {
-    clusters = prepareClusters({ metrics, clusters: list, coord_scale: run.coord_scale });
+  function show(list, nClusters, weights) {
+    // The dominant metric is weighed by the weights in force (data.js's rule).
+    clusters = prepareClusters({ metrics, clusters: list, coord_scale: run.coord_scale }, weights);
     map.setClusters(clusters);
     clear(tableBox);
     table = createTable(tableBox, { clusters, metrics, editions: clusters.some((c) => c.prev_rank !== null && c.prev_rank !== undefined), onSelect: choose });
@@ -120,7 +126,8 @@ async function start() {
     mapBox.setAttribute("data-clusters", list.length);
     renderPick(panel, null, metrics);
   }
-  show(run.clusters, run.explorer.n_clusters);
+  const runWeights = Object.fromEntries(metrics.map((m) => [m, cfg.weight[m].value]));
+  show(run.clusters, run.explorer.n_clusters, runWeights);
   const pts = decodePoints(run.points);
   map.setPoints(pts.lon, pts.lat, pts.n);
   renderAttribution(footer, run.attribution);
@@ -132,6 +139,9 @@ async function start() {
   let since = 0; // performance.now() of the input event that the pending request answers
   const timings = [];
   let lastQuery = {};
+  // This page's id: the server lets a newer request of the same page supersede a waiting
+  // one, never another tab's.
+  const client = Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => b.toString(16).padStart(2, "0")).join("");
 
   let waiting = false; // a debounced request is yet to be sent
 
@@ -151,9 +161,10 @@ async function start() {
     const ctrl = new AbortController();
     inFlight = ctrl;
     const q = new URLSearchParams();
-    for (const c of controls) q.set(c.key, String(c.value()));
+    for (const c of controls) if (c.moved) q.set(c.key, String(c.value()));
     lastQuery = Object.fromEntries(q);
     q.set("seq", String(mine));
+    q.set("client", client);
     status.textContent = "re-clustering\u2026";
     let reply;
     try {
@@ -163,14 +174,16 @@ async function start() {
       if (mine === seq) { status.textContent = `the server did not answer: ${err.message}`; document.body.removeAttribute("data-busy"); }
       return;
     }
-    // Stale (a newer request was sent, or one is about to be), or superseded on the server.
-    if (mine !== seq || waiting || reply.status === 409) return;
+    // Stale (a newer request was sent, or one is about to be).
+    if (mine !== seq || waiting) return;
+    // Superseded on the server although it is this page's latest: ask again.
+    if (reply.status === 409) { send(); return; }
     if (reply.status !== 200) {
       status.textContent = `refused: ${reply.body.error || reply.status}`;
       document.body.removeAttribute("data-busy");
       return;
     }
-    show(reply.body.clusters, reply.body.n_clusters);
+    show(reply.body.clusters, reply.body.n_clusters, reply.body.weights);
     requestAnimationFrame(() => {
       const ms = performance.now() - t0;
       timings.push({ ms, server_ms: reply.body.timing_ms.total, cached: reply.body.cached, seq: mine });

@@ -4,7 +4,11 @@ table, saying what merged, split, entered or left the top N. See ``docs/serve.md
 
 from __future__ import annotations
 
+import html
+import os
 import signal
+import string
+import tempfile
 import threading
 import webbrowser
 from pathlib import Path
@@ -42,6 +46,27 @@ class StopSignals:
         while not self._stop.wait(0.5):  # a timed wait: signals are handled between waits
             pass
         return self._got[0]
+
+
+#: The page that sends the browser on to the server's URL (``$href``, HTML-escaped).
+_REDIRECT = string.Template(
+    '<!DOCTYPE html><html><head><meta charset="utf-8">'
+    '<meta name="referrer" content="no-referrer">'
+    '<meta http-equiv="refresh" content="0;url=$href"><title>stclusters serve</title>'
+    '</head><body><a href="$href">Open the stclusters explorer</a></body></html>\n')
+
+
+def redirect_file(url: str) -> Path:
+    """A private (mode 0600) temporary HTML page that sends the browser on to ``url``.
+
+    Opening this file instead of ``url`` keeps the token off the command line of the
+    browser launcher (``xdg-open`` …), which every local user can read in the process list.
+    The caller removes the file when the server stops.
+    """
+    fd, name = tempfile.mkstemp(prefix="stclusters-serve-", suffix=".html")  # mode 0600
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(_REDIRECT.substitute(href=html.escape(url, quote=True)))
+    return Path(name)
 
 
 def serve_cmd(
@@ -83,6 +108,7 @@ def serve_cmd(
             server = start_server(run_dir, host=host, port=port)
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - every error becomes one line
         _fail(exc)
+    opener: Path | None = None
     try:
         # The handlers are in place before the URL is shown: a Ctrl-C at any time after it
         # stops the server cleanly.
@@ -90,10 +116,13 @@ def serve_cmd(
             console.print(f"serving {run_dir} at {server.url}", highlight=False, markup=False)
             console.print("press Ctrl-C to stop", highlight=False, markup=False)
             if not no_browser:
-                webbrowser.open(server.url)
+                opener = redirect_file(server.url)
+                webbrowser.open(opener.as_uri())
             why = signals.wait()
     finally:
         server.shutdown()
+        if opener is not None:
+            opener.unlink(missing_ok=True)
     console.print(f"stopped ({why}): port {server.port} released", highlight=False,
                   markup=False)
 

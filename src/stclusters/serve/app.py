@@ -11,13 +11,15 @@ Security model (``docs/serve.md``):
 * it serves a fixed map of names to in-package files and nothing else: no path from a request
   ever reaches the file system (so no traversal, whatever the encoding);
 * the run is opened read-only, once, at start;
-* request lines over :data:`MAX_URL_BYTES` get 414, bodies over :data:`MAX_BODY_BYTES` 413;
+* request lines over :data:`MAX_URL_BYTES` get 414, bodies over :data:`MAX_BODY_BYTES` 413,
+  any Transfer-Encoding 411; a connection silent for :data:`IDLE_TIMEOUT_S` is closed and at
+  most :data:`MAX_CONNECTIONS` are served at once;
 * every reply forbids framing and sniffing, and the page's Content-Security-Policy allows
   only its own script, style and API.
 
 Re-clustering runs in the request's own thread (``ThreadingHTTPServer``), one at a time; a
-request that waits while a newer one has arrived is answered ``409 superseded`` without
-computing, so the latest slider position is served next.
+request that waits while a newer one of the same page (its ``client`` id) has arrived is
+answered ``409 superseded`` without computing, so the latest slider position is served next.
 """
 
 from __future__ import annotations
@@ -51,6 +53,13 @@ MAX_URL_BYTES = 2048
 MAX_BODY_BYTES = 2048
 #: Re-clustered settings kept for an instant reply (a slider moved back and forth).
 RESULT_CACHE = 32
+#: Seconds a connection may stay silent before it is closed (an idle socket must not hold
+#: a thread for ever).
+IDLE_TIMEOUT_S = 15.0
+#: Connections served at once; more are closed at once, unread.
+MAX_CONNECTIONS = 32
+#: Page clients whose latest request number is remembered (oldest forgotten first).
+MAX_CLIENTS = 64
 
 #: Served names → (package, path parts, content type). Nothing else is served.
 _ASSETS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -82,6 +91,15 @@ _PAGE = """<!DOCTYPE html>
 """
 
 
+def host_name(header: str) -> str:
+    """The host name of a ``Host`` header, without port or IPv6 brackets (``""`` when it
+    cannot be parsed)."""
+    try:
+        return urlsplit("//" + header).hostname or ""
+    except ValueError:
+        return ""
+
+
 def is_loopback(host: str) -> bool:
     """Is ``host`` (an address or ``localhost``) a loopback address?"""
     if host.lower() == "localhost":
@@ -102,37 +120,69 @@ class Superseded(Exception):
 
 
 class _Compute:
-    """One re-clustering at a time; a waiting request gives way to a newer one; recent
-    results cached by setting."""
+    """One re-clustering at a time; a waiting request gives way to a newer one of the same
+    client (another tab's requests never supersede it); recent results cached by setting."""
 
     def __init__(self, explorer: Explorer) -> None:
         self.explorer = explorer
         self._run = threading.Lock()
         self._seq_lock = threading.Lock()
         self._seq = 0
+        self._latest: OrderedDict[str, int] = OrderedDict()
         self._cache: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
 
-    def __call__(self, query: Mapping[str, str]) -> dict[str, Any]:
-        params = self.explorer.params_for(query)  # ParameterError before any waiting
-        key = (tuple(sorted(params.source_weights.items())),
-               tuple((m, params.source(m).eps_km, params.source(m).min_weight)
-                     for m in self.explorer.metrics))
+    def _cached(self, key: tuple) -> dict[str, Any] | None:
         with self._seq_lock:
-            self._seq += 1
-            mine = self._seq
-        with self._run:
             hit = self._cache.get(key)
             if hit is not None:
                 self._cache.move_to_end(key)
                 return {**hit, "cached": True}
-            if mine != self._seq:
+        return None
+
+    def _take_number(self, client: str) -> int:
+        """A new request number, remembered as ``client``'s latest."""
+        with self._seq_lock:
+            self._seq += 1
+            self._latest[client] = self._seq
+            self._latest.move_to_end(client)
+            while len(self._latest) > MAX_CLIENTS:
+                self._latest.popitem(last=False)
+            return self._seq
+
+    def _is_latest(self, client: str, mine: int) -> bool:
+        with self._seq_lock:
+            return self._latest.get(client, mine) == mine
+
+    def __call__(self, query: Mapping[str, str], *, client: str = "") -> dict[str, Any]:
+        """Re-cluster under ``query`` for ``client`` (the page's id; ``""`` for one anonymous
+        client).
+
+        Raises
+        ------
+        Superseded
+            A newer request of the same client arrived while this one waited.
+        """
+        params = self.explorer.params_for(query)  # ParameterError before any waiting
+        key = (tuple(sorted(params.source_weights.items())),
+               tuple((m, params.source(m).eps_km, params.source(m).min_weight)
+                     for m in self.explorer.metrics))
+        hit = self._cached(key)  # no wait behind a re-clustering for a known setting
+        if hit is not None:
+            return hit
+        mine = self._take_number(client)
+        with self._run:
+            hit = self._cached(key)
+            if hit is not None:
+                return hit
+            if not self._is_latest(client, mine):
                 raise Superseded
             t0 = time.perf_counter()
             result = self.explorer.recluster(params)
             result["timing_ms"]["total"] = round((time.perf_counter() - t0) * 1000, 1)
-            self._cache[key] = result
-            if len(self._cache) > RESULT_CACHE:
-                self._cache.popitem(last=False)
+            with self._seq_lock:
+                self._cache[key] = result
+                if len(self._cache) > RESULT_CACHE:
+                    self._cache.popitem(last=False)
             return {**result, "cached": False}
 
 
@@ -163,13 +213,15 @@ class ExplorerServer:
 
 
 def _handler(explorer: Explorer, token: str, *, loopback: bool, run_json: bytes,
-             compute: _Compute) -> type[BaseHTTPRequestHandler]:
+             compute: _Compute, idle_timeout_s: float = IDLE_TIMEOUT_S
+             ) -> type[BaseHTTPRequestHandler]:
     prefix = f"/{token}/"
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "stclusters-explorer"
         sys_version = ""
         protocol_version = "HTTP/1.1"
+        timeout = idle_timeout_s  # socket timeout: a silent client is dropped
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base name
             pass  # the command's terminal is not a log; errors go to the client
@@ -197,6 +249,16 @@ def _handler(explorer: Explorer, token: str, *, loopback: bool, run_json: bytes,
             self.close_connection = True
             self._json(status, {"error": message})
 
+        def send_error(self, code: int, message: str | None = None,
+                       explain: str | None = None) -> None:
+            """http.server's own errors (bad request line, unknown method…) with the same
+            headers as every reply; an unknown method is 405, not 501."""
+            if code == HTTPStatus.NOT_IMPLEMENTED:
+                code, message = HTTPStatus.METHOD_NOT_ALLOWED, "only GET, HEAD and POST"
+            if not getattr(self, "command", None):
+                self.command = "GET"  # the request line was unreadable: a body is sent
+            self._error(code, message or HTTPStatus(code).phrase)
+
         # -------------------------------------------------------------- checks
         def _allowed(self) -> str | None:
             """The path after the token, or None once an error reply is sent."""
@@ -204,9 +266,11 @@ def _handler(explorer: Explorer, token: str, *, loopback: bool, run_json: bytes,
                 self._error(HTTPStatus.REQUEST_URI_TOO_LONG,
                             f"request target over {MAX_URL_BYTES} bytes")
                 return None
+            if self.headers.get("Transfer-Encoding"):  # a length must be announced
+                self._error(HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length")
+                return None
             if loopback:
-                host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
-                if not is_loopback(host):
+                if not is_loopback(host_name(self.headers.get("Host") or "")):
                     self._error(HTTPStatus.FORBIDDEN, "Host is not a loopback address")
                     return None
             path = urlsplit(self.path).path
@@ -220,9 +284,6 @@ def _handler(explorer: Explorer, token: str, *, loopback: bool, run_json: bytes,
 
         def _body_query(self) -> dict[str, str] | None:
             """A POST body (form-encoded or a JSON object), bounded."""
-            if self.headers.get("Transfer-Encoding"):  # a length must be announced
-                self._error(HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length")
-                return None
             try:
                 length = int(self.headers.get("Content-Length") or 0)
             except ValueError:
@@ -254,7 +315,14 @@ def _handler(explorer: Explorer, token: str, *, loopback: bool, run_json: bytes,
             query = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
             self._route(rest, query)
 
-        do_HEAD = do_GET
+        def do_HEAD(self) -> None:  # noqa: N802 - http.server's name
+            rest = self._allowed()
+            if rest is None:
+                return
+            if rest == "api/cluster":  # a HEAD must not cost a re-clustering
+                self._error(HTTPStatus.METHOD_NOT_ALLOWED, "api/cluster: GET or POST only")
+                return
+            self._route(rest, {})
 
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
             rest = self._allowed()
@@ -290,8 +358,9 @@ def _handler(explorer: Explorer, token: str, *, loopback: bool, run_json: bytes,
             seq = query.pop("seq", "")  # the page's own request number, echoed back
             if not (seq.isdigit() and len(seq) < 16):
                 seq = None
+            client = query.pop("client", "")[:64]  # the page's id: supersession is per page
             try:
-                result = compute(query)
+                result = compute(query, client=client)
             except ParameterError as exc:
                 self._error(HTTPStatus.BAD_REQUEST, str(exc))
                 return
@@ -312,6 +381,28 @@ def _handler(explorer: Explorer, token: str, *, loopback: bool, run_json: bytes,
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    max_connections = MAX_CONNECTIONS
+
+    def server_activate(self) -> None:
+        self._slots = threading.BoundedSemaphore(self.max_connections)
+        super().server_activate()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve in a thread if a slot is free, else close the connection at once."""
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A page that went away (its request aborted by a newer one) is normal: no
@@ -327,20 +418,28 @@ class _Server6(_Server):
     address_family = socket.AF_INET6
 
 
+#: The report payload's keys that the explorer page reads (the manifest, with the run's
+#: local input paths, and the per-cluster details are not sent).
+RUN_KEYS = ("version", "title", "label", "metrics", "score_weights", "coord_scale",
+            "clusters", "points", "attribution")
+
+
 def run_payload(explorer: Explorer) -> dict[str, Any]:
-    """``GET /api/run``: the report's payload of the run (clusters of the top N with
-    footprints, details, points, manifest, credits; :func:`stclusters.reports.html.
-    build_payload`) and the explorer's sliders."""
+    """``GET /api/run``: what the page reads of the report's payload of the run (clusters
+    of the top N with footprints, points, credits; :func:`stclusters.reports.html.
+    build_payload`, keys :data:`RUN_KEYS`) and the explorer's sliders."""
     from stclusters.reports.html import build_payload  # noqa: PLC0415 - heavy, once
 
     payload = build_payload(explorer.run_dir, top_n=explorer.top_n)
+    payload = {k: payload[k] for k in RUN_KEYS if k in payload}
     payload["title"] = f"stclusters explorer · {explorer.run_dir.resolve().name}"
     payload["explorer"] = explorer.run_summary()
     return payload
 
 
 def start_server(run_dir: str | Path, *, host: str = "127.0.0.1", port: int = 0,
-                 token: str | None = None) -> ExplorerServer:
+                 token: str | None = None, idle_timeout_s: float = IDLE_TIMEOUT_S
+                 ) -> ExplorerServer:
     """Open the run and serve its explorer from a background thread.
 
     Parameters
@@ -353,6 +452,8 @@ def start_server(run_dir: str | Path, *, host: str = "127.0.0.1", port: int = 0,
         TCP port; 0 picks a free one (see :attr:`ExplorerServer.port`).
     token : str, optional
         The URL token (default: ``secrets.token_urlsafe(24)``, new at every start).
+    idle_timeout_s : float
+        Seconds a connection may stay silent before it is closed.
 
     Raises
     ------
@@ -365,7 +466,7 @@ def start_server(run_dir: str | Path, *, host: str = "127.0.0.1", port: int = 0,
     run_json = json.dumps(payload, allow_nan=False, separators=(",", ":")).encode("utf-8")
     token = token or secrets.token_urlsafe(24)
     handler = _handler(explorer, token, loopback=is_loopback(host), run_json=run_json,
-                       compute=_Compute(explorer))
+                       compute=_Compute(explorer), idle_timeout_s=idle_timeout_s)
     server_class = _Server6 if ":" in host else _Server
     try:
         httpd = server_class((host, port), handler)

@@ -36,13 +36,12 @@ from stclusters.clusters.st import StLabels, not_clustered, st_clusters
 from stclusters.errors import ParameterError, StclustersError
 from stclusters.params import RankParams, SourceParams
 from stclusters.reports.geojson import footprint_geometry
+# Footprints are encoded as in the offline report's payload (one function for both pages).
+from stclusters.reports.html import COORD_SCALE, encode_geometry
 from stclusters.store import fetch_arrow
 
 __all__ = ["Explorer", "params_from_manifest", "COORD_SCALE", "EPS_KM_RANGE", "WEIGHT_RANGE"]
 
-#: Footprint coordinates are sent as delta-encoded integers of 1/COORD_SCALE degree, as in
-#: the offline report's payload (≈ 111 m at 1000).
-COORD_SCALE = 1000
 #: Accepted radius, km (the sliders' range is narrower, see :meth:`Explorer.sliders`).
 EPS_KM_RANGE = (0.5, 200.0)
 #: Accepted metric weight in the score.
@@ -60,7 +59,7 @@ KM_PER_DEGREE = 111.195
 #: Footprints kept for reuse (oldest dropped first), a few KB each.
 FOOTPRINT_CACHE = 5000
 
-_HINT = "e.g. eps_km=13&min_weight_patent=5&weight_publication=1"
+_HINT = "e.g. eps_km_patent=13&min_weight_patent=5&weight_publication=1"
 
 
 def params_from_manifest(parameters: Mapping[str, Any]) -> RankParams:
@@ -80,25 +79,6 @@ def params_from_manifest(parameters: Mapping[str, Any]) -> RankParams:
         if kw.get(key) is not None:
             kw[key] = tuple(kw[key])
     return RankParams(sources=sources, **kw)
-
-
-def _encode_ring(ring: list[list[float]]) -> list[int]:
-    """A ring as delta-encoded integers ``[x0, y0, dx1, dy1, …]`` of 1/COORD_SCALE degree
-    (the report's encoding, decoded by ``frontend/src/data.js``); repeats dropped."""
-    out: list[int] = []
-    px = py = 0
-    for lon, lat, *_ in ring[:-1]:  # the closing vertex repeats the first
-        x, y = round(lon * COORD_SCALE), round(lat * COORD_SCALE)
-        if out and (x, y) == (px, py):
-            continue
-        out += [x - px, y - py]
-        px, py = x, y
-    return out
-
-
-def _encode_geometry(geom: Mapping[str, Any]) -> list[list[list[int]]]:
-    polys = [geom["coordinates"]] if geom["type"] == "Polygon" else geom["coordinates"]
-    return [[_encode_ring(ring) for ring in poly] for poly in polys]
 
 
 class _SliderEvaluator(Evaluator):
@@ -162,6 +142,13 @@ class _SliderEvaluator(Evaluator):
             hit = (stc, super()._cluster_weights(stc, n_stc))
             self._sums[id(stc)] = hit
         return {s: w.copy() for s, w in hit[1].items()}
+
+
+def _step(offset: float, step: float) -> float | str:
+    """A slider's step: ``step`` when ``offset`` (value − slider minimum) is a whole number
+    of steps, else ``"any"`` (the HTML range input would snap the run's own value away)."""
+    n = offset / step
+    return step if math.isclose(n, round(n), abs_tol=1e-9) else "any"
 
 
 def _finite(value: Any, digits: int = 6) -> float | None:
@@ -254,27 +241,50 @@ class Explorer:
 
     # ---------------------------------------------------------------- parameters
 
+    def accepted_ranges(self) -> dict[str, tuple[float, float]]:
+        """The accepted radius (km) and metric weight ranges, widened to hold the run's own
+        values."""
+        eps = [float(self.params.source(m).eps_km) for m in self.metrics]
+        weights = [float(self.params.weight_of(m)) for m in self.metrics]
+        return {"eps_km": (min(EPS_KM_RANGE[0], *eps), max(EPS_KM_RANGE[1], *eps)),
+                "weight": (WEIGHT_RANGE[0], max(WEIGHT_RANGE[1], *weights))}
+
     def sliders(self) -> dict[str, Any]:
-        """The run's setting and the sliders' ranges: radius (km), absolute core threshold
-        per metric (weight units; log scale from 1/SLIDER_SPAN to SLIDER_SPAN times the
-        run's) and metric weights."""
+        """The run's setting and the sliders' ranges: radius per metric (km), absolute core
+        threshold per metric (weight units; log scale from 1/SLIDER_SPAN to SLIDER_SPAN
+        times the run's) and metric weights. Every range lies in the accepted one
+        (:meth:`accepted_ranges`) and holds the run's value on a step."""
         mw = self.evaluator.resolved_min_weight(self.params)
-        eps = max(float(self.params.source(m).eps_km) for m in self.metrics)
+        ranges = self.accepted_ranges()
+        eps_lo, eps_hi = ranges["eps_km"]
+        w_hi = ranges["weight"][1]
+        eps_km = {}
+        for m in self.metrics:
+            eps = float(self.params.source(m).eps_km)
+            eps_km[m] = {"value": eps, "min": eps_lo,
+                         "max": min(eps_hi, max(50.0, 4 * eps)),
+                         "step": _step(eps - eps_lo, 0.5)}
+        weight = {}
+        for m in self.metrics:
+            w = float(self.params.weight_of(m))
+            weight[m] = {"value": w, "min": WEIGHT_RANGE[0], "max": min(w_hi, max(3.0, w)),
+                         "step": _step(w - WEIGHT_RANGE[0], 0.1)}
         return {
-            "eps_km": {"value": eps, "min": 1.0, "max": max(50.0, 4 * eps), "step": 0.5},
+            "eps_km": eps_km,
             "min_weight": {m: {"value": mw[m], "min": mw[m] / SLIDER_SPAN,
                                "max": mw[m] * SLIDER_SPAN, "log": True} for m in self.metrics},
-            "weight": {m: {"value": self.params.weight_of(m), "min": 0.0, "max": 3.0,
-                           "step": 0.1} for m in self.metrics},
+            "weight": weight,
             "world_totals": {m: self.evaluator.world_totals[m] for m in self.metrics},
             "merge_eps_km": self.params.merge_eps_km,
             "top_n": self.top_n,
         }
 
     def params_for(self, query: Mapping[str, str]) -> RankParams:
-        """The run's parameters with ``query``'s changes: ``eps_km`` (every metric, km),
+        """The run's parameters with ``query``'s changes: ``eps_km_<metric>`` (that metric's
+        radius, km), ``eps_km`` (every metric's radius, km; a metric's own key wins),
         ``min_weight_<metric>`` (absolute core threshold, weight units),
-        ``weight_<metric>`` (weight in the score). Every problem is reported at once.
+        ``weight_<metric>`` (weight in the score). An empty query is the run's setting.
+        Every problem is reported at once.
 
         Raises
         ------
@@ -283,9 +293,11 @@ class Explorer:
         """
         problems: list[str] = []
         values: dict[str, float] = {}
+        ranges = self.accepted_ranges()
+        eps_range, weight_range = ranges["eps_km"], ranges["weight"]
         for key, text in sorted(query.items()):
-            known = key == "eps_km" or any(key in (f"min_weight_{m}", f"weight_{m}")
-                                           for m in self.metrics)
+            known = key == "eps_km" or any(
+                key in (f"eps_km_{m}", f"min_weight_{m}", f"weight_{m}") for m in self.metrics)
             if not known:
                 problems.append(f"{key}: unknown parameter")
                 continue
@@ -296,22 +308,23 @@ class Explorer:
                 continue
             if not math.isfinite(value):
                 problems.append(f"{key}={text}: not a finite number")
-            elif key == "eps_km" and not EPS_KM_RANGE[0] <= value <= EPS_KM_RANGE[1]:
-                problems.append(f"eps_km={value:g}: must be in [{EPS_KM_RANGE[0]:g}, "
-                                f"{EPS_KM_RANGE[1]:g}] km")
+            elif key.startswith("eps_km") and not eps_range[0] <= value <= eps_range[1]:
+                problems.append(f"{key}={value:g}: must be in [{eps_range[0]:g}, "
+                                f"{eps_range[1]:g}] km")
             elif key.startswith("min_weight_") and not value > 0:
                 problems.append(f"{key}={value:g}: must be > 0")
-            elif key.startswith("weight_") and not WEIGHT_RANGE[0] <= value <= WEIGHT_RANGE[1]:
-                problems.append(f"{key}={value:g}: must be in [{WEIGHT_RANGE[0]:g}, "
-                                f"{WEIGHT_RANGE[1]:g}]")
+            elif key.startswith("weight_") and not weight_range[0] <= value <= weight_range[1]:
+                problems.append(f"{key}={value:g}: must be in [{weight_range[0]:g}, "
+                                f"{weight_range[1]:g}]")
             else:
                 values[key] = value
         params = self.params
         weights = dict(params.source_weights)
         for m in self.metrics:
             changes: dict[str, float] = {}
-            if "eps_km" in values:
-                changes["eps_km"] = values["eps_km"]
+            eps = values.get(f"eps_km_{m}", values.get("eps_km"))
+            if eps is not None:
+                changes["eps_km"] = eps
             if f"min_weight_{m}" in values:
                 changes["min_weight"] = values[f"min_weight_{m}"]
             if changes:
@@ -330,8 +343,8 @@ class Explorer:
     def run_summary(self) -> dict[str, Any]:
         """What ``GET /api/run`` adds to the report payload: the run's setting, the sliders,
         and the size of the points the explorer re-clusters."""
-        return {"sliders": self.sliders(), "parameters": self.manifest.get("parameters"),
-                "n_points": self.evaluator.n_points, "metrics": self.metrics,
+        return {"sliders": self.sliders(), "n_points": self.evaluator.n_points,
+                "metrics": self.metrics,
                 "n_clusters": int(self.side.clusters.num_rows)}
 
     # ---------------------------------------------------------------- re-clustering
@@ -472,4 +485,4 @@ class Explorer:
         lon = ((cells & 0xFFFFFFFF) - (1 << 30)) * cell_deg
         geom = footprint_geometry(np.clip(lat, -90, 90), lon, eps_km=eps_km,
                                   n_vertices=FOOTPRINT_VERTICES)
-        return _encode_geometry(geom)
+        return encode_geometry(geom, COORD_SCALE)
