@@ -168,6 +168,9 @@ def test_request_sizes_are_bounded(served):
                                                     "colour: unknown"))
     status, body = _get(server, f"/{t}/api/cluster?weight_patent=0&weight_publication=0")
     assert status == 400 and b"nothing to cluster" in body
+    # Which of two radii was meant cannot be guessed.
+    status, body = _get(server, f"/{t}/api/cluster?eps_km=20&eps_km=30")
+    assert status == 400 and json.loads(body)["error"] == "given twice: eps_km"
 
 
 def test_run_api_is_the_runs_ranking(served):

@@ -80,6 +80,7 @@ _PAGE = """<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
 <title>stclusters explorer</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="explorer.css">
 </head>
 <body>
@@ -302,7 +303,18 @@ def _handler(explorer: Explorer, token: str, *, loopback: bool, run_json: bytes,
                     self._error(HTTPStatus.BAD_REQUEST, "the body must be a JSON object")
                     return None
                 return {str(k): str(v) for k, v in data.items()}
-            return dict(parse_qsl(raw, keep_blank_values=True))
+            return self._pairs(raw)
+
+        def _pairs(self, text: str) -> dict[str, str] | None:
+            """A query string as a mapping; a key given twice is refused (None, 400 sent):
+            which of two radii was meant cannot be guessed."""
+            pairs = parse_qsl(text, keep_blank_values=True)
+            keys = [k for k, _ in pairs]
+            twice = sorted({k for k in keys if keys.count(k) > 1})
+            if twice:
+                self._error(HTTPStatus.BAD_REQUEST, f"given twice: {', '.join(twice)}")
+                return None
+            return dict(pairs)
 
         # -------------------------------------------------------------- methods
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
@@ -312,8 +324,9 @@ def _handler(explorer: Explorer, token: str, *, loopback: bool, run_json: bytes,
             if self.headers.get("Content-Length") not in (None, "0"):
                 if self._body_query() is None:
                     return
-            query = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
-            self._route(rest, query)
+            query = self._pairs(urlsplit(self.path).query)
+            if query is not None:
+                self._route(rest, query)
 
         def do_HEAD(self) -> None:  # noqa: N802 - http.server's name
             rest = self._allowed()
@@ -334,8 +347,9 @@ def _handler(explorer: Explorer, token: str, *, loopback: bool, run_json: bytes,
             if rest != "api/cluster":
                 self._error(HTTPStatus.METHOD_NOT_ALLOWED, "POST only to api/cluster")
                 return
-            query = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
-            self._route(rest, {**query, **body})
+            query = self._pairs(urlsplit(self.path).query)
+            if query is not None:
+                self._route(rest, {**query, **body})
 
         def _refuse(self) -> None:
             self._error(HTTPStatus.METHOD_NOT_ALLOWED, "only GET and POST")
