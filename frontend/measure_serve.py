@@ -60,7 +60,8 @@ def main() -> None:
     ex = server.explorer
     metrics = ex.metrics
     fracs = [0.62, 0.58, 0.66, 0.54, 0.7, 0.5][: args.moves]
-    keys = ["eps_km", *[f"min_weight_{m}" for m in metrics], *[f"weight_{m}" for m in metrics]]
+    keys = [*[f"eps_km_{m}" for m in metrics], *[f"min_weight_{m}" for m in metrics],
+            *[f"weight_{m}" for m in metrics]]
     out: dict[str, list[dict]] = {k: [] for k in keys}
     try:
         with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
