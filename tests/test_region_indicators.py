@@ -577,8 +577,11 @@ def test_one_formatter_for_every_figure():
 def test_one_province_predicate_and_one_unit_reader():
     from stclusters.regions._format import is_province, unit_base
 
-    assert all(is_province(n) for n in ("Guangdong (province)", "Guangdong Province", "广东省"))
-    assert not any(is_province(n) for n in ("Shenzhen", "Provincetown", "Hong Kong"))
+    assert all(is_province(n) for n in ("Guangdong (province)", "Guangdong Province", "广东省",
+                                         "Guangdong", "广西", "Hunan"))
+    # Municipalities and Jilin (a city of Jilin province) are cities too.
+    assert not any(is_province(n) for n in ("Shenzhen", "Provincetown", "Hong Kong", "Beijing",
+                                            "上海", "Chongqing", "Jilin", "PRD-9"))
     assert unit_base("CNY 100 million (亿元)") == ("CNY", 1e8)
     assert unit_base("CNY billion") == ("CNY", 1e9)
     assert unit_base("HKD million") == ("HKD", 1e6)
@@ -587,6 +590,9 @@ def test_one_province_predicate_and_one_unit_reader():
     with pytest.raises(ParameterError, match="province-level"):
         aggregate(ind.to_table([_row("A", "gdp", 1, "CNY"), _row("广东省", "gdp", 1, "CNY")]),
                   into="G", members=["A", "广东省"])
+    with pytest.raises(ParameterError, match="province-level"):
+        aggregate(ind.to_table([_row("A", "gdp", 1, "CNY"), _row("Guangdong", "gdp", 1, "CNY")]),
+                  into="G", members=["A", "Guangdong"])
 
 
 def _rates(tmp_path, body: str) -> Path:

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from stclusters.errors import InputFormatError
+from stclusters.geocode._provinces import province_key
 
 __all__ = ["number", "is_province", "unit_base", "is_currency", "csv_rows", "pct_sql",
            "MISSING"]
@@ -100,9 +101,20 @@ def pct_sql(part: str, whole: str) -> str:
 
 def is_province(region_name: str) -> bool:
     """A province-level row: the name says ``(province)``, or ends with `` Province`` or
-    ``省`` (``Guangdong (province)``, ``Guangdong Province``, ``广东省``). Such rows are
-    context: never added to city rows."""
-    return bool(_PROVINCE.search((region_name or "").strip()))
+    ``省`` (``Guangdong (province)``, ``Guangdong Province``, ``广东省``), or is the bare
+    name of a Chinese province or autonomous region (``Guangdong``, ``Guangxi``; the four
+    municipalities, Beijing, Shanghai, Tianjin and Chongqing, are cities too and do not
+    count). Such rows are context: never added to city rows."""
+    name = (region_name or "").strip()
+    return bool(_PROVINCE.search(name)) or province_key(name) in _BARE_PROVINCES
+
+
+def _bare_provinces() -> frozenset[str]:
+    from stclusters.geocode._provinces import CN_PROVINCES  # noqa: PLC0415 - one table
+
+    # Jilin is also a prefecture-level city of Jilin province: a row named so stays a city.
+    return frozenset(province_key(n) for capital, names in CN_PROVINCES
+                     if capital not in names for n in names) - {"jilin", "吉林"}
 
 
 _SCALES = {"": 1.0, "thousand": 1e3, "10k": 1e4, "10 thousand": 1e4, "million": 1e6,
@@ -168,3 +180,6 @@ def csv_rows(path: str | Path, origin: str, what: str, *, hint: str | None = Non
         raise InputFormatError(origin, what, f"line {reader.line_num}: {exc}",
                                hint="quote fields that hold commas") from exc
     return header, rows
+
+
+_BARE_PROVINCES = _bare_provinces()
