@@ -38,10 +38,22 @@ def _default_geocoder() -> Any:
     return Geocoder.load()
 
 
-def _anchors(region: Region, geocoder: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Anchor coordinates (degrees) and their member (None for outside anchors)."""
-    listed = [(gid, name, m.name) for m in region.members for gid, name in m.anchors]
-    listed += [(gid, name, None) for gid, name in region.outside_anchors]
+def _anchors(region: Region, geocoder: Any) -> tuple[cKDTree, np.ndarray]:
+    """KD-tree of the anchors (unit vectors) and each anchor's member (None for outside
+    anchors), made once per geocoder and anchor list: every call of :func:`assign` (one
+    per region placement, many in the tests) would otherwise filter the whole gazetteer."""
+    listed = tuple((gid, name, m.name) for m in region.members for gid, name in m.anchors)
+    listed += tuple((gid, name, None) for gid, name in region.outside_anchors)
+    cache = _ANCHOR_TREES.setdefault(geocoder, {})
+    if listed not in cache:
+        lat, lon, owner = _anchor_places(region, listed, geocoder)
+        cache[listed] = (cKDTree(_unit(lat, lon)), owner)
+    return cache[listed]
+
+
+def _anchor_places(region: Region, listed: tuple, geocoder: Any
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Anchor coordinates (degrees) and their member, each checked against the gazetteer."""
     places = geocoder.places()
     ids = places.column("geoname_id").to_numpy()
     order = np.argsort(ids)
@@ -70,6 +82,7 @@ def _anchors(region: Region, geocoder: Any) -> tuple[np.ndarray, np.ndarray, np.
 # Per geocoder: the KD-tree of each economy's places and their admin1 codes (building one
 # costs ~0.1 s; a run places its locations in one call, tests and integration in many).
 _ECONOMY_TREES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_ANCHOR_TREES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _economy_tree(geocoder: Any, country: str) -> tuple[cKDTree, np.ndarray] | None:
@@ -150,8 +163,8 @@ def assign(region: Region, lat: Any, lon: Any, *, country: Any = None, precision
                                       np.asarray(dom_admin1, dtype=object))
         rows = np.nonzero(open_ & fine & in_domain)[0]
         if rows.size:
-            a_lat, a_lon, owner = _anchors(region, geocoder)
-            _, idx = cKDTree(_unit(a_lat, a_lon)).query(_unit(lat[rows], lon[rows]), k=1)
+            tree, owner = _anchors(region, geocoder)
+            _, idx = tree.query(_unit(lat[rows], lon[rows]), k=1)
             out[rows] = owner[idx]
     if region.include:
         out[~np.isin(out, np.asarray(region.include, dtype=object))] = None
