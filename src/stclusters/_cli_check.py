@@ -12,6 +12,7 @@ import typer
 from rich.text import Text
 
 from stclusters.cli import _Command, _fail, _signals_unwind, console
+from stclusters._cli_region import IndicatorFiles
 
 _STYLE = {"held": "bold green", "not held": "bold red", "not enough data": "bold yellow"}
 
@@ -44,9 +45,7 @@ def check_cmd(
     claims: Annotated[str, typer.Argument(
         help="A claim file (YAML, docs/claims.md) or a shipped set: gba.",
         metavar="CLAIMS", show_default=False)],
-    indicators: Annotated[list[Path] | None, typer.Option(
-        "--indicators", help="An indicator table (CSV/Parquet) added to the shipped rows; "
-                             "repeat for more.", metavar="FILE", show_default=False)] = None,
+    indicators: IndicatorFiles = None,
     run: Annotated[Path | None, typer.Option(
         "--run", help="A run's output folder (the --out of `stclusters rank`): rank claims, "
                       "and indicator claims on the counts computed from its records.",

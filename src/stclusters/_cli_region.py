@@ -108,6 +108,16 @@ def _print(region, rows: list[dict[str, Any]],  # noqa: ANN001 - Region (importe
         console.print(Text(line, style="dim"))
 
 
+#: ``--indicators FILE`` of every command that reads the indicator table (``region``,
+#: ``check``, ``report``): read by :func:`stclusters.regions.indicators.read_indicators`.
+IndicatorFiles = Annotated[list[Path] | None, typer.Option(
+    "--indicators", help="A CSV or Parquet file of your own indicator rows, in the layout of "
+                         "the shipped gba_innovation_indicators.csv, or a table `region --out` "
+                         "wrote; read after the shipped rows (repeatable; a later file's row "
+                         "replaces an earlier one for the same figure).", metavar="FILE",
+    show_default=False)]
+
+
 def region_cmd(
     region: Annotated[str, typer.Argument(
         help="GBA, PRD-9, HK-MO, or a region YAML file (file.yaml or file.yaml#GROUP).",
@@ -119,12 +129,7 @@ def region_cmd(
         "--indicator", help="Keep this indicator (repeatable), e.g. rd_expenditure, "
                             "population, patent_fractional_count.", metavar="NAME",
         show_default=False)] = None,
-    indicators: Annotated[list[Path] | None, typer.Option(
-        "--indicators", help="A CSV or Parquet file of your own rows, in the layout of the "
-                             "shipped gba_innovation_indicators.csv, or a table region --out "
-                             "wrote (repeatable; a later file's row replaces an earlier one "
-                             "for the same figure).", metavar="FILE",
-        show_default=False)] = None,
+    indicators: IndicatorFiles = None,
     run: Annotated[Path | None, typer.Option(
         "--run", help="A run's output folder (the --out of `stclusters rank`): adds the "
                       "counts computed from its records and each city's S&T cluster.",

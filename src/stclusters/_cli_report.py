@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from stclusters.cli import _Command, _fail, _signals_unwind, console
+from stclusters._cli_region import IndicatorFiles
 
 
 def report_cmd(
@@ -35,9 +36,7 @@ def report_cmd(
         "--claims", help="With --region: the claims to check (a claim file or a shipped "
                          "set; default: gba for the GBA and its groups).",
         metavar="gba|FILE", show_default=False)] = None,
-    indicators: Annotated[list[Path] | None, typer.Option(
-        "--indicators", help="With --region: your indicator CSV, read after the shipped "
-                             "rows (repeatable).", metavar="FILE", show_default=False)] = None,
+    indicators: IndicatorFiles = None,
 ) -> None:
     """Write a run's report: one HTML file that opens offline.
 
