@@ -23,6 +23,9 @@ Sections (each contender run in its own subprocess, see :mod:`benchmarks._child`
    of its settings inside the child (``identity_equal`` / ``identity_checked``).
 8. ``per_core`` (issue 9): the single run on one thread, points per second per core, with
    scikit-learn (weighted) and the ``dbscan`` package (unweighted) on one thread each.
+9. ``engines`` (issue 12): the DuckDB engine vs Spark ``local[2]`` vs a standalone cluster of
+   2 workers, ``stclusters rank`` on a folder of Parquet parts (see :mod:`benchmarks._engines`,
+   which runs and samples its own process trees).
 
 Times are medians over ``repeats`` runs, measured inside the child around the work only
 (imports, data loading and numba compilation excluded: one warm-up call on a tiny input);
@@ -51,7 +54,7 @@ import numpy as np
 if __package__ in (None, ""):  # python benchmarks/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import _data  # noqa: E402
+from benchmarks import _data, _engines  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EPS_KM = 13.0
@@ -609,11 +612,16 @@ def section_per_core(scale: Scale, data_dir: Path, work: Path) -> tuple[list[Row
     return [ow, sk, ou, pk], {"labels": checks}
 
 
+def section_engines(scale: Scale, data_dir: Path, work: Path) -> tuple[list[Row], dict]:
+    """Issue 12: DuckDB vs Spark local[2] vs standalone 2 workers (:mod:`benchmarks._engines`)."""
+    return _engines.section(scale, data_dir, work, Row)
+
+
 SECTIONS = {"weighted": section_weighted, "skl_sizes": section_sklearn_sizes,
             "unweighted": section_unweighted,
             "scaling": section_scaling, "min_weight": section_min_weight,
             "dense": section_dense, "end_to_end": section_e2e, "readers": section_readers,
-            "sweep": section_sweep, "per_core": section_per_core}
+            "sweep": section_sweep, "per_core": section_per_core, "engines": section_engines}
 
 
 # --------------------------------------------------------------------------- report
@@ -760,7 +768,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, help="override the per-run time limit, s")
     ap.add_argument("--baseline-max-n", type=int,
                     help="run the pandas baseline of the end-to-end section up to this size only")
+    ap.add_argument("--engine-sizes", type=int, nargs="+",
+                    help="engines section: these sizes (contributions) instead of the scale's")
+    ap.add_argument("--engine-contenders", nargs="+", choices=list(_engines.CONTENDERS),
+                    help="engines section: these contenders only")
     args = ap.parse_args(argv)
+    _engines.OPTIONS.update(sizes=args.engine_sizes, contenders=args.engine_contenders)
     scale = SCALES["quick" if args.quick else "full"]
     if args.repeats or args.timeout:
         scale = Scale(**{**asdict(scale), **({"repeats": args.repeats} if args.repeats else {}),
@@ -780,6 +793,8 @@ def main(argv: list[str] | None = None) -> int:
     tg = targets(rows, extra, scale)
     print(f"\nstclusters benchmarks ({'quick' if args.quick else 'full'}), {info}\n")
     print(table(rows))
+    if any(r.section == "engines" for r in rows):
+        print("\nengines:\n" + _engines.table([r for r in rows if r.section == "engines"]))
     print("\nchecks:", json.dumps({k: v for k, v in extra.items() if v}, indent=1))
     print("\ntargets:\n- " + "\n- ".join(tg))
     print(f"\nwall time {time.monotonic() - t0:.0f} s; numba compile time excluded (warm-up "

@@ -50,11 +50,14 @@ def sweep(prefix: str, *, base: str | None = None) -> list[Path]:
     return removed
 
 
-def private_dir(prefix: str) -> str:
+def private_dir(prefix: str, *, base: str | None = None) -> str:
     """A new temporary folder owned by this process, removed at exit (or, if the process is
-    killed, by the next process that makes one of the same ``prefix``)."""
-    sweep(prefix)
-    path = tempfile.mkdtemp(prefix=prefix)
+    killed, by the next process that makes one of the same ``prefix``), in ``base`` (the
+    system's temporary folder by default)."""
+    if base is not None:
+        os.makedirs(base, exist_ok=True)
+    sweep(prefix, base=base)
+    path = tempfile.mkdtemp(prefix=prefix, dir=base)
     # Locked under another name, then renamed: a sweeper never sees the lock file unlocked.
     making = os.path.join(path, OWNER_LOCK + ".new")
     fd = os.open(making, os.O_RDWR | os.O_CREAT, 0o600)

@@ -588,14 +588,39 @@ def input_problems(*, kind: str, top: int, inputs: list[Path] | None,
     return problems
 
 
+def engine_from_options(engine: str, master: str | None, spark_conf: list[str] | None,
+                        workspace: Path | None, problems: list[str]):
+    """The :class:`stclusters.engines.Engine` of the CLI's options; problems are gathered."""
+    from stclusters.engines import engine as make_engine  # noqa: PLC0415
+    from stclusters.errors import ParameterError as _PE  # noqa: PLC0415
+
+    conf = {}
+    for item in spark_conf or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            problems.append(f"--spark-conf takes KEY=VALUE, got {item!r}")
+        else:
+            conf[key.strip()] = value.strip()
+    try:
+        return make_engine(engine, master=master, conf=conf,
+                           workspace=str(workspace) if workspace and engine == "spark" else None)
+    except _PE as exc:
+        problems.append(str(exc.args[0] if exc.args else exc))
+        return None
+
+
 def rank_cmd(*, inputs: list[Path], out: Path, force: bool, kind: str, source: str | None,
-             workspace: Path | None, top: int, label: str | None, **method: Any) -> None:
+             workspace: Path | None, top: int, label: str | None, engine: str,
+             master: str | None, spark_conf: list[str] | None, **method: Any) -> None:
     """Rank S&T clusters from your own records and write ranking, footprints, points, manifest.
 
     Example: stclusters rank grants.xml.gz works.jsonl.gz --out out --patent-years 2019-2023
 
     From a workspace filled by `stclusters ingest` (nothing is read again):
     stclusters rank --workspace pv.duckdb --out out
+
+    On Spark (same method, same outputs): stclusters rank works/ --out out --engine spark
+    --master spark://host:7077 --spark-conf spark.executor.memory=4g
     """
     from stclusters.pipeline import Input, rank  # noqa: PLC0415
 
@@ -604,6 +629,7 @@ def rank_cmd(*, inputs: list[Path], out: Path, force: bool, kind: str, source: s
         with _signals_unwind():
             problems = input_problems(kind=kind, top=top, inputs=inputs, workspace=workspace,
                                       label=label)
+            eng = engine_from_options(engine, master, spark_conf, workspace, problems)
             params = params_from_options(method, extra_problems=problems)
             from stclusters.reports._lock import out_dir_lock  # noqa: PLC0415
             from stclusters.reports.outputs import check_out_dir  # noqa: PLC0415
@@ -617,7 +643,7 @@ def rank_cmd(*, inputs: list[Path], out: Path, force: bool, kind: str, source: s
                 with _progress(list(inputs)) as (stage, batch):
                     res = rank([Input(str(p), kind=kind, source=source) for p in inputs],
                                params=params, progress=stage, on_batch=batch,
-                               workspace=workspace, label=label)
+                               workspace=workspace, label=label, engine=eng)
                 paths = res.write(out, force=force)
             complete = True
             _print_run(res, out=out, paths=paths, top=top)
@@ -687,7 +713,19 @@ _RANK_FIXED = [
         Path("stclusters-out")),
     *shared_fixed(workspace_help="A workspace file (see `stclusters ingest`): the inputs are "
                                  "added to it first (files it holds are skipped), then "
-                                 "everything it holds is ranked."),
+                                 "everything it holds is ranked. With --engine spark: a "
+                                 "folder, one Parquet set per input file, by content."),
+    _fixed("engine", Annotated[str, typer.Option(
+        help="Where reading, geocoding and counting run: duckdb (this machine) or spark "
+             "(a Spark cluster; same method, same outputs).", metavar="ENGINE")], "duckdb"),
+    _fixed("master", Annotated[str | None, typer.Option(
+        help="Spark master: local[*], local[2], spark://host:7077, yarn, k8s://... "
+             "(default: the one spark-submit set, else local[*]).", metavar="URL",
+        show_default=False)], None),
+    _fixed("spark_conf", Annotated[list[str] | None, typer.Option(
+        "--spark-conf", help="A Spark setting KEY=VALUE (repeatable), e.g. "
+                             "spark.executor.memory=4g.", metavar="KEY=VALUE",
+        show_default=False)], None),
 ]
 
 app.command("rank", cls=_Command, epilog=EXIT_CODES_HELP)(with_options(rank_cmd, _RANK_FIXED))

@@ -12,6 +12,7 @@ the number of threads (a float sum is not).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -56,6 +57,59 @@ def fx_to_weight(expr: str) -> str:
     return f"(CAST({expr} AS DOUBLE) / {WEIGHT_SCALE!r})"
 
 
+#: SQL: the distinct address keys that need the geocoder (rows without a coordinate, and
+#: not located through their OpenAlex institution).
+ADDRESS_KEYS_SQL = f"""
+    SELECT DISTINCT {", ".join(f"{_key_expr(k, 'r')} AS {k}" for k in _ADDRESS_KEY)}
+    FROM raw_contributions r
+    WHERE r.lat IS NULL AND NOT EXISTS (
+        SELECT 1 FROM institutions i
+        WHERE i.id = r.institution_id AND i.lat IS NOT NULL AND i.lon IS NOT NULL)"""
+
+#: SQL: table ``geocodes`` from the geocoded keys ``_geocodes`` and the gazetteer's
+#: ``_places (geoname_id, country)``. The economy of a contribution is where it was placed:
+#: a raw affiliation string naming Hamburg puts its row in DE even if the institution
+#: record said IN.
+GEOCODES_SQL = """
+    SELECT g.*, p.country AS place_country
+    FROM _geocodes g LEFT JOIN _places p ON p.geoname_id = g.geoname_id"""
+
+
+def geocode_keys(keys: pa.Table, geocoder: Any) -> pa.Table:
+    """Geocode distinct address keys (the columns of :data:`ADDRESS_KEYS_SQL`).
+
+    Returns the key columns, :data:`stclusters.schema.GEOCODE_FIELDS` and ``text_country``
+    (the country the affiliation text names; it may disagree with the stated one), one row
+    per key, in the order given.
+    """
+    n = keys.num_rows
+    # The geocoder takes raw-contribution rows; give the key columns and blank the rest.
+    cols = {}
+    for f in RAW_CONTRIBUTION:
+        if f.name in _ADDRESS_KEY:
+            cols[f.name] = keys.column(f.name)
+        elif not f.nullable:
+            fill = 0 if pa.types.is_integer(f.type) else "key"
+            cols[f.name] = pa.array([fill] * n, type=f.type)
+        else:
+            cols[f.name] = pa.nulls(n, type=f.type)
+    located = geocoder.geocode_table(pa.table(cols, schema=RAW_CONTRIBUTION)) if n else None
+    return pa.table(
+        {**{k: keys.column(k) for k in _ADDRESS_KEY},
+         **{f.name: (located.column(f.name) if located is not None else pa.array([], f.type))
+            for f in GEOCODE_FIELDS},
+         "text_country": (located.column("text_country") if located is not None
+                          else pa.array([], pa.string()))})
+
+
+def place_countries(geocoder: Any | None) -> pa.Table:
+    """``(geoname_id, country)`` of every gazetteer place (empty without a geocoder)."""
+    if geocoder is None:
+        return pa.table({"geoname_id": pa.array([], pa.int64()),
+                         "country": pa.array([], pa.string())})
+    return geocoder.places().select(["geoname_id", "country"])
+
+
 def locate(con: duckdb.DuckDBPyConnection, get_geocoder: Callable[[], Any]) -> dict[str, int]:
     """Geocode every distinct address that has no coordinate, into table ``geocodes``.
 
@@ -74,43 +128,12 @@ def locate(con: duckdb.DuckDBPyConnection, get_geocoder: Callable[[], Any]) -> d
         ``{"distinct_addresses": n, "matched": m, "points_without_country": k,
         "cells_checked": c}``.
     """
-    keys = ", ".join(f"{_key_expr(k, 'r')} AS {k}" for k in _ADDRESS_KEY)
-    # Rows located through their OpenAlex institution need no geocoding.
-    distinct = fetch_arrow(con, f"""
-        SELECT DISTINCT {keys} FROM raw_contributions r
-        WHERE r.lat IS NULL AND NOT EXISTS (
-            SELECT 1 FROM institutions i
-            WHERE i.id = r.institution_id AND i.lat IS NOT NULL AND i.lon IS NOT NULL)
-        ORDER BY ALL""")
+    distinct = fetch_arrow(con, f"SELECT * FROM ({ADDRESS_KEYS_SQL}) ORDER BY ALL")
     n = distinct.num_rows
-    # The geocoder takes raw-contribution rows; give the key columns and blank the rest.
-    cols = {}
-    for f in RAW_CONTRIBUTION:
-        if f.name in _ADDRESS_KEY:
-            cols[f.name] = distinct.column(f.name)
-        elif not f.nullable:
-            fill = 0 if pa.types.is_integer(f.type) else "key"
-            cols[f.name] = pa.array([fill] * n, type=f.type)
-        else:
-            cols[f.name] = pa.nulls(n, type=f.type)
-    located = get_geocoder().geocode_table(pa.table(cols, schema=RAW_CONTRIBUTION)) if n else None
-    geo = GEOCODE_FIELDS
-    table = pa.table(
-        {**{k: distinct.column(k) for k in _ADDRESS_KEY},
-         **{f.name: (located.column(f.name) if located is not None else pa.array([], f.type))
-            for f in geo},
-         # The country the affiliation text names (it may disagree with the stated one).
-         "text_country": (located.column("text_country") if located is not None
-                          else pa.array([], pa.string()))})
-    # The economy of a contribution is where it was placed: a raw affiliation string naming
-    # Hamburg puts its row in DE even if the institution record said IN.
-    places = (get_geocoder().places().select(["geoname_id", "country"]) if n else
-              pa.table({"geoname_id": pa.array([], pa.int64()), "country": pa.array([], pa.string())}))
-    con.register("_geocodes", table)
-    con.register("_places", places)
-    con.execute("""CREATE OR REPLACE TABLE geocodes AS
-        SELECT g.*, p.country AS place_country
-        FROM _geocodes g LEFT JOIN _places p ON p.geoname_id = g.geoname_id""")
+    geocoder = get_geocoder() if n else None
+    con.register("_geocodes", geocode_keys(distinct, geocoder))
+    con.register("_places", place_countries(geocoder))
+    con.execute(f"CREATE OR REPLACE TABLE geocodes AS {GEOCODES_SQL}")
     con.unregister("_geocodes")
     con.unregister("_places")
     matched = scalar(con, "SELECT count(*) FROM geocodes WHERE lat IS NOT NULL")
@@ -118,12 +141,11 @@ def locate(con: duckdb.DuckDBPyConnection, get_geocoder: Callable[[], Any]) -> d
             **quality.prepare(con, get_geocoder)}
 
 
-def _register_source_params(con: duckdb.DuckDBPyConnection, params: RankParams,
-                            sources: list[str]) -> None:
-    """View ``_source_params`` (source, first_year, last_year, doc_types): the user's windows
-    and document types reach the SQL as data, never as text."""
+def source_params_table(params: RankParams, sources: list[str]) -> pa.Table:
+    """Table ``_source_params`` (source, first_year, last_year, doc_types, left_out, domains):
+    the user's windows and document types reach the SQL as data, never as text."""
     sps = [params.source(s) for s in sources]
-    con.register("_source_params", pa.table({
+    return pa.table({
         "source": pa.array(sources, pa.string()),
         "first_year": pa.array([sp.first_year for sp in sps], pa.int32()),
         "last_year": pa.array([sp.last_year for sp in sps], pa.int32()),
@@ -138,11 +160,48 @@ def _register_source_params(con: duckdb.DuckDBPyConnection, params: RankParams,
         "domains": pa.array([list(params.publication_domains)
                              if s == "publication" and params.publication_domains is not None
                              else None for s in sources], pa.list_(pa.string())),
-    }))
+    })
 
 
-def count_fractional(con: duckdb.DuckDBPyConnection, params: RankParams) -> None:
-    """Build table ``contributions``: status and fractional weight of every contribution.
+#: SQL: the metrics present in the raw rows (the counting plan takes their parameters).
+SOURCES_SQL = "SELECT DISTINCT source FROM raw_contributions ORDER BY 1"
+
+
+@dataclass(frozen=True)
+class CountingPlan:
+    """The fractional counting as SQL, written once in DuckDB's dialect; each engine runs it
+    (DuckDB as it is, Spark after :func:`stclusters.engines.transpile.to_spark`).
+
+    Attributes
+    ----------
+    weights_sql : str
+        SELECT of ``_rid, weight, weight_fx`` for every used row (materialised as ``_weights``).
+    contributions_sql : str
+        SELECT of the table ``contributions`` (joins ``_weights``).
+    source_params : pa.Table
+        Registered as ``_source_params`` before either runs.
+
+    Both read ``raw_contributions`` (its ``rowid``: a unique row key), ``institutions``,
+    ``geocodes``, ``reverse_countries``, ``outside_cells`` and ``merged_ids``. They share the
+    located rows and their statuses (CTE ``st``), which DuckDB streams through both
+    (materialising the wide rows once spilled at 10M rows); an engine that would rather
+    compute them once runs the *staged* form: ``statuses_sql`` materialised as
+    ``_statuses``, then ``staged_weights_sql`` and ``staged_contributions_sql`` over it
+    (the same text after ``st``).
+    """
+
+    weights_sql: str
+    contributions_sql: str
+    source_params: pa.Table
+    statuses_sql: str = ""
+    staged_weights_sql: str = ""
+    staged_contributions_sql: str = ""
+
+
+def counting_plan(params: RankParams, sources: list[str]) -> CountingPlan:
+    """The counting plan of ``params`` for the metrics ``sources`` (see :class:`CountingPlan`).
+
+    Builds ``contributions``: status and fractional weight of every contribution.
 
     ``status`` is ``used`` or one of :data:`FILTER_REASONS`. A used contribution of document
     ``d`` by contributor ``c`` at one of its ``k`` used addresses weighs
@@ -150,8 +209,7 @@ def count_fractional(con: duckdb.DuckDBPyConnection, params: RankParams) -> None
     address (``counting="located"``) or all its contributors (``counting="all"``).
     Rows of one document therefore sum to 1 (or to ``n_located/n_all``).
     """
-    sources = [r[0] for r in con.execute(
-        "SELECT DISTINCT source FROM raw_contributions ORDER BY 1").fetchall()] or ["patent"]
+    sources = list(sources) or ["patent"]
     min_rank = PRECISIONS.index(params.min_precision)
     prec_case = "CASE precision_ " + " ".join(
         f"WHEN {literal(p)} THEN {i}" for i, p in enumerate(PRECISIONS)) + " ELSE 99 END"
@@ -174,7 +232,6 @@ def count_fractional(con: duckdb.DuckDBPyConnection, params: RankParams) -> None
     text_flag = quality.text_flag_sql("g.text_country", "r.country")
     filter_flagged = "TRUE" if params.quality_action == "filter" else "FALSE"
     flagged = literals(quality.COUNTRY_CHECKS)
-    _register_source_params(con, params, sources)
     ctes = f"""
     WITH sp AS (SELECT * FROM _source_params),
     inst AS (
@@ -234,15 +291,14 @@ def count_fractional(con: duckdb.DuckDBPyConnection, params: RankParams) -> None
     # statuses alone (a narrow table keyed by the raw row), then the one wide write. One
     # pass materialised the wide located rows and joined them to their shares (at 10M rows,
     # beyond DuckDB's memory budget: spilled to disk).
-    con.execute(f"""
-    CREATE OR REPLACE TEMP TABLE _weights AS {ctes},
+    weights_tail = f"""
     -- One grouping by document (not one by contributor, then one by document, and the rows
     -- joined to both: 10M rows hashed on strings four times). A document's used rows are
     -- few: their contributor numbers, as a list, give each used row its n_addr.
     per_doc AS MATERIALIZED (
         SELECT source, doc_id,
-               len(list_distinct(list(contributor_seq))) AS n_all,
-               len(list_distinct(list(contributor_seq) FILTER (WHERE status = 'used'))) AS n_located,
+               array_length(list_distinct(list(contributor_seq))) AS n_all,
+               array_length(list_distinct(list(contributor_seq) FILTER (WHERE status = 'used'))) AS n_located,
                count(*) FILTER (WHERE status = 'used') AS n_used,
                list(contributor_seq) FILTER (WHERE status = 'used') AS used_seqs
         FROM st GROUP BY source, doc_id
@@ -250,17 +306,16 @@ def count_fractional(con: duckdb.DuckDBPyConnection, params: RankParams) -> None
     shares AS (
         SELECT st._rid, d.{n_denominator} AS n_den,
                -- Every used contributor at one address (the common case): no list to scan.
-               CASE WHEN d.n_used = d.n_located THEN 1 ELSE len(list_filter(
+               CASE WHEN d.n_used = d.n_located THEN 1 ELSE array_length(list_filter(
                    d.used_seqs, {_lambda('x', 'x = st.contributor_seq')})) END AS n_addr
         FROM st JOIN per_doc d ON d.source = st.source AND d.doc_id = st.doc_id
         WHERE st.status = 'used'
     )
-    SELECT _rid, 1.0 / n_den / n_addr AS weight,
-           CAST(round({WEIGHT_SCALE!r} / n_den / n_addr) AS BIGINT) AS weight_fx
+    SELECT _rid, CAST(1 AS DOUBLE) / n_den / n_addr AS weight,
+           CAST(round(CAST({int(WEIGHT_SCALE)} AS DOUBLE) / n_den / n_addr) AS BIGINT) AS weight_fx
     FROM shares
-    """)
-    con.execute(f"""
-    CREATE OR REPLACE TABLE contributions AS {ctes}
+    """
+    contributions_tail = """
     SELECT st.input_id, st.doc_id, st.source, st.year, st.contributor_seq, st.address_seq,
            st.lat, st.lon, st.precision_ AS precision, st.country, st.admin1, st.city, st.org,
            st.tech_field, st.applicant, st.institution_id, st.geoname_id, st.geocode_status,
@@ -268,9 +323,50 @@ def count_fractional(con: duckdb.DuckDBPyConnection, params: RankParams) -> None
            st.address_raw, st.text_country, st.quality_flag,
            coalesce(w.weight, 0.0) AS weight, coalesce(w.weight_fx, 0) AS weight_fx
     FROM st LEFT JOIN _weights w ON w._rid = st._rid
-    """)
-    con.execute("DROP TABLE _weights")
-    con.unregister("_source_params")
+    """
+    staged = "WITH st AS (SELECT * FROM _statuses)"
+    return CountingPlan(f"{ctes}, {weights_tail}", f"{ctes} {contributions_tail}",
+                        source_params_table(params, sources),
+                        statuses_sql=f"{ctes} SELECT * FROM st",
+                        staged_weights_sql=f"{staged}, {weights_tail}",
+                        staged_contributions_sql=f"{staged} {contributions_tail}")
+
+
+def count_fractional(con: duckdb.DuckDBPyConnection, params: RankParams) -> None:
+    """Build table ``contributions`` on DuckDB: :func:`counting_plan` run as it is written."""
+    sources = [r[0] for r in con.execute(SOURCES_SQL).fetchall()]
+    plan = counting_plan(params, sources)
+    con.register("_source_params", plan.source_params)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _weights AS {plan.weights_sql}")
+        con.execute(f"CREATE OR REPLACE TABLE contributions AS {plan.contributions_sql}")
+    finally:
+        con.execute("DROP TABLE IF EXISTS _weights")
+        con.unregister("_source_params")
+
+
+#: SQL: the used weight split by point and economy (``??`` unknown); one pass over the
+#: contributions serves the points and the economy labels (:data:`CLUSTERED_BY_COUNTRY`).
+POINT_COUNTRIES_SQL = """
+    SELECT source, lat, lon, coalesce(country, '??') AS country,
+           sum(weight_fx) AS weight_fx, count(*) AS n_contributions
+    FROM contributions WHERE status = 'used'
+    GROUP BY source, lat, lon, coalesce(country, '??')"""
+
+#: SQL: the exact sums of :data:`POINT_COUNTRIES_SQL` per point; the DOUBLE ``weight`` is
+#: derived from ``weight_fx`` afterwards, by DuckDB for both engines (one conversion).
+POINTS_FX_SQL = """
+    SELECT source, lat, lon, sum(weight_fx) AS weight_fx,
+           CAST(sum(n_contributions) AS BIGINT) AS n_contributions,
+           CASE WHEN count(*) = 1 THEN min(country) END AS country
+    FROM point_countries
+    GROUP BY source, lat, lon"""
+
+#: SQL: table ``points`` from a relation ``_points_fx`` of :data:`POINTS_FX_SQL`'s columns.
+POINTS_FROM_FX_SQL = f"""
+    SELECT source, lat, lon, {fx_to_weight('weight_fx')} AS weight,
+           CAST(weight_fx AS HUGEINT) AS weight_fx, n_contributions, country
+    FROM _points_fx"""
 
 
 def aggregate_points(con: duckdb.DuckDBPyConnection) -> None:
@@ -280,27 +376,11 @@ def aggregate_points(con: duckdb.DuckDBPyConnection) -> None:
     ``n_contributions``, ``country`` (the economy of all its weight; NULL when the weight is
     split across economies). Unordered: the clustering reads it sorted by ``(source, lat,
     lon)`` and writes it back in that order (one sort of millions of points, not two). Also
-    table ``point_countries``: the same weight split by the contributions' ``country``
-    (``??`` unknown), for the economy labels and names (see :data:`CLUSTERED_BY_COUNTRY`);
-    one pass over the contributions serves both.
+    table ``point_countries`` (:data:`POINT_COUNTRIES_SQL`).
     """
-    con.execute("""
-    CREATE OR REPLACE TABLE point_countries AS
-    SELECT source, lat, lon, coalesce(country, '??') AS country,
-           sum(weight_fx) AS weight_fx, count(*) AS n_contributions
-    FROM contributions WHERE status = 'used'
-    GROUP BY source, lat, lon, coalesce(country, '??')
-    """)
-    con.execute(f"""
-    CREATE OR REPLACE TABLE points AS
-    SELECT source, lat, lon,
-           {fx_to_weight('sum(weight_fx)')} AS weight,
-           sum(weight_fx) AS weight_fx,
-           CAST(sum(n_contributions) AS BIGINT) AS n_contributions,
-           CASE WHEN count(*) = 1 THEN min(country) END AS country
-    FROM point_countries
-    GROUP BY source, lat, lon
-    """)
+    con.execute(f"CREATE OR REPLACE TABLE point_countries AS {POINT_COUNTRIES_SQL}")
+    con.execute(f"CREATE OR REPLACE TABLE points AS WITH _points_fx AS ({POINTS_FX_SQL}) "
+                f"{POINTS_FROM_FX_SQL}")
 
 
 #: SQL: the clustered weight by point and economy (``source, lat, lon, country, stc,

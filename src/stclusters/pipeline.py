@@ -27,6 +27,8 @@ from stclusters._sql import identifier, utf8_text
 from stclusters._faults import checkpoint
 from stclusters.accounting import account, located_by_country, outcome
 from stclusters.clusters.st import SourceClustering, cluster_points
+from stclusters.engines import Engine
+from stclusters.engines import engine as make_engine
 from stclusters.errors import ParameterError
 from stclusters.params import RankParams
 from stclusters._settlements import UN_WUP_CREDIT
@@ -152,6 +154,11 @@ class Located:
     geocoding: dict[str, Any]
     timings_s: dict[str, float] = field(default_factory=dict)
     _n_runs: int = 0
+    #: The manifest's ``engine`` entry (name, version, master).
+    engine: dict[str, Any] = field(default_factory=lambda: _duckdb_engine())
+    #: Counts on another engine (``.count(con, params)``: builds ``contributions``,
+    #: ``point_countries`` and ``points`` on ``con``); None counts on DuckDB.
+    counter: Any = None
 
     def rank(self, params: RankParams | None = None, *, label: str | None = None,
              progress: Callable[[str], None] | None = None,
@@ -166,15 +173,23 @@ class Located:
                              notes=notes, timings=dict(self.timings_s))
 
 
+def _duckdb_engine() -> dict[str, Any]:
+    return {"name": "duckdb", "version": duckdb.__version__, "master": None}
+
+
 def read(inputs, *, workspace: str | Path | None = None,
          progress: Callable[[str], None] | None = None,
          on_batch: Callable[[str, int], None] | None = None,
-         batch_rows: int = 200_000) -> Located:
+         batch_rows: int = 200_000, engine: Engine | str | None = None) -> Located:
     """Read and geocode ``inputs`` (and/or a workspace) once, for any number of rankings.
 
     Parameters are those of :func:`rank`; returns a :class:`Located` whose
     :meth:`Located.rank` ranks the records with any :class:`RankParams`.
     """
+    eng = _as_engine(engine, workspace)
+    if eng.name == "spark":
+        return _read_spark(inputs, eng, progress=progress, on_batch=on_batch,
+                           batch_rows=batch_rows)
     # Resolved path order, not the caller's order or spelling: outputs must not depend on how
     # inputs were listed (relative or absolute).
     inputs = as_inputs(inputs)
@@ -206,10 +221,35 @@ def read(inputs, *, workspace: str | Path | None = None,
     return Located(con, recorded, geocoding, timings)
 
 
+def _as_engine(engine: Engine | str | None, workspace: str | Path | None) -> Engine:
+    """The :class:`Engine` of ``engine`` (a name, or one made by
+    :func:`stclusters.engines.engine`); a Spark engine takes ``workspace`` as its store."""
+    eng = make_engine(engine) if isinstance(engine, str) else (engine or make_engine())
+    if eng.name == "spark" and workspace is not None and eng.workspace is None:
+        eng = make_engine("spark", master=eng.master, conf=eng.conf, workspace=str(workspace),
+                          max_driver_points=eng.max_driver_points)
+    return eng
+
+
+def _read_spark(inputs, eng: Engine, *, progress, on_batch, batch_rows: int) -> Located:
+    from stclusters.engines.spark import read_spark  # noqa: PLC0415 - pyspark is heavy
+
+    inputs = as_inputs(inputs)
+    if not inputs and eng.workspace is None:
+        raise ParameterError("no input given", hint="pass input files, or a Spark workspace "
+                                                    "folder of an earlier run")
+    checked = expand_inputs(inputs) if inputs else []
+    timings: dict[str, float] = {}
+    con, recorded, geocoding, run, info = read_spark(
+        checked, eng, batch_rows=batch_rows, on_file=on_batch,
+        stage=lambda name: _stage(timings, name, progress))
+    return Located(con, recorded, geocoding, timings, engine=info, counter=run)
+
+
 def rank(inputs, *, params: RankParams | None = None, workspace: str | Path | None = None,
          label: str | None = None, progress: Callable[[str], None] | None = None,
          on_batch: Callable[[str, int], None] | None = None, batch_rows: int = 200_000,
-         notes: Sequence[str] = ()) -> RankResult:
+         notes: Sequence[str] = (), engine: Engine | str | None = None) -> RankResult:
     """Run the whole pipeline on ``inputs`` and return the ranking.
 
     Parameters
@@ -228,6 +268,10 @@ def rank(inputs, *, params: RankParams | None = None, workspace: str | Path | No
         A label written into every output row and the manifest (``SYNTHETIC`` for the demo).
     progress, on_batch : callables, optional
         Called with each stage's name / after each batch read (for progress display).
+    engine : str or Engine, optional
+        ``"duckdb"`` (default) or ``"spark"``, or :func:`stclusters.engines.engine` with a
+        Spark master and settings (:mod:`stclusters.engines.spark`). On Spark, ``workspace``
+        is a folder of Parquet (one per input file, by content), not a DuckDB file.
 
     Returns
     -------
@@ -246,7 +290,7 @@ def rank(inputs, *, params: RankParams | None = None, workspace: str | Path | No
     read : read once, then rank with several parameter sets (editions, sensitivity).
     """
     located = read(inputs, workspace=workspace, progress=progress, on_batch=on_batch,
-                   batch_rows=batch_rows)
+                   batch_rows=batch_rows, engine=engine)
     return _rank_located(located, located.con, params or RankParams(), label=label,
                          progress=progress, notes=notes, timings=located.timings_s,
                          drop_raw=True)
@@ -259,12 +303,15 @@ def _rank_located(located: Located, con: duckdb.DuckDBPyConnection, params: Rank
     """Count, cluster, rank and account the located records on ``con`` (stages after read)."""
     geocoding = copy.deepcopy(located.geocoding)
     with _stage(timings, "count", progress):
-        contrib.count_fractional(con, params)
-        if drop_raw:
-            # Every raw row now lives on, located, in `contributions`: free the copy.
-            con.execute("DROP TABLE raw_contributions")
+        if located.counter is not None:
+            located.counter.count(con, params)
+        else:
+            contrib.count_fractional(con, params)
+            if drop_raw:
+                # Every raw row now lives on, located, in `contributions`: free the copy.
+                con.execute("DROP TABLE raw_contributions")
+            contrib.aggregate_points(con)
         findings = quality.report(con, action=params.quality_action)
-        contrib.aggregate_points(con)
         totals = contrib.world_totals(con)
     with _stage(timings, "cluster", progress):
         report = cluster_points(con, params, totals)
@@ -277,6 +324,7 @@ def _rank_located(located: Located, con: duckdb.DuckDBPyConnection, params: Rank
         result = outcome(accounting, n_clusters=store.scalar(con, "SELECT count(*) FROM clusters"))
     manifest = _manifest(located.recorded, by_input, params, report, accounting, totals,
                          geocoding, label, notes)
+    manifest["engine"] = dict(located.engine)
     manifest["outcome"] = result
     manifest["snapshot_checks"] = snapshot_findings(con)
     manifest["quality"] = findings

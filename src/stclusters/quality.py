@@ -71,6 +71,31 @@ def _cell(expr: str) -> str:
     return f"CAST(floor({expr} / {OUTSIDE_CELL_DEG!r}) AS BIGINT)"
 
 
+#: SQL: the distinct given coordinates of rows without a country (reverse geocoded).
+NO_COUNTRY_SQL = """
+    SELECT DISTINCT lat, lon FROM (
+        SELECT lat, lon FROM raw_contributions
+        WHERE lat IS NOT NULL AND lon IS NOT NULL AND country IS NULL
+        UNION ALL
+        SELECT i.lat, i.lon FROM raw_contributions r JOIN institutions i
+            ON i.id = r.institution_id
+        WHERE r.lat IS NULL AND r.country IS NULL AND i.lat IS NOT NULL
+          AND i.lon IS NOT NULL) AS q"""
+
+#: SQL: the distinct (0.1° cell, stated country) pairs of given coordinates.
+CELLS_SQL = f"""
+    WITH pts AS (
+        SELECT r.lat, r.lon, upper(r.country) AS country FROM raw_contributions r
+        WHERE r.lat IS NOT NULL AND r.lon IS NOT NULL AND r.country IS NOT NULL
+        UNION ALL
+        SELECT i.lat, i.lon, upper(r.country) AS country
+        FROM raw_contributions r JOIN institutions i ON i.id = r.institution_id
+        WHERE r.lat IS NULL AND r.country IS NOT NULL
+          AND i.lat IS NOT NULL AND i.lon IS NOT NULL)
+    SELECT DISTINCT {_cell('lat')} AS cell_lat, {_cell('lon')} AS cell_lon, country
+    FROM pts"""
+
+
 def prepare(con: duckdb.DuckDBPyConnection, get_geocoder: Callable[[], Any]) -> dict[str, int]:
     """Build the lookups that :func:`stclusters.contributions.count_fractional` joins.
 
@@ -81,34 +106,26 @@ def prepare(con: duckdb.DuckDBPyConnection, get_geocoder: Callable[[], Any]) -> 
 
     Needs tables ``raw_contributions`` and ``institutions``. Returns counts for the manifest.
     """
-    no_country = fetch_arrow(con, """
-        SELECT DISTINCT lat, lon FROM (
-            SELECT lat, lon FROM raw_contributions
-            WHERE lat IS NOT NULL AND lon IS NOT NULL AND country IS NULL
-            UNION ALL
-            SELECT i.lat, i.lon FROM raw_contributions r JOIN institutions i
-                ON i.id = r.institution_id
-            WHERE r.lat IS NULL AND r.country IS NULL AND i.lat IS NOT NULL
-              AND i.lon IS NOT NULL) ORDER BY ALL""")
-    cells = fetch_arrow(con, f"""
-        WITH pts AS (
-            SELECT r.lat, r.lon, upper(r.country) AS country FROM raw_contributions r
-            WHERE r.lat IS NOT NULL AND r.lon IS NOT NULL AND r.country IS NOT NULL
-            UNION ALL
-            SELECT i.lat, i.lon, upper(r.country) AS country
-            FROM raw_contributions r JOIN institutions i ON i.id = r.institution_id
-            WHERE r.lat IS NULL AND r.country IS NOT NULL
-              AND i.lat IS NOT NULL AND i.lon IS NOT NULL)
-        SELECT DISTINCT {_cell('lat')} AS cell_lat, {_cell('lon')} AS cell_lon, country
-        FROM pts ORDER BY ALL""")
-    geo = get_geocoder() if no_country.num_rows or cells.num_rows else None
-    _register_reverse(con, geo, no_country)
-    _register_outside(con, geo, cells)
+    no_country = fetch_arrow(con, f"SELECT * FROM ({NO_COUNTRY_SQL}) ORDER BY ALL")
+    cells = fetch_arrow(con, f"SELECT * FROM ({CELLS_SQL}) ORDER BY ALL")
+    reverse, outside = lookup_tables(get_geocoder, no_country, cells)
+    for name, table in (("reverse_countries", reverse), ("outside_cells", outside)):
+        con.register("_lookup", table)
+        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _lookup")
+        con.unregister("_lookup")
     return {"points_without_country": no_country.num_rows,
             "cells_checked": cells.num_rows}
 
 
-def _register_reverse(con: duckdb.DuckDBPyConnection, geo: Any, pts: pa.Table) -> None:
+def lookup_tables(get_geocoder: Callable[[], Any], no_country: pa.Table, cells: pa.Table
+                  ) -> tuple[pa.Table, pa.Table]:
+    """``reverse_countries`` and ``outside_cells`` (see :func:`prepare`) from the distinct
+    rows of :data:`NO_COUNTRY_SQL` and :data:`CELLS_SQL`, sorted."""
+    geo = get_geocoder() if no_country.num_rows or cells.num_rows else None
+    return _reverse(geo, no_country), _outside(geo, cells)
+
+
+def _reverse(geo: Any, pts: pa.Table) -> pa.Table:
     lat = pts.column("lat").to_numpy()
     lon = pts.column("lon").to_numpy()
     if geo is not None and lat.size:
@@ -116,21 +133,18 @@ def _register_reverse(con: duckdb.DuckDBPyConnection, geo: Any, pts: pa.Table) -
         country, dist = country[:, 0], dist[:, 0]
     else:
         country, dist = np.empty(0, dtype=object), np.empty(0)
-    con.execute("CREATE OR REPLACE TABLE reverse_countries "
-                "(lat DOUBLE, lon DOUBLE, country VARCHAR, distance_km DOUBLE)")
-    if lat.size:
-        con.register("_rev", pa.table({"lat": lat, "lon": lon,
-                                       "country": pa.array(list(country), pa.string()),
-                                       "distance_km": dist}))
-        con.execute("INSERT INTO reverse_countries SELECT * FROM _rev")
-        con.unregister("_rev")
+    return pa.table({"lat": pa.array(lat, pa.float64()), "lon": pa.array(lon, pa.float64()),
+                     "country": pa.array(list(country), pa.string()),
+                     "distance_km": pa.array(dist, pa.float64())})
 
 
-def _register_outside(con: duckdb.DuckDBPyConnection, geo: Any, cells: pa.Table) -> None:
-    con.execute("CREATE OR REPLACE TABLE outside_cells "
-                "(cell_lat BIGINT, cell_lon BIGINT, country VARCHAR, detail VARCHAR)")
+_OUTSIDE_SCHEMA = pa.schema([("cell_lat", pa.int64()), ("cell_lon", pa.int64()),
+                             ("country", pa.string()), ("detail", pa.string())])
+
+
+def _outside(geo: Any, cells: pa.Table) -> pa.Table:
     if geo is None or cells.num_rows == 0:
-        return
+        return _OUTSIDE_SCHEMA.empty_table()
     clat = cells.column("cell_lat").to_numpy()
     clon = cells.column("cell_lon").to_numpy()
     stated = np.asarray(cells.column("country").to_pylist(), dtype=object)
@@ -149,12 +163,10 @@ def _register_outside(con: duckdb.DuckDBPyConnection, geo: Any, cells: pa.Table)
         details.append(f"stated country {stated[i]}: no {stated[i]} place within "
                        f"{OUTSIDE_COUNTRY_KM:.0f} km ({far}); nearest place "
                        f"{geo.place_name(rows[j, 0])} ({near[j, 0]}), {dist[j, 0]:.0f} km")
-    con.register("_out", pa.table({
+    return pa.table({
         "cell_lat": pa.array(clat[bad], pa.int64()), "cell_lon": pa.array(clon[bad], pa.int64()),
         "country": pa.array(stated[bad].tolist(), pa.string()),
-        "detail": pa.array(details, pa.string())}))
-    con.execute("INSERT INTO outside_cells SELECT * FROM _out")
-    con.unregister("_out")
+        "detail": pa.array(details, pa.string())}, schema=_OUTSIDE_SCHEMA)
 
 
 def flag_sql(lat: str, lon: str, country: str, alias: str) -> tuple[str, str]:

@@ -30,7 +30,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401 - pa.compute
 
-from stclusters._sql import identifier, utf8_text
+from stclusters._sql import identifier, literals, utf8_text
 from stclusters._tempdirs import private_dir
 from stclusters.schema import DOCUMENT, QUARANTINE, RAW_CONTRIBUTION
 from stclusters.sources import BUNDLE_KINDS
@@ -188,57 +188,71 @@ def quarantine_duplicate_documents(con: duckdb.DuckDBPyConnection) -> int:
     int
         Duplicate documents removed.
     """
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE _dup AS
-        SELECT d.input_id, d.source, d.doc_id, d.record_ref, d.first_ref, i.kind,
-               i.kind IN (SELECT unnest(?::VARCHAR[])) AS is_document_kind,
-               i.kind IN (SELECT unnest(?::VARCHAR[])) AS is_bundle,
-               CASE WHEN d.kept_date IS NOT NULL
-                         AND (d.updated_date IS NULL OR d.kept_date > d.updated_date)
-                    THEN 'superseded by a newer version' ELSE 'duplicate document' END AS reason,
-               CASE WHEN d.kept_date IS NOT NULL
-                         AND (d.updated_date IS NULL OR d.kept_date > d.updated_date)
-                    THEN 'newer version (updated_date ' || d.kept_date || ') at ' || d.first_ref
-                    ELSE 'first read at ' || d.first_ref END AS excerpt
-        FROM (SELECT input_id, source, doc_id, record_ref, updated_date,
-                     row_number() OVER w AS k, first_value(record_ref) OVER w AS first_ref,
-                     first_value(updated_date) OVER w AS kept_date
-              FROM documents
-              WINDOW w AS (PARTITION BY source, doc_id
-                           ORDER BY updated_date DESC NULLS LAST, input_id, rowid)) d
-        JOIN inputs i USING (input_id)
-        WHERE d.k > 1""", [[*DOCUMENT_KINDS, *BUNDLE_KINDS], list(BUNDLE_KINDS)])
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _dup AS {DUPLICATES_SQL}")
     n = int(con.execute("SELECT count(*) FROM _dup").fetchall()[0][0])
     if n:
-        position = "regexp_extract({0}, '^(.*):([^:]*)$', 2)"
-        file = "regexp_extract({0}, '^(.*):([^:]*)$', 1)"
-        con.execute(f"""
-            INSERT INTO quarantine (input_id, file, position, source, field, reason, excerpt)
-            SELECT input_id, {file.format('record_ref')}, {position.format('record_ref')}, source,
-                   'doc_id', reason, excerpt
-            FROM _dup WHERE is_document_kind
-            UNION ALL
-            SELECT r.input_id, {file.format('r.record_ref')}, {position.format('r.record_ref')},
-                   r.source, 'doc_id', d.reason, d.excerpt
-            FROM raw_contributions r JOIN _dup d
-              ON NOT d.is_document_kind AND r.input_id = d.input_id AND r.source = d.source
-             AND r.doc_id = d.doc_id""")
-        con.execute("""
-            DELETE FROM raw_contributions r USING _dup d
-            WHERE r.input_id = d.input_id AND r.source = d.source AND r.doc_id = d.doc_id
-              AND (NOT d.is_document_kind OR r.record_ref = d.record_ref)""")
-        # A bundle's contributions come from another file than its documents (inventors vs
-        # patents); a bundle assembles each doc_id once, so (kind, source, doc_id) is the key.
-        con.execute("""
-            DELETE FROM raw_contributions r USING _dup d, inputs i
-            WHERE d.is_bundle AND i.input_id = r.input_id AND i.kind = d.kind
-              AND r.source = d.source AND r.doc_id = d.doc_id""")
-        con.execute("""
-            DELETE FROM documents x USING _dup d
-            WHERE x.input_id = d.input_id AND x.source = d.source AND x.doc_id = d.doc_id
-              AND x.record_ref = d.record_ref""")
+        con.execute(f"INSERT INTO quarantine (input_id, file, position, source, field, reason, "
+                    f"excerpt) {DUPLICATES_QUARANTINE_SQL}")
+        con.execute(f"DELETE FROM raw_contributions r USING _dup d WHERE {RAW_DUPLICATE_MATCH}")
+        con.execute("DELETE FROM raw_contributions r USING _dup d, inputs i "
+                    f"WHERE {RAW_BUNDLE_DUPLICATE_MATCH}")
+        con.execute(f"DELETE FROM documents x USING _dup d WHERE {DOCUMENT_DUPLICATE_MATCH}")
     con.execute("DROP TABLE _dup")
     return n
+
+
+#: SQL: the versions of a ``(source, doc_id)`` that lose (see
+#: :func:`quarantine_duplicate_documents`); each engine keeps it as ``_dup``. ``rowid`` is
+#: the row's place in reading order (DuckDB's own; a column on Spark).
+DUPLICATES_SQL = f"""
+    SELECT d.input_id, d.source, d.doc_id, d.record_ref, d.first_ref, i.kind,
+           i.kind IN ({literals((*DOCUMENT_KINDS, *BUNDLE_KINDS))}) AS is_document_kind,
+           i.kind IN ({literals(BUNDLE_KINDS)}) AS is_bundle,
+           CASE WHEN d.kept_date IS NOT NULL
+                     AND (d.updated_date IS NULL OR d.kept_date > d.updated_date)
+                THEN 'superseded by a newer version' ELSE 'duplicate document' END AS reason,
+           CASE WHEN d.kept_date IS NOT NULL
+                     AND (d.updated_date IS NULL OR d.kept_date > d.updated_date)
+                THEN 'newer version (updated_date ' || d.kept_date || ') at ' || d.first_ref
+                ELSE 'first read at ' || d.first_ref END AS excerpt
+    FROM (SELECT input_id, source, doc_id, record_ref, updated_date,
+                 row_number() OVER w AS k, first_value(record_ref) OVER w AS first_ref,
+                 first_value(updated_date) OVER w AS kept_date
+          FROM documents
+          WINDOW w AS (PARTITION BY source, doc_id
+                       ORDER BY updated_date DESC NULLS LAST, input_id, rowid)) d
+    JOIN inputs i ON i.input_id = d.input_id
+    WHERE d.k > 1"""
+
+#: SQL: the quarantine rows of ``_dup`` (``input_id, file, position, source, field, reason,
+#: excerpt``): one per document of a document input, one per row of a table input.
+DUPLICATES_QUARANTINE_SQL = """
+    SELECT input_id, regexp_extract(record_ref, '^(.*):([^:]*)$', 1) AS file,
+           regexp_extract(record_ref, '^(.*):([^:]*)$', 2) AS position, source,
+           'doc_id' AS field, reason, excerpt
+    FROM _dup WHERE is_document_kind
+    UNION ALL
+    SELECT r.input_id, regexp_extract(r.record_ref, '^(.*):([^:]*)$', 1),
+           regexp_extract(r.record_ref, '^(.*):([^:]*)$', 2), r.source, 'doc_id', d.reason,
+           d.excerpt
+    FROM raw_contributions r JOIN _dup d
+      ON NOT d.is_document_kind AND r.input_id = d.input_id AND r.source = d.source
+     AND r.doc_id = d.doc_id"""
+
+#: SQL predicate: raw row ``r`` belongs to a removed version ``d`` of ``_dup``.
+RAW_DUPLICATE_MATCH = """r.input_id = d.input_id AND r.source = d.source AND r.doc_id = d.doc_id
+    AND (NOT d.is_document_kind OR r.record_ref = d.record_ref)"""
+
+#: SQL predicate: raw row ``r`` (of input ``i``) is a contribution of a removed bundle
+#: document ``d``. A bundle's contributions come from another file than its documents
+#: (inventors vs patents); a bundle assembles each doc_id once, so (kind, source, doc_id) is
+#: the key.
+RAW_BUNDLE_DUPLICATE_MATCH = """d.is_bundle AND i.input_id = r.input_id AND i.kind = d.kind
+    AND r.source = d.source AND r.doc_id = d.doc_id"""
+
+#: SQL predicate: document ``x`` is a removed version ``d``.
+DOCUMENT_DUPLICATE_MATCH = """x.input_id = d.input_id AND x.source = d.source
+    AND x.doc_id = d.doc_id AND x.record_ref = d.record_ref"""
 
 
 def with_doc_type(batch_contributions: pa.Table, batch_documents: pa.Table) -> pa.Table:
