@@ -130,7 +130,9 @@ def test_damaged_table_rows_are_quarantined_alike(tmp_path):
             "d1,patent,2020,0,22.54,114.06,CN", "d1,patent,2020,1,22.30,114.17,HK",
             "d2,patent,2020,0,91.5,114.06,CN",  # latitude out of range: rejected
             "d3,publication,notayear,0,22.5,114.0,CN",  # bad year: rejected
-            "d4,publication,2021,0,22.55,114.05,CN", "d4,publication,2021,0,22.55,114.05,CN"]
+            "d4,publication,2021,0,22.55,114.05,CN", "d4,publication,2021,0,22.55,114.05,CN",
+            # Greenwich: -0.0 and 0.0 are one coordinate (Spark's grouping folds them).
+            "d5,patent,2020,0,51.48,-0.0,GB", "d6,patent,2020,0,51.48,0.0,GB"]
     (src / "a.csv").write_text("\n".join(rows) + "\n")
     (src / "b.csv").write_text("\n".join(rows[:1] + ["d1,patent,2020,0,22.54,114.06,CN"]) + "\n")
     _both([src / "a.csv", src / "b.csv"], tmp_path,
@@ -180,8 +182,8 @@ def test_bulk_bundle_fixtures_agree(tmp_path, bundle):
 
 
 def test_unreadable_file_is_one_clear_error_as_on_duckdb(tmp_path):
-    bad = tmp_path / "grants.xml.gz"
-    bad.write_bytes(SAMPLES[0].read_bytes()[:300])  # a truncated gzip
+    bad = tmp_path / "contributions.csv"
+    bad.write_text("a,b\n1,2\n")  # no doc_id, source, year: refused by the reading task
     with pytest.raises(InputFormatError) as duck:
         stclusters.rank([bad])
     with pytest.raises(InputFormatError) as spark:

@@ -317,7 +317,10 @@ def counting_plan(params: RankParams, sources: list[str]) -> CountingPlan:
     """
     contributions_tail = """
     SELECT st.input_id, st.doc_id, st.source, st.year, st.contributor_seq, st.address_seq,
-           st.lat, st.lon, st.precision_ AS precision, st.country, st.admin1, st.city, st.org,
+           -- + 0.0 turns -0.0 into 0.0: one point, one cluster id, on both engines (Spark's
+           -- grouping folds -0.0 into 0.0, DuckDB's keeps them apart).
+           st.lat + CAST(0 AS DOUBLE) AS lat, st.lon + CAST(0 AS DOUBLE) AS lon,
+           st.precision_ AS precision, st.country, st.admin1, st.city, st.org,
            st.tech_field, st.applicant, st.institution_id, st.geoname_id, st.geocode_status,
            st.record_ref, st.doc_type, st.status, st.country_stated, st.postcode,
            st.address_raw, st.text_country, st.quality_flag,
