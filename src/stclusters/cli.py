@@ -609,7 +609,7 @@ def engine_from_options(engine: str, master: str | None, spark_conf: list[str] |
         return None
 
 
-def rank_cmd(*, inputs: list[Path], out: Path, force: bool, kind: str, source: str | None,
+def rank_cmd(*, inputs: list[str] | None, out: Path, force: bool, kind: str, source: str | None,
              workspace: Path | None, top: int, label: str | None, engine: str,
              master: str | None, spark_conf: list[str] | None, **method: Any) -> None:
     """Rank S&T clusters from your own records and write ranking, footprints, points, manifest.
@@ -622,12 +622,15 @@ def rank_cmd(*, inputs: list[Path], out: Path, force: bool, kind: str, source: s
     On Spark (same method, same outputs): stclusters rank works/ --out out --engine spark
     --master spark://host:7077 --spark-conf spark.executor.memory=4g
     """
+    from stclusters.engines._spark_remote import is_uri  # noqa: PLC0415
     from stclusters.pipeline import Input, rank  # noqa: PLC0415
 
+    given = [p if is_uri(p) else str(Path(p)) for p in inputs or []]
+    local = [Path(p) for p in given if not is_uri(p)]
     complete = False
     try:
         with _signals_unwind():
-            problems = input_problems(kind=kind, top=top, inputs=inputs, workspace=workspace,
+            problems = input_problems(kind=kind, top=top, inputs=given, workspace=workspace,
                                       label=label)
             eng = engine_from_options(engine, master, spark_conf, workspace, problems)
             params = params_from_options(method, extra_problems=problems)
@@ -635,13 +638,12 @@ def rank_cmd(*, inputs: list[Path], out: Path, force: bool, kind: str, source: s
             from stclusters.reports.outputs import check_out_dir  # noqa: PLC0415
 
             # Before the run: a long run must not end refused.
-            check_out_dir(out, force=force, inputs=inputs or [])
+            check_out_dir(out, force=force, inputs=local)
             # The folder's lock from the start: a second run into it is refused at once,
             # not after its own long run.
             with out_dir_lock(out):
-                inputs = inputs or []
-                with _progress(list(inputs)) as (stage, batch):
-                    res = rank([Input(str(p), kind=kind, source=source) for p in inputs],
+                with _progress([Path(p) for p in given]) as (stage, batch):
+                    res = rank([Input(p, kind=kind, source=source) for p in given],
                                params=params, progress=stage, on_batch=batch,
                                workspace=workspace, label=label, engine=eng)
                 paths = res.write(out, force=force)
@@ -706,8 +708,14 @@ def shared_fixed(*, workspace_help: str, top_help: str = "Rows to print (x >= 0)
     ]
 
 
+#: rank's inputs stay text: ``s3a://bucket/key`` as a Path would lose a slash.
+_RANK_INPUTS = _fixed("inputs", Annotated[list[str] | None, typer.Argument(
+    help=_INPUTS_HELP + " With --engine spark also URIs Spark reads (s3a://, hdfs://, "
+                        "abfss://, file:). Optional with --workspace.",
+    metavar="INPUT", show_default=False)], None)
+
 _RANK_FIXED = [
-    INPUTS_FIXED,
+    _RANK_INPUTS,
     _fixed("out", Annotated[Path, typer.Option(
         help="Output folder: new, empty, or of an earlier run (whose outputs are replaced).")],
         Path("stclusters-out")),

@@ -232,16 +232,19 @@ def _as_engine(engine: Engine | str | None, workspace: str | Path | None) -> Eng
 
 
 def _read_spark(inputs, eng: Engine, *, progress, on_batch, batch_rows: int) -> Located:
+    from stclusters.engines._spark_remote import is_uri  # noqa: PLC0415
     from stclusters.engines.spark import read_spark  # noqa: PLC0415 - pyspark is heavy
 
     inputs = as_inputs(inputs)
     if not inputs and eng.workspace is None:
         raise ParameterError("no input given", hint="pass input files, or a Spark workspace "
                                                     "folder of an earlier run")
-    checked = expand_inputs(inputs) if inputs else []
+    remote = [i for i in inputs if is_uri(i.path)]
+    local = [i for i in inputs if not is_uri(i.path)]
+    checked = expand_inputs(local) if local else []
     timings: dict[str, float] = {}
     con, recorded, geocoding, run, info = read_spark(
-        checked, eng, batch_rows=batch_rows, on_file=on_batch,
+        checked, eng, remote=remote, batch_rows=batch_rows, on_file=on_batch,
         stage=lambda name: _stage(timings, name, progress))
     return Located(con, recorded, geocoding, timings, engine=info, counter=run)
 
@@ -376,8 +379,11 @@ def _software() -> dict[str, Any]:
 
 def _input_entry(rec: store.InputFile, records: dict[str, Any]) -> dict[str, Any]:
     """Manifest entry of one input. ``path`` is resolved to an absolute path so that relative
-    and absolute invocations give the same manifest bytes."""
-    return {"path": utf8_text(str(Path(rec.path).resolve())),
+    and absolute invocations give the same manifest bytes; a URI is kept as Spark named it."""
+    from stclusters.engines._spark_remote import is_uri  # noqa: PLC0415
+
+    path = rec.path if is_uri(rec.path) else str(Path(rec.path).resolve())
+    return {"path": utf8_text(path),
             "name": utf8_text(Path(rec.path).name), "kind": rec.kind,
             "size_bytes": rec.size_bytes, "sha256": rec.sha256, "records": records}
 

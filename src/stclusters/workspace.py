@@ -128,8 +128,16 @@ def expand_inputs(inputs: Sequence[Input]) -> list[tuple[Input, str]]:
     for item in sorted(inputs, key=lambda i: (str(Path(i.path).resolve()), i.kind)):
         p = Path(item.path)
         if not p.exists():
-            raise InputFormatError(p, item.kind if item.kind != "auto" else "an input file",
-                                   "no such file or directory")
+            from stclusters.engines._spark_remote import is_uri  # noqa: PLC0415
+
+            raise InputFormatError(
+                item.path if is_uri(item.path) else p,
+                item.kind if item.kind != "auto" else "an input file",
+                "a URI is read by the Spark engine only" if is_uri(item.path)
+                else "no such file or directory",
+                hint="URIs are read by `stclusters rank --engine spark` (engine='spark' "
+                     "in Python); here, give a local path"
+                if is_uri(item.path) else None)
         kind = detect_kind(p) if item.kind == "auto" or p.is_dir() else item.kind
         if kind == FOLDER:  # a folder of input files: each one is an input of its own kind
             for f in folder_files(p):

@@ -64,8 +64,49 @@ def engine(name: str = "duckdb", *, master: str | None = None,
     if isinstance(max_driver_points, bool) or not isinstance(max_driver_points, int) \
             or max_driver_points < 1:
         problems.append(f"max_driver_points must be a positive integer, not {max_driver_points!r}")
+    hints = ["e.g. --engine spark --master local[2] --spark-conf spark.driver.memory=4g"]
+    if name == "spark" and workspace is not None:
+        problem = _workspace_problem(str(workspace))
+        if problem:
+            problems.append(problem)
+            hints.insert(0, "give --workspace a folder for the Spark engine's store (made if "
+                            "missing), e.g. --workspace spark-ws")
     if problems:
-        raise ParameterError("; ".join(problems),
-                             hint="e.g. --engine spark --master local[2] "
-                                  "--spark-conf spark.driver.memory=4g")
+        raise ParameterError("; ".join(problems), hint="; ".join(hints))
     return Engine(name, master, dict(conf or {}), workspace, max_driver_points)
+
+
+def _workspace_problem(workspace: str) -> str | None:
+    """What makes ``workspace`` unusable as a Spark store folder, or None: it (or the
+    nearest of its parents that exists) is not a folder. A URI is not checked here (its
+    file system is reached through Spark)."""
+    from pathlib import Path  # noqa: PLC0415
+
+    from stclusters.engines._spark_remote import is_uri  # noqa: PLC0415
+
+    if is_uri(workspace):
+        return None
+    path = Path(workspace)
+    existing = next((p for p in (path, *path.parents) if p.exists() or p.is_symlink()), None)
+    if existing is None or existing.is_dir():
+        return None
+    # The CLI gathers these lines with its other problems (without the hint): each says
+    # what to do too.
+    if existing != path:
+        return (f"Spark workspace {workspace}: {existing} is a file, and the Spark engine's "
+                f"store is a folder (give a folder path)")
+    if path.suffix == ".duckdb" or _is_duckdb_file(path):
+        return (f"Spark workspace {workspace} is a DuckDB workspace file, and the Spark "
+                f"engine's store is a folder (give a folder, e.g. --workspace spark-ws; rank "
+                f"the DuckDB workspace without --engine spark)")
+    return (f"Spark workspace {workspace} is not a folder, and the Spark engine's store is "
+            f"a folder (give a folder path, made if missing)")
+
+
+def _is_duckdb_file(path) -> bool:
+    """Does ``path`` start as a DuckDB database file does (``DUCK`` at byte 8)?"""
+    try:
+        with open(path, "rb") as f:
+            return f.read(12)[8:12] == b"DUCK"
+    except OSError:  # a socket, a file we may not read: not one, as far as we can tell
+        return False

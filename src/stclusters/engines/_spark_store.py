@@ -56,7 +56,8 @@ def hash_task(path: str) -> tuple[str, int, str]:
 def read_task(item: dict[str, Any]) -> dict[str, Any]:
     """Read one input file into ``<store>/files/<sha256>/`` (run inside a Spark task).
 
-    ``item``: ``path, kind, source, size, sha256, store, batch_rows``. Returns the file's
+    ``item``: ``path, kind, source, size, sha256, store, batch_rows`` (and ``uri``, the
+    name of a file fetched by Spark into ``path``). Returns the file's
     meta (``records_read``, ``rejected``, the tables written), or ``{"error": …}`` for a
     file that cannot be read as its kind.
     """
@@ -87,6 +88,8 @@ def _read_into_store(item: dict[str, Any]) -> dict[str, Any]:
         done = _ingest_file(con, Input(item["path"], item["kind"], item["source"]),
                             item["kind"], size=item["size"], sha=item["sha256"],
                             batch_rows=item["batch_rows"], on_batch=None)
+        shown = item.get("uri") or item["path"]  # a fetched file is named by its URI
+        con.execute("UPDATE inputs SET path = ?", [shown])
         tables = []
         for (name,) in con.execute("SELECT table_name FROM information_schema.tables "
                                    "WHERE table_schema = 'main' ORDER BY 1").fetchall():
@@ -98,7 +101,7 @@ def _read_into_store(item: dict[str, Any]) -> dict[str, Any]:
                 pq.write_table(data, tmp / f"{name}.parquet")
                 tables.append(name)
         con.close()
-        meta = {"path": item["path"], "kind": item["kind"], "size_bytes": item["size"],
+        meta = {"path": shown, "kind": item["kind"], "size_bytes": item["size"],
                 "sha256": item["sha256"], "records_read": done.records_read,
                 "rejected": done.rejected, "tables": tables}
         (tmp / "meta.json").write_text(json.dumps(meta, sort_keys=True), encoding="utf-8")
@@ -112,3 +115,32 @@ def _read_into_store(item: dict[str, Any]) -> dict[str, Any]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def sweep_stale(store: str, *, older_than_s: float = 6 * 3600) -> list[str]:
+    """Remove the temporary folders (``files/.tmp-<sha256>-<uuid>``) that reading tasks
+    killed midway left in ``store``, once nothing in them changed for ``older_than_s``
+    seconds: a younger one may be another run's task, still writing. Returns the folders
+    removed (those that could not be removed are left, and not returned)."""
+    import re  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    pattern = re.compile(r"\.tmp-[0-9a-f]{64}-[0-9a-f]{32}")
+    folder = files_dir(store)
+    if not folder.is_dir():
+        return []
+    cutoff = time.time() - older_than_s
+    removed = []
+    for d in sorted(folder.iterdir()):
+        if not pattern.fullmatch(d.name) or d.is_symlink() or not d.is_dir():
+            continue
+        try:
+            # The newest change inside: a task writes its tables after a long read.
+            newest = max([d.stat().st_mtime] + [p.stat().st_mtime for p in d.iterdir()])
+        except OSError:  # gone meanwhile (its task finished or failed): nothing to do
+            continue
+        if newest < cutoff:
+            shutil.rmtree(d, ignore_errors=True)
+            if not d.exists():
+                removed.append(str(d))
+    return removed

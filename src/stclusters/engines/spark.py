@@ -36,7 +36,8 @@ from stclusters import quality
 from stclusters import store as st
 from stclusters._sql import identifier
 from stclusters.engines import Engine
-from stclusters.engines._spark_store import hash_task, read_task, stored_files
+from stclusters.engines._spark_remote import is_uri
+from stclusters.engines._spark_store import hash_task, read_task, stored_files, sweep_stale
 from stclusters.engines.transpile import to_spark
 from stclusters.errors import InputFormatError, ParameterError
 from stclusters.params import RankParams
@@ -68,7 +69,7 @@ _READ_TABLES = ("inputs", "documents", "raw_contributions", "quarantine", "insti
 
 def session(eng: Engine):
     """The Spark session of ``eng`` (an active one is reused: a notebook's, spark-submit's)."""
-    from pyspark import SparkConf  # noqa: PLC0415 - pyspark is heavy and optional
+    from pyspark import SparkConf, SparkContext  # noqa: PLC0415 - pyspark is heavy, optional
     from pyspark.sql import SparkSession  # noqa: PLC0415
 
     builder = SparkSession.builder.appName("stclusters")
@@ -81,6 +82,15 @@ def session(eng: Engine):
     if master is not None:
         builder = builder.master(master)
     conf = {**_DEFAULT_CONF, **eng.conf}
+    starting = SparkContext._active_spark_context is None  # else getOrCreate reuses it
+    unreachable = _unreachable_master(master) if master is not None and starting else None
+    if unreachable:
+        # Spark itself retries for about a minute, printing Java traces, and its last line
+        # does not say why: a TCP connection tells in a few seconds.
+        raise ParameterError(f"cannot reach the Spark master {master}: {unreachable}",
+                             hint="start the master (or python -m stclusters.engines.standalone "
+                                  "start), check the host and port of --master "
+                                  "(spark://HOST:7077), or use --master local[*]")
     if (master or "").startswith("local"):
         import sys  # noqa: PLC0415
 
@@ -94,6 +104,9 @@ def session(eng: Engine):
     for key, value in sorted(conf.items()):
         builder = builder.config(key, value)
     try:
+        if SparkContext._gateway is None and "PYSPARK_GATEWAY_PORT" not in os.environ:
+            _launch_quiet_gateway({"spark.app.name": "stclusters",
+                                   **({"spark.master": master} if master else {}), **conf})
         spark = builder.getOrCreate()
     except Exception as exc:  # noqa: BLE001 - Java missing, master unreachable…
         raise ParameterError(f"cannot start Spark (master {master or 'from spark-submit'}): "
@@ -110,6 +123,148 @@ def _local_cores(master: str) -> int:
     if inside in ("*", ""):
         return os.cpu_count() or 2
     return int(inside) if inside.isdigit() and int(inside) > 0 else 1
+
+
+def _unreachable_master(master: str, *, timeout_s: float = 3.0) -> str | None:
+    """Why no master of a ``spark://host:port[,host:port…]`` URL accepts a TCP connection
+    (``"host:port: connection refused; …"``), or None: one answers, or ``master`` is
+    another kind (``local``, ``yarn``, ``k8s://``: not checked), or a URL Spark will refuse
+    with its own message. One live master of a high-availability list is enough (the
+    others may be standbys that are down)."""
+    import socket  # noqa: PLC0415
+
+    if not master.startswith("spark://"):
+        return None
+    causes = []
+    for hostport in master[len("spark://"):].split(","):
+        host, sep, port = hostport.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            return None
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+                return None
+        except socket.gaierror:
+            cause = "unknown host"
+        except ConnectionRefusedError:
+            cause = "connection refused (nothing listens on that port)"
+        except TimeoutError:
+            cause = f"no answer within {timeout_s:g} s"
+        except OSError as exc:  # no route to host, network unreachable…
+            cause = (exc.strerror or type(exc).__name__).lower()
+        causes.append(f"{hostport}: {cause}")
+    return "; ".join(causes)
+
+
+#: The driver JVM's logging when the user configured none: errors only, one line each, on
+#: stderr (Spark's own default prints its warnings, start-up banners included).
+_LOG4J2_PROPERTIES = """\
+# Written by stclusters (Spark engine): errors only. Configure your own with
+# -Dlog4j2.configurationFile in spark.driver.extraJavaOptions or a log4j2.properties in
+# $SPARK_CONF_DIR, and stclusters leaves logging to it.
+rootLogger.level = error
+rootLogger.appenderRef.stderr.ref = stderr
+# pyspark's driver counts as a shell: Spark takes the level of its gateway's logger for
+# the console (WARN, announced on stderr, when that logger has none of its own).
+logger.gateway.name = org.apache.spark.api.python.PythonGatewayServer
+logger.gateway.level = error
+appender.console.type = Console
+appender.console.name = stderr
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+"""
+
+#: Lines the driver JVM prints before any logging is set up, dropped from its stderr.
+_JVM_NOISE = (b"WARNING: Using incubator modules:",)
+
+#: Where Spark looks for a log4j2 configuration of the user's (in ``$SPARK_CONF_DIR``).
+_LOG4J2_FILES = ("log4j2.properties", "log4j2.xml", "log4j2.yaml", "log4j2.yml",
+                 "log4j2.json", "log4j2-test.properties", "log4j2-test.xml")
+
+
+def _conf_dirs(env) -> list[Path]:
+    """``$SPARK_CONF_DIR``, else ``<spark home>/conf`` (pyspark's own, pip-installed)."""
+    if env.get("SPARK_CONF_DIR"):
+        return [Path(env["SPARK_CONF_DIR"])]
+    from pyspark.find_spark_home import _find_spark_home  # noqa: PLC0415
+
+    return [Path(env.get("SPARK_HOME") or _find_spark_home()) / "conf"]
+
+
+def _quiet_driver_conf(conf: dict[str, str], env) -> dict[str, str]:
+    """The settings that quiet the driver JVM's logging (``spark.driver.extraJavaOptions``
+    with this engine's log4j2 file), or ``{}`` when the user set up logging their own way
+    (a log4j option in the Spark settings or the environment, a log4j2 file in the conf
+    folder, or driver Java options in ``spark-defaults.conf`` that ours would replace)."""
+    java_opts = conf.get("spark.driver.extraJavaOptions", "")
+    said = " ".join([java_opts, conf.get("spark.driver.defaultJavaOptions", "")]
+                    + [env.get(k, "") for k in ("PYSPARK_SUBMIT_ARGS", "SPARK_SUBMIT_OPTS",
+                                                "JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS")])
+    if "log4j" in said.lower() or env.get("LOG4J_CONFIGURATION_FILE"):
+        return {}
+    for folder in _conf_dirs(env):
+        if any((folder / name).is_file() for name in _LOG4J2_FILES):
+            return {}
+        defaults = folder / "spark-defaults.conf"
+        if not java_opts and defaults.is_file() and "spark.driver.extraJavaOptions" in \
+                defaults.read_text(encoding="utf-8", errors="replace"):
+            return {}
+    from stclusters._tempdirs import private_dir  # noqa: PLC0415
+
+    path = Path(private_dir("stclusters-log4j-")) / "log4j2.properties"
+    path.write_text(_LOG4J2_PROPERTIES, encoding="utf-8")
+    # A file: URI, so that a space in the temporary folder's path needs no quoting.
+    return {"spark.driver.extraJavaOptions":
+            f"{java_opts} -Dlog4j2.configurationFile={path.as_uri()}".strip()}
+
+
+def _forward_stderr(stream, *, fd: int = 2) -> None:
+    """Copy the driver JVM's stderr to ours, line by line, without its start-up noise."""
+    for line in iter(stream.readline, b""):
+        if not line.startswith(_JVM_NOISE):
+            view = memoryview(line)
+            try:
+                while view:
+                    view = view[os.write(fd, view):]
+            except OSError:  # our stderr is gone: keep draining, or the JVM would block
+                continue
+
+
+def _launch_quiet_gateway(conf: dict[str, str]) -> None:
+    """Start the driver JVM (pyspark's py4j gateway) for the settings ``conf`` as pyspark
+    would, with quiet logging (:func:`_quiet_driver_conf`) and its stderr forwarded through
+    :func:`_forward_stderr`; errors still reach the terminal."""
+    import threading  # noqa: PLC0415
+
+    from pyspark import SparkConf, SparkContext  # noqa: PLC0415
+    from pyspark.java_gateway import launch_gateway  # noqa: PLC0415
+
+    settings = {**conf, **_quiet_driver_conf(conf, os.environ)}
+    spark_conf = SparkConf(loadDefaults=False)
+    for key, value in sorted(settings.items()):
+        spark_conf.set(key, value)
+    # Our own pipe, read from before the JVM starts: a JVM that dies at start-up (no Java,
+    # a bad option) says why on it.
+    read_fd, write_fd = os.pipe()
+    threading.Thread(target=_forward_stderr, args=(os.fdopen(read_fd, "rb"),),
+                     name="stclusters-jvm-stderr", daemon=True).start()
+    try:
+        gateway = launch_gateway(spark_conf, popen_kwargs={"stderr": write_fd})
+    finally:
+        os.close(write_fd)  # the JVM holds its copy; the reader ends when the JVM does
+    SparkContext._ensure_initialized(gateway=gateway)
+
+
+#: Characters Hadoop's glob patterns give a meaning to (``GlobPattern``); a backslash makes
+#: each literal.
+_HADOOP_GLOB_CHARS = frozenset("\\[]{}*?")
+
+
+def _hadoop_literal(path: str) -> str:
+    """``path`` (a local path or a URI) as a Hadoop glob that matches exactly that path:
+    Spark's readers expand glob patterns, so a folder named ``a [b]`` would otherwise
+    match ``a b`` only (or nothing)."""
+    return "".join("\\" + c if c in _HADOOP_GLOB_CHARS else c for c in path)
 
 
 def engine_info(spark) -> dict[str, Any]:
@@ -146,20 +301,113 @@ def _plan_files(spark, checked, store: str, *, keep_store_order: bool
     return to_read, run
 
 
+class _Appended:
+    """Accumulates lists (what each reading task finished), for the driver's progress."""
+
+    def zero(self, value: list) -> list:
+        return []
+
+    def addInPlace(self, a: list, b: list) -> list:  # noqa: N802 - pyspark's name
+        return a + b
+
+
+def _reporting(spark, job: Callable[[Any], list[dict[str, Any]]],
+               on_file: Callable[[str, int], None] | None) -> list[dict[str, Any]]:
+    """Run ``job(accumulator)`` (a Spark job whose tasks add ``(path, records read)`` per
+    file), calling ``on_file`` as files finish rather than when the whole job does."""
+    import threading  # noqa: PLC0415
+
+    acc = spark.sparkContext.accumulator([], _Appended())
+    if on_file is None:
+        return job(acc)
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["metas"] = job(acc)
+        except BaseException as exc:  # noqa: BLE001 - raised again on the caller's thread
+            out["error"] = exc
+
+    seen = 0
+    worker = threading.Thread(target=run, name="stclusters-read", daemon=True)
+    worker.start()
+    try:
+        while True:
+            worker.join(0.25)
+            done = acc.value[seen:]
+            seen += len(done)
+            for path, n in done:
+                on_file(path, n)
+            if not worker.is_alive():
+                break
+    except BaseException:
+        spark.sparkContext.cancelAllJobs()  # Ctrl-C: the tasks stop too
+        raise
+    if "error" in out:
+        raise out["error"]
+    return out["metas"]
+
+
+def _raise_first_error(metas: list[dict[str, Any]]) -> None:
+    failed = sorted((m["error"] for m in metas if "error" in m), key=lambda e: e["path"])
+    if failed:  # the first in path order, as the DuckDB engine, reading in that order, says
+        e = failed[0]
+        raise InputFormatError(e["path"], e["expected"], e["detail"], hint=e["hint"])
+
+
 def _read_files(spark, to_read: list[dict[str, Any]], batch_rows: int,
                 on_file: Callable[[str, int], None] | None) -> list[dict[str, Any]]:
     if not to_read:
         return []
     items = [{**e, "batch_rows": batch_rows} for e in to_read]
-    metas = spark.sparkContext.parallelize(items, numSlices=len(items)).map(read_task).collect()
-    failed = sorted((m["error"] for m in metas if "error" in m), key=lambda e: e["path"])
-    if failed:  # the first in path order, as the DuckDB engine, reading in that order, says
-        e = failed[0]
-        raise InputFormatError(e["path"], e["expected"], e["detail"], hint=e["hint"])
-    if on_file:
-        for m in metas:
-            on_file(m["path"], m["records_read"])
+
+    def job(acc) -> list[dict[str, Any]]:
+        def task(item: dict[str, Any]) -> dict[str, Any]:
+            meta = read_task(item)
+            acc.add([(item["path"], meta.get("records_read", 0))])
+            return meta
+
+        return spark.sparkContext.parallelize(items, numSlices=len(items)).map(task).collect()
+
+    metas = _reporting(spark, job, on_file)
+    _raise_first_error(metas)
     return metas
+
+
+def _read_remote(spark, listed, store: str, batch_rows: int,
+                 on_file: Callable[[str, int], None] | None) -> list[dict[str, Any]]:
+    """Read the URI inputs (:func:`~stclusters.engines._spark_remote.list_inputs`) through
+    Spark's ``binaryFile`` source; return their metas in URI order."""
+    import json  # noqa: PLC0415
+
+    from stclusters.engines import _spark_remote as remote  # noqa: PLC0415
+
+    if not listed:
+        return []
+    wanted = {item.path: (kind, item.source) for item, kind in listed}
+
+    def job(acc) -> list[dict[str, Any]]:
+        def task(batches):
+            for out in remote.read_batches(batches, wanted=wanted, store=store,
+                                           batch_rows=batch_rows):
+                acc.add([(m["path"], m.get("records_read", 0))
+                         for m in map(json.loads, out.column("meta").to_pylist())
+                         if "error" not in m])
+                yield out
+
+        files = spark.read.format("binaryFile").load([_hadoop_literal(u) for u in wanted])
+        try:
+            rows = files.mapInArrow(task, "meta string").collect()
+        except Exception as exc:  # noqa: BLE001 - a Java error: files over 2 GB, access
+            raise ParameterError(f"Spark could not fetch the inputs: "
+                                 f"{remote._java_message(exc)}",
+                                 hint="a file read through a URI must be under 2 GB; "
+                                      "check the file system's settings") from exc
+        return [json.loads(r.meta) for r in rows]
+
+    metas = _reporting(spark, job, on_file)
+    _raise_first_error(metas)
+    return sorted(metas, key=lambda m: m["path"])
 
 
 def _table_df(spark, name: str, metas: list[dict[str, Any]], ids, schema: pa.Schema | None):
@@ -175,7 +423,7 @@ def _table_df(spark, name: str, metas: list[dict[str, Any]], ids, schema: pa.Sch
         empty = schema.empty_table()
         df = spark.createDataFrame(empty.add_column(0, "_stc_row", pa.array([], pa.int64())))
         return df.withColumn("rowid", F.col("_stc_row")).drop("_stc_row")
-    df = spark.read.parquet(*files)
+    df = spark.read.parquet(*map(_hadoop_literal, files))
     df = df.withColumn("_sha", F.regexp_extract(F.col("_metadata.file_path"),
                                                 r"/files/([0-9a-f]{64})/", 1))
     df = df.join(F.broadcast(ids), "_sha").drop("input_id").withColumnRenamed("_input_id",
@@ -275,7 +523,7 @@ class SparkRun:
     def materialise(self, df, name: str):
         """``df`` written once and read back as view ``name`` (not recomputed by later uses)."""
         files = self.write(df, name)
-        out = self.spark.read.parquet(*files) if files else df.limit(0)
+        out = self.spark.read.parquet(*map(_hadoop_literal, files)) if files else df.limit(0)
         _register(self.spark, name, out)
         return out, files
 
@@ -347,10 +595,12 @@ def _dedup(spark, run: SparkRun) -> int:
     return n
 
 
-def read_spark(checked, eng: Engine, *, batch_rows: int,
+def read_spark(checked, eng: Engine, *, remote=(), batch_rows: int,
                on_file: Callable[[str, int], None] | None = None,
                stage: Callable[[str], Any]) -> tuple[Any, list, dict, SparkRun, dict]:
-    """Read and geocode ``checked`` inputs on Spark.
+    """Read and geocode ``checked`` inputs (local files and their kinds, as
+    :func:`stclusters.workspace.expand_inputs` gives them) and the ``remote`` ones
+    (:class:`~stclusters.workspace.Input` s whose paths are URIs) on Spark.
 
     Returns ``(con, recorded, geocoding, run, engine_info)``: the driver's DuckDB with the
     read tables (views over Spark's Parquet where large), the inputs as
@@ -364,17 +614,29 @@ def read_spark(checked, eng: Engine, *, batch_rows: int,
     store = eng.workspace or private_dir("stclusters-spark-")
     # Where Spark writes what the driver reads back (contributions…): beside the store, so
     # that a store on a shared filesystem makes the scratch shared too.
+    sweep_stale(store)  # what killed reading tasks of earlier runs left
     scratch = Path(private_dir("run-", base=str(Path(store) / "scratch")))
     run = SparkRun(spark, eng, store, scratch)
     with stage("read"):
+        from stclusters.engines._spark_remote import list_inputs  # noqa: PLC0415
+
+        listed = list_inputs(spark, remote) if remote else []
         to_read, ordered = _plan_files(spark, checked, store,
                                        keep_store_order=eng.workspace is not None)
         _read_files(spark, to_read, batch_rows, on_file)
+        fetched = _read_remote(spark, listed, store, batch_rows, on_file)
         stored = stored_files(store)
         if ordered is None:
             metas = sorted(stored.values(), key=lambda m: (m["path"], m["sha256"]))
         else:
-            metas = [stored[e["sha256"]] for e in ordered]
+            # A content fetched twice (or read by an earlier run under another name) is
+            # named by its first path in the run's order, as on DuckDB.
+            seen = {e["sha256"] for e in ordered}
+            for m in fetched:
+                if m["sha256"] not in seen:
+                    seen.add(m["sha256"])
+                    ordered.append(m)
+            metas = [{**stored[e["sha256"]], "path": e["path"]} for e in ordered]
         metas = [{**m, "store": store} for m in metas]
         recorded = [st.InputFile(i, m["path"], m["kind"], m["size_bytes"], m["sha256"])
                     for i, m in enumerate(metas)]
@@ -388,12 +650,15 @@ def read_spark(checked, eng: Engine, *, batch_rows: int,
                 _register(spark, name, df)
         con = st.connect(None)
         _load(con, "inputs", _collect(spark.table("inputs").drop("rowid").orderBy("input_id")))
+        con.executemany("UPDATE inputs SET path = ? WHERE input_id = ?",
+                        [[r.path, r.input_id] for r in recorded])
         if any(m["kind"] in BUNDLE_KINDS for m in metas):
             _assemble_bundles(spark, con, metas, ids, schemas)
         _dedup(spark, run)
         _driver_tables(spark, run, con)
-        check_snapshots(con, [Path(r.path) for r in recorded
-                              if r.kind in ("openalex", "openalex-institutions")])
+        # A snapshot's manifest is checked against local folders only (not yet through URIs).
+        check_snapshots(con, [Path(r.path) for r in recorded if not is_uri(r.path)
+                              and r.kind in ("openalex", "openalex-institutions")])
     with stage("geocode"):
         geocoding = _locate(spark, run, con)
     return con, recorded, geocoding, run, engine_info(spark)
